@@ -1,0 +1,641 @@
+"""The registry of divergences between a teacher and a student, exact and Monte-Carlo.
+
+Convention, obeyed everywhere in KL Lab:
+
+    teacher = p (the target), student = q (the model being trained);
+    argument order is always (teacher, student);
+    forward_kl = KL(teacher || student)  (mode-covering),
+    reverse_kl = KL(student || teacher)  (mode-seeking).
+
+Every kind except ``akl`` is an f-divergence, written as one pointwise *integrand*
+``g(log p, log q)`` with ``D = integral of g(log p(x), log q(x)) dx``. Each ``g`` is positively
+homogeneous of degree one (``g(c p, c q) = c g(p, q)``), so the same function serves both paths:
+
+* exact:        ``sum_i w_i g(log p(x_i), log q(x_i))`` over a quadrature grid or a whole table;
+* Monte Carlo:  ``mean_j g(log p(x_j) - log r(x_j), log q(x_j) - log r(x_j))`` for ``x_j ~ r``.
+
+Each kind also carries ``dg/dlog q``, which the fitting code chains with the student's score.
+All maths is in log space; ``0 log 0 = 0``; a divergence that is infinite returns ``inf``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from kl_core.distributions import (
+    Distribution,
+    Gaussian,
+    Seed,
+    _GaussianComponents,
+    as_generator,
+)
+from kl_core.quadrature import integrate, panel_grid, roots
+
+__all__ = [
+    "Kind",
+    "KINDS",
+    "MCEstimate",
+    "divergence",
+    "integrand",
+    "d_integrand",
+    "resolve",
+    "akl_weights",
+    "kind_names",
+    "kl_direction",
+]
+
+Array = np.ndarray
+Integrand = Callable[..., Array]
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of a divergence kind: its default and its allowed closed/open range."""
+
+    default: float
+    low: float
+    high: float
+    low_open: bool = False
+    high_open: bool = False
+
+    def check(self, kind: str, name: str, value: Any) -> float:
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{kind}: {name} must be a number, got {value!r}") from None
+        lo_ok = v > self.low if self.low_open else v >= self.low
+        hi_ok = v < self.high if self.high_open else v <= self.high
+        if not (math.isfinite(v) and lo_ok and hi_ok):
+            lo = "(" if self.low_open else "["
+            hi = ")" if self.high_open else "]"
+            raise ValueError(f"{kind}: {name} must be in {lo}{self.low}, {self.high}{hi}, got {value!r}")
+        return v
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A divergence kind: its integrand g(lp, lq), dg/dlq, parameters and default sampler."""
+
+    name: str
+    summary: str
+    integrand: Integrand | None
+    d_dlq: Integrand | None
+    params: dict[str, Param] = field(default_factory=dict)
+    sampler: str = "mixture"  # Monte-Carlo proposal: "teacher", "student" or "mixture" (half each)
+    discrete_only: bool = False
+    # (g, dg/dlq) in one pass for finite inputs (the fitting hot path); None: call both
+    fused: Integrand | None = None
+
+    def value_and_d(self, lp: Array, lq: Array, finite: bool = False, **par: float) -> tuple[Array, Array]:
+        """(g, dg/dlq) together; ``finite=True`` promises no -inf in lp or lq (skips the masks)."""
+        if finite and self.fused is not None:
+            return self.fused(lp, lq, **par)
+        return self.integrand(lp, lq, **par), self.d_dlq(lp, lq, **par)
+
+
+KINDS: dict[str, Kind] = {}
+
+
+def _register(kind: Kind) -> Kind:
+    KINDS[kind.name] = kind
+    return kind
+
+
+def kind_names() -> list[str]:
+    return list(KINDS)
+
+
+def resolve(kind: str, params: dict[str, Any]) -> tuple[Kind, dict[str, float]]:
+    """Look up a kind and validate its parameters (filling defaults); unknown names raise."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown divergence kind {kind!r}; valid kinds: {', '.join(KINDS)}")
+    k = KINDS[kind]
+    unknown = set(params) - set(k.params)
+    if unknown:
+        allowed = ", ".join(k.params) or "none"
+        raise ValueError(f"{kind}: unknown parameter(s) {', '.join(sorted(unknown))}; allowed: {allowed}")
+    return k, {n: p.check(kind, n, params.get(n, p.default)) for n, p in k.params.items()}
+
+
+# ----------------------------------------------------------------------------------------------
+# Integrands. lp = log p (teacher), lq = log q (student); both may hold -inf.
+# ----------------------------------------------------------------------------------------------
+
+
+def _xlog_ratio(la: Array, lb: Array) -> Array:
+    """a * (log a - log b): 0 where a = 0, +inf where a > 0 = b."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.where(np.isneginf(la), 0.0, np.exp(la) * (la - lb))
+
+
+def _log_mix(la: Array, lb: Array, a: float) -> Array:
+    """log(a * A + (1 - a) * B) from log A, log B."""
+    if a <= 0.0:
+        return lb + 0.0
+    if a >= 1.0:
+        return la + 0.0
+    return np.logaddexp(math.log(a) + la, math.log1p(-a) + lb)
+
+
+def _forward_kl(lp: Array, lq: Array) -> Array:
+    return _xlog_ratio(lp, lq)
+
+
+def _d_forward_kl(lp: Array, lq: Array) -> Array:
+    return -np.exp(lp)
+
+
+def _reverse_kl(lp: Array, lq: Array) -> Array:
+    return _xlog_ratio(lq, lp)
+
+
+def _d_reverse_kl(lp: Array, lq: Array) -> Array:
+    # d/dlq [q (lq - lp)] = q (lq - lp + 1)
+    return _xlog_ratio(lq, lp) + np.exp(lq)
+
+
+def _jsd(lp: Array, lq: Array, beta: float) -> Array:
+    # generalized JSD (GKD, Agarwal et al. 2024): beta KL(p||m) + (1-beta) KL(q||m), m = beta p + (1-beta) q
+    if beta == 0.0:
+        return _forward_kl(lp, lq)
+    if beta == 1.0:
+        return _reverse_kl(lp, lq)
+    lm = _log_mix(lp, lq, beta)
+    return beta * _xlog_ratio(lp, lm) + (1.0 - beta) * _xlog_ratio(lq, lm)
+
+
+def _d_jsd(lp: Array, lq: Array, beta: float) -> Array:
+    if beta == 0.0:
+        return _d_forward_kl(lp, lq)
+    if beta == 1.0:
+        return _d_reverse_kl(lp, lq)
+    # the terms through log m cancel: d/dlq = (1-beta) q (lq - lm)
+    return (1.0 - beta) * _xlog_ratio(lq, _log_mix(lp, lq, beta))
+
+
+def _alpha(lp: Array, lq: Array, alpha: float) -> Array:
+    # Amari alpha-divergence: 1/(a b) * [a p + b q - p^a q^b], b = 1 - a (Minka 2005, eq. 2)
+    if alpha == 1.0:
+        return _forward_kl(lp, lq)
+    if alpha == 0.0:
+        return _reverse_kl(lp, lq)
+    a, b = alpha, 1.0 - alpha
+    p, q = np.exp(lp), np.exp(lq)
+    both = np.isfinite(lp) & np.isfinite(lq)
+    d = np.where(both, lq - lp, 0.0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        # p^a q^b - p = p expm1(b d): written with expm1 so that a -> 1 (b -> 0) keeps its digits
+        bd = b * d
+        cross_minus_p = np.where(bd < 30.0, p * np.expm1(np.minimum(bd, 30.0)), np.exp(a * lp + b * lq) - p)
+        finite = (b * (q - p) - cross_minus_p) / (a * b)
+    # one side zero: p^a q^b is 0 (exponent > 0) or +inf (exponent < 0)
+    only_q = q / a if a > 0 else np.inf  # p = 0 < q
+    only_p = p / b if b > 0 else np.inf  # q = 0 < p
+    out = np.where(both, finite, 0.0)
+    out = np.where(np.isneginf(lp) & np.isfinite(lq), only_q, out)
+    out = np.where(np.isneginf(lq) & np.isfinite(lp), only_p, out)
+    return out
+
+
+def _d_alpha(lp: Array, lq: Array, alpha: float) -> Array:
+    if alpha == 1.0:
+        return _d_forward_kl(lp, lq)
+    if alpha == 0.0:
+        return _d_reverse_kl(lp, lq)
+    # d/dlq = (q - p^a q^b) / a = -q expm1(a (lp - lq)) / a
+    with np.errstate(over="ignore", invalid="ignore"):
+        v = -np.exp(lq) * np.expm1(alpha * (lp - lq)) / alpha
+    return np.where(np.isneginf(lq), 0.0, v)
+
+
+def _skew_forward_kl(lp: Array, lq: Array, alpha: float) -> Array:
+    # DistiLLM (Ko et al. 2024): KL(p || alpha p + (1-alpha) q)
+    return _xlog_ratio(lp, _log_mix(lp, lq, alpha))
+
+
+def _d_skew_forward_kl(lp: Array, lq: Array, alpha: float) -> Array:
+    lm = _log_mix(lp, lq, alpha)
+    with np.errstate(invalid="ignore"):
+        v = -(1.0 - alpha) * np.exp(lp + lq - lm)
+    return np.where(np.isneginf(lq) | np.isneginf(lp), 0.0, v)
+
+
+def _skew_reverse_kl(lp: Array, lq: Array, alpha: float) -> Array:
+    # DistiLLM: KL(q || alpha q + (1-alpha) p)
+    return _xlog_ratio(lq, _log_mix(lq, lp, alpha))
+
+
+def _d_skew_reverse_kl(lp: Array, lq: Array, alpha: float) -> Array:
+    lm = _log_mix(lq, lp, alpha)
+    with np.errstate(invalid="ignore"):
+        share = np.exp(lq - lm) * alpha  # alpha q / m
+    return np.where(np.isneginf(lq), 0.0, _xlog_ratio(lq, lm) + np.exp(lq) * (1.0 - share))
+
+
+def _tv(lp: Array, lq: Array) -> Array:
+    return 0.5 * np.abs(np.exp(lp) - np.exp(lq))
+
+
+def _d_tv(lp: Array, lq: Array) -> Array:
+    return -0.5 * np.sign(np.exp(lp) - np.exp(lq)) * np.exp(lq)
+
+
+def _fused_forward_kl(lp: Array, lq: Array) -> tuple[Array, Array]:
+    p = np.exp(lp)
+    return p * (lp - lq), np.broadcast_to(-p, np.broadcast_shapes(np.shape(lp), np.shape(lq)))
+
+
+def _fused_reverse_kl(lp: Array, lq: Array) -> tuple[Array, Array]:
+    q = np.exp(lq)
+    g = q * (lq - lp)
+    return g, g + q
+
+
+_register(
+    Kind(
+        "forward_kl",
+        "KL(teacher || student): mode-covering",
+        _forward_kl,
+        _d_forward_kl,
+        sampler="teacher",
+        fused=_fused_forward_kl,
+    )
+)
+_register(
+    Kind(
+        "reverse_kl",
+        "KL(student || teacher): mode-seeking",
+        _reverse_kl,
+        _d_reverse_kl,
+        sampler="student",
+        fused=_fused_reverse_kl,
+    )
+)
+_register(
+    Kind(
+        "jsd",
+        "generalized Jensen-Shannon (GKD); beta=0 forward KL, beta=1 reverse KL",
+        _jsd,
+        _d_jsd,
+        {"beta": Param(0.5, 0.0, 1.0)},
+    )
+)
+_register(
+    Kind(
+        "alpha",
+        "Amari alpha-divergence; alpha->1 forward KL, alpha->0 reverse KL, alpha<=0 zero-forcing",
+        _alpha,
+        _d_alpha,
+        {"alpha": Param(0.5, -1e6, 1e6)},
+    )
+)
+_register(
+    Kind(
+        "skew_forward_kl",
+        "KL(teacher || a teacher + (1-a) student) (DistiLLM)",
+        _skew_forward_kl,
+        _d_skew_forward_kl,
+        {"alpha": Param(0.1, 0.0, 1.0)},
+        sampler="teacher",
+    )
+)
+_register(
+    Kind(
+        "skew_reverse_kl",
+        "KL(student || a student + (1-a) teacher) (DistiLLM)",
+        _skew_reverse_kl,
+        _d_skew_reverse_kl,
+        {"alpha": Param(0.1, 0.0, 1.0)},
+        sampler="student",
+    )
+)
+_register(Kind("tv", "total variation: half the L1 distance", _tv, _d_tv))
+_register(
+    Kind(
+        "akl",
+        "adaptive KL (Wu et al. 2024): head/tail-weighted forward + reverse KL",
+        None,
+        None,
+        {"mu": Param(0.5, 0.0, 1.0, low_open=True)},
+        discrete_only=True,
+    )
+)
+
+
+def kl_direction(kind: str, params: dict[str, float]) -> str | None:
+    """"forward" or "reverse" when ``kind`` with these parameters *is* plain KL, else None."""
+    special = {
+        "forward_kl": "forward",
+        "reverse_kl": "reverse",
+        ("jsd", 0.0): "forward",
+        ("jsd", 1.0): "reverse",
+        ("alpha", 1.0): "forward",
+        ("alpha", 0.0): "reverse",
+        ("skew_forward_kl", 0.0): "forward",
+        ("skew_reverse_kl", 0.0): "reverse",
+    }
+    if kind in special:
+        return special[kind]
+    value = next(iter(params.values()), None)
+    return special.get((kind, value))
+
+
+def integrand(kind: str, lp: Array, lq: Array, **params: Any) -> Array:
+    """The pointwise integrand g(log p, log q) of ``kind``; summing it over a grid gives D."""
+    k, par = resolve(kind, params)
+    if k.integrand is None:
+        raise ValueError(f"{kind} is not a pointwise integral; it is defined for discrete tables only")
+    return k.integrand(np.asarray(lp, float), np.asarray(lq, float), **par)
+
+
+def d_integrand(kind: str, lp: Array, lq: Array, **params: Any) -> Array:
+    """dg/d(log q): the sensitivity of the integrand to the student's log-density."""
+    k, par = resolve(kind, params)
+    if k.d_dlq is None:
+        raise ValueError(f"{kind} is not a pointwise integral; it is defined for discrete tables only")
+    return k.d_dlq(np.asarray(lp, float), np.asarray(lq, float), **par)
+
+
+# ----------------------------------------------------------------------------------------------
+# Adaptive KL (discrete only): weights from where the student misses the teacher's head vs tail.
+# ----------------------------------------------------------------------------------------------
+
+
+def akl_weights(p: Array, q: Array, mu: float) -> tuple[Array, Array]:
+    """(head weight, tail weight) of AKL along the last axis (Wu et al. 2024, Sec. 4).
+
+    Sort the teacher's probabilities in decreasing order; the head is the shortest prefix whose
+    cumulative mass reaches ``mu`` (always at least the top entry). ``g_head`` and ``g_tail`` are
+    the L1 gaps between teacher and student over each part; weights are their shares (1/2 each
+    when the two distributions are equal).
+    """
+    order = np.argsort(-p, axis=-1, kind="stable")
+    ps = np.take_along_axis(p, order, -1)
+    qs = np.take_along_axis(q, order, -1)
+    gap = np.abs(ps - qs)
+    tail = np.cumsum(ps, axis=-1) > mu
+    tail[..., 0] = False
+    g_head = np.where(tail, 0.0, gap).sum(-1)
+    g_tail = np.where(tail, gap, 0.0).sum(-1)
+    total = g_head + g_tail
+    safe = np.where(total > 0, total, 1.0)
+    return np.where(total > 0, g_head / safe, 0.5), np.where(total > 0, g_tail / safe, 0.5)
+
+
+def _akl_exact(lp: Array, lq: Array, mu: float) -> float:
+    p, q = np.exp(lp).ravel(), np.exp(lq).ravel()
+    w_head, w_tail = akl_weights(p, q, mu)
+    fkl = _forward_kl(lp, lq).sum()
+    rkl = _reverse_kl(lp, lq).sum()
+    terms = [w * v for w, v in ((w_head, fkl), (w_tail, rkl)) if w > 0]
+    return float(sum(terms))
+
+
+# ----------------------------------------------------------------------------------------------
+# Closed forms for Gaussian pairs (any dimension)
+# ----------------------------------------------------------------------------------------------
+
+
+def _gaussian_params(g: Gaussian) -> tuple[Array, Array]:
+    _, mu, cov = g.components()
+    return mu[0], cov[0]
+
+
+def _kl_gaussian_gaussian(p: Gaussian, q: Gaussian) -> float:
+    """KL(p || q) = 1/2 [tr(Sq^-1 Sp) + (mq-mp)^T Sq^-1 (mq-mp) - d + ln(|Sq|/|Sp|)]."""
+    mp, sp = _gaussian_params(p)
+    mq, sq = _gaussian_params(q)
+    d = mp.size
+    lq = np.linalg.cholesky(sq)
+    trace_term = np.trace(np.linalg.solve(sq, sp))
+    diff = np.linalg.solve(lq, mq - mp)
+    mahalanobis = diff @ diff
+    log_det_ratio = 2.0 * np.log(np.diag(lq)).sum() - np.linalg.slogdet(sp)[1]
+    return float(0.5 * (trace_term + mahalanobis - d + log_det_ratio))
+
+
+def _log_alpha_overlap(p: Gaussian, q: Gaussian, alpha: float) -> float:
+    """log of integral p^a q^(1-a) for two Gaussians; +inf when it diverges."""
+    mp, sp = _gaussian_params(p)
+    mq, sq = _gaussian_params(q)
+    a, b = alpha, 1.0 - alpha
+    lam_p, lam_q = np.linalg.inv(sp), np.linalg.inv(sq)
+    lam = a * lam_p + b * lam_q
+    if np.any(np.linalg.eigvalsh(lam) <= 0):
+        return math.inf
+    h = a * lam_p @ mp + b * lam_q @ mq
+    m = np.linalg.solve(lam, h)
+    d = mp.size
+    quad = a * mp @ lam_p @ mp + b * mq @ lam_q @ mq - m @ h
+    logdet = lambda s: np.linalg.slogdet(s)[1]  # noqa: E731
+    return float(
+        -0.5 * quad
+        - 0.5 * a * (d * math.log(2 * math.pi) + logdet(sp))
+        - 0.5 * b * (d * math.log(2 * math.pi) + logdet(sq))
+        + 0.5 * (d * math.log(2 * math.pi) - logdet(lam))
+    )
+
+
+def _alpha_gaussian_gaussian(p: Gaussian, q: Gaussian, alpha: float) -> float:
+    if alpha == 1.0:
+        return _kl_gaussian_gaussian(p, q)
+    if alpha == 0.0:
+        return _kl_gaussian_gaussian(q, p)
+    log_overlap = _log_alpha_overlap(p, q, alpha)
+    if math.isinf(log_overlap):
+        return math.inf
+    return float(-math.expm1(log_overlap) / (alpha * (1.0 - alpha)))
+
+
+def _closed_form(kind: str, teacher: Distribution, student: Distribution, par: dict[str, float]) -> float | None:
+    if not (isinstance(teacher, Gaussian) and isinstance(student, Gaussian)):
+        return None
+    if kind == "forward_kl":
+        return _kl_gaussian_gaussian(teacher, student)
+    if kind == "reverse_kl":
+        return _kl_gaussian_gaussian(student, teacher)
+    if kind == "jsd" and par["beta"] in (0.0, 1.0):
+        return _kl_gaussian_gaussian(*((teacher, student) if par["beta"] == 0.0 else (student, teacher)))
+    if kind == "alpha":
+        return _alpha_gaussian_gaussian(teacher, student, par["alpha"])
+    return None
+
+
+# ----------------------------------------------------------------------------------------------
+# Exact and Monte-Carlo evaluation
+# ----------------------------------------------------------------------------------------------
+
+
+class MCEstimate(NamedTuple):
+    """A Monte-Carlo estimate with its standard error (std of the terms / sqrt(n))."""
+
+    value: float
+    stderr: float
+    n: int
+
+    def __float__(self) -> float:
+        return self.value
+
+
+def _check_pair(teacher: Distribution, student: Distribution) -> None:
+    for name, d in (("teacher", teacher), ("student", student)):
+        if not isinstance(d, Distribution):
+            raise ValueError(f"{name} must be a kl_core distribution, got {type(d).__name__}")
+    if teacher.is_discrete != student.is_discrete:
+        raise ValueError("teacher and student must both be continuous or both be discrete")
+    if teacher.is_discrete:
+        if teacher.shape != student.shape:
+            raise ValueError(f"Shape mismatch: teacher table {teacher.shape} != student table {student.shape}")
+    elif teacher.dim != student.dim:
+        raise ValueError(f"Dimension mismatch: teacher is {teacher.dim}-D, student is {student.dim}-D")
+
+
+def _alpha_extra_components(teacher: _GaussianComponents, student: _GaussianComponents, alpha: float):
+    """Effective Gaussians of p_i^a q_j^(1-a) per component pair: where alpha's integrand lives."""
+    mus, covs = [], []
+    _, mp, cp = teacher.components()
+    _, mq, cq = student.components()
+    for i in range(len(mp)):
+        for j in range(len(mq)):
+            lam_p, lam_q = np.linalg.inv(cp[i]), np.linalg.inv(cq[j])
+            lam = alpha * lam_p + (1 - alpha) * lam_q
+            if np.all(np.linalg.eigvalsh(lam) > 0):
+                cov = np.linalg.inv(lam)
+                mus.append(cov @ (alpha * lam_p @ mp[i] + (1 - alpha) * lam_q @ mq[j]))
+                covs.append(cov)
+    return [(np.array(mus), np.array(covs))] if mus else []
+
+
+def _alpha_diverges(teacher: _GaussianComponents, student: _GaussianComponents, alpha: float) -> bool:
+    """For alpha outside [0, 1], is the integral of p^a q^(1-a) infinite?
+
+    Along a ray x = t v, a mixture's log-density falls like -t^2/2 * min_k v^T Lambda_k v (its
+    widest component in that direction wins), so p^a q^(1-a) is integrable iff, for every
+    direction v, a * min_i v^T Lp_i v + (1-a) * min_j v^T Lq_j v > 0. 1-D has one direction;
+    2-D checks 720 of them (the forms are smooth in the angle).
+    """
+    if 0.0 <= alpha <= 1.0:
+        return False
+    _, _, cp = teacher.components()
+    _, _, cq = student.components()
+    d = cp.shape[-1]
+    if d == 1:
+        v = np.ones((1, 1))
+    else:
+        ang = np.linspace(0.0, np.pi, 720, endpoint=False)
+        v = np.stack([np.cos(ang), np.sin(ang)], -1) if d == 2 else np.eye(d)
+    form = lambda covs: np.einsum("ai,kij,aj->ak", v, np.linalg.inv(covs), v).min(-1)  # noqa: E731
+    return bool(np.any(alpha * form(cp) + (1.0 - alpha) * form(cq) <= 0.0))
+
+
+def _crossings(teacher: _GaussianComponents, student: _GaussianComponents) -> list[float]:
+    """Points where p(x) = q(x) in 1-D: the kinks of |p - q|."""
+    x, _ = panel_grid([teacher, student])
+    return roots(lambda t: teacher.log_prob(t) - student.log_prob(t), x)
+
+
+def _exact(k: Kind, teacher: Distribution, student: Distribution, par: dict[str, float]) -> float:
+    if teacher.is_discrete:
+        lp, lq = teacher.log_probs, student.log_probs
+        if k.name == "akl":
+            return _akl_exact(lp, lq, par["mu"])
+        return float(k.integrand(lp, lq, **par).sum())
+    if k.discrete_only:
+        raise ValueError(f"{k.name} is defined for discrete distributions only")
+    closed = _closed_form(k.name, teacher, student, par)
+    if closed is not None:
+        return closed
+    if teacher.dim > 2:
+        raise ValueError(
+            f"exact {k.name} in {teacher.dim}-D has no closed form for these distributions; use method='mc'"
+        )
+    extra = []
+    if k.name == "alpha":
+        if _alpha_diverges(teacher, student, par["alpha"]):
+            return math.inf
+        extra = _alpha_extra_components(teacher, student, par["alpha"])
+    breaks = _crossings(teacher, student) if k.name == "tv" and teacher.dim == 1 else ()
+    value = integrate(
+        lambda x: k.integrand(teacher.log_prob(x), student.log_prob(x), **par),
+        [teacher, student],
+        extra=extra,
+        breaks=breaks,
+    )
+    return max(value, 0.0) if abs(value) < 1e-15 else value
+
+
+def mc_terms(
+    k: Kind, teacher: Distribution, student: Distribution, par: dict[str, float], n: int, seed: Seed
+) -> Array:
+    """The n i.i.d. Monte-Carlo terms whose mean estimates the divergence (x ~ the kind's sampler)."""
+    rng = as_generator(seed)
+    if k.sampler == "teacher":
+        x = teacher.sample(n, seed=rng)
+    elif k.sampler == "student":
+        x = student.sample(n, seed=rng)
+    else:  # an equal mixture of both: bounded importance weights for every symmetric kind
+        from_teacher = rng.random(n) < 0.5
+        n_t = int(from_teacher.sum())
+        parts = []
+        if n_t:
+            parts.append(teacher.sample(n_t, seed=rng))
+        if n - n_t:
+            parts.append(student.sample(n - n_t, seed=rng))
+        x = np.concatenate(parts)
+    lp, lq = teacher.log_prob(x), student.log_prob(x)
+    if k.sampler == "teacher":
+        lr = lp
+    elif k.sampler == "student":
+        lr = lq
+    else:
+        lr = np.logaddexp(lp, lq) - math.log(2.0)
+    return k.integrand(lp - lr, lq - lr, **par)
+
+
+def divergence(
+    teacher: Distribution,
+    student: Distribution,
+    kind: str = "forward_kl",
+    method: str = "exact",
+    n: int = 10_000,
+    seed: Seed = None,
+    **params: Any,
+) -> float | MCEstimate:
+    """The divergence ``kind`` from student to teacher, in nats.
+
+    Args:
+        teacher: the target distribution p.
+        student: the model distribution q (same dimension, or same table shape).
+        kind: one of :data:`KINDS` (``forward_kl``, ``reverse_kl``, ``jsd``, ``alpha``,
+            ``skew_forward_kl``, ``skew_reverse_kl``, ``tv``, ``akl``).
+        method: ``"exact"`` (closed form, exact sum or quadrature; returns a float) or ``"mc"``
+            (Monte Carlo with the kind's natural sampler; returns an :class:`MCEstimate`).
+        n: Monte-Carlo sample size.
+        seed: Monte-Carlo randomness.
+        **params: the kind's parameters (``beta``, ``alpha``, ``mu``).
+
+    Examples:
+        >>> import kl_core as kc
+        >>> round(kc.divergence(kc.Gaussian(0, 1), kc.Gaussian(1, 2), "forward_kl"), 6)  # ln 2 - 1/4
+        0.443147
+    """
+    k, par = resolve(kind, params)
+    _check_pair(teacher, student)
+    if method == "exact":
+        return _exact(k, teacher, student, par)
+    if method == "mc":
+        if k.integrand is None:
+            raise ValueError(f"{kind} has no Monte-Carlo estimator; use method='exact'")
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
+            raise ValueError(f"n must be an integer >= 2, got {n!r}")
+        terms = mc_terms(k, teacher, student, par, int(n), seed)
+        if not np.all(np.isfinite(terms)):
+            return MCEstimate(math.inf, math.inf, int(n))
+        return MCEstimate(float(terms.mean()), float(terms.std(ddof=1) / math.sqrt(n)), int(n))
+    raise ValueError(f"method must be 'exact' or 'mc', got {method!r}")
+

@@ -1,0 +1,411 @@
+"""Student parametrisations for fitting: unconstrained parameter vectors, log-densities, gradients.
+
+A *family* turns a flat parameter vector into a student and gives, for a batch of S starts at
+once, the student's log-density ``log q(x)`` and the vector-Jacobian products the estimators need:
+
+* ``log_prob_vjp``  -- ``sum_x c(x) d log q(x) / d theta``            (exact and score-function)
+* ``path_vjp``      -- ``sum_x c(x) . dx / d theta`` for reparameterised samples  (pathwise)
+* ``grad_x``        -- ``d log q(x) / dx`` at samples                   (pathwise)
+
+Gradients are derived by hand (the landscape and the animation need thousands of cheap steps;
+a framework's per-call overhead would dominate), and tested against finite differences.
+
+Parameters (per start):
+
+* 1-D Gaussian mixture, K components: ``[weight_logit_k (if K > 1), mean_k, log_std_k]``;
+  a 1-D Gaussian is K = 1: ``[mean, log_std]``.
+* N-D Gaussian mixture: ``[weight_logit_k (if K > 1), mean_k (d), log_chol_diag_k (d),
+  chol_offdiag_k (d(d-1)/2)]``, covariance ``L L^T`` with L lower triangular.
+* FactorizedCategorical: the per-position logits, concatenated.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.special import log_softmax, logsumexp, ndtr, softmax
+
+from kl_core.distributions import (
+    Categorical,
+    Distribution,
+    FactorizedCategorical,
+    Gaussian,
+    GaussianMixture,
+    _GaussianComponents,
+)
+
+__all__ = ["Family", "family_for", "LEARNABLE"]
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+# which names `learn=` accepts, per family
+LEARNABLE = {
+    "gaussian_1d": ("weight", "mean", "std"),
+    "gaussian_nd": ("weight", "mean", "std", "corr"),
+    "factorized": ("logits",),
+}
+
+
+class Family:
+    """Interface shared by the student families (see module docstring)."""
+
+    kind: str
+    n_params: int
+    param_names: list[str]
+    continuous: bool = True
+    reparameterisable: bool = True
+
+    def mask(self, learn: tuple[str, ...] | None) -> np.ndarray:
+        """1.0 for learnable parameters, 0.0 for held-fixed ones."""
+        allowed = LEARNABLE[self.kind]
+        if learn is None:
+            return np.ones(self.n_params)
+        learn = (learn,) if isinstance(learn, str) else tuple(learn)
+        bad = [n for n in learn if n not in allowed]
+        if bad or not learn:
+            raise ValueError(f"learn must be a non-empty subset of {allowed}, got {learn!r}")
+        return np.array([1.0 if self._group(n) in learn else 0.0 for n in self.param_names])
+
+    @staticmethod
+    def _group(param_name: str) -> str:
+        head = param_name.split("[")[0]
+        return {"weight_logit": "weight", "mean": "mean", "log_std": "std", "log_chol_diag": "std"}.get(head, head)
+
+
+class GaussianMixture1D(Family):
+    """1-D Gaussian mixture (K = 1 is a Gaussian) with (weight logits, means, log stds)."""
+
+    kind = "gaussian_1d"
+
+    def __init__(self, n_components: int) -> None:
+        self.K = int(n_components)
+        self.n_logits = self.K if self.K > 1 else 0
+        self.n_params = self.n_logits + 2 * self.K
+        k = range(self.K)
+        if self.K == 1:
+            self.param_names = ["mean", "log_std"]
+        else:
+            self.param_names = (
+                [f"weight_logit[{i}]" for i in k] + [f"mean[{i}]" for i in k] + [f"log_std[{i}]" for i in k]
+            )
+
+    # -- packing ---------------------------------------------------------------------------------
+    def pack(self, student: _GaussianComponents) -> np.ndarray:
+        w, mu, cov = student.components()
+        theta = [np.log(w)] if self.K > 1 else []
+        theta += [mu[:, 0], 0.5 * np.log(cov[:, 0, 0])]
+        return np.concatenate(theta)
+
+    def split(self, theta: np.ndarray):
+        nl, K = self.n_logits, self.K
+        logw = log_softmax(theta[..., :nl], axis=-1) if K > 1 else np.zeros(theta.shape[:-1] + (1,))
+        return logw, theta[..., nl : nl + K], theta[..., nl + K :]
+
+    def unpack(self, theta: np.ndarray) -> Distribution:
+        logw, mu, ls = self.split(np.asarray(theta, float))
+        if self.K == 1:
+            return Gaussian(float(mu[0]), float(np.exp(ls[0])))
+        return GaussianMixture(np.exp(logw), mu, np.exp(ls))
+
+    # -- densities -------------------------------------------------------------------------------
+    def log_prob(self, theta: np.ndarray, x: np.ndarray):
+        """theta (S, P), x (G,) or (S, G) -> log q (S, G) and cached terms for the VJPs."""
+        logw, mu, ls = self.split(theta)
+        sig = np.exp(ls)
+        xs = x[None, None, :] if x.ndim == 1 else x[:, None, :]
+        z = (xs - mu[..., None]) * (1.0 / sig)[..., None]  # (S, K, G)
+        if self.K == 1:
+            lq = -0.5 * z[:, 0] * z[:, 0] - (ls + 0.5 * _LOG_2PI)
+            return lq, (z, None, sig, logw)
+        lc = -0.5 * z * z - (ls + 0.5 * _LOG_2PI - logw)[..., None]
+        lq = logsumexp(lc, axis=1)
+        r = np.exp(lc - lq[:, None, :])  # responsibilities (S, K, G)
+        return lq, (z, r, sig, logw)
+
+    def log_prob_vjp(self, theta: np.ndarray, aux, c: np.ndarray) -> np.ndarray:
+        """sum_x c(x) d log q(x) / d theta for c (S, G) or (G,) -> (S, P)."""
+        z, r, sig, logw = aux
+        a = c[..., None, :] if r is None else c[..., None, :] * r  # (S, K, G), or (1, G) shared by starts
+        az = a * z
+        d_mu = az.sum(-1) / sig
+        d_ls = (az * z).sum(-1) - a.sum(-1)  # (S, K)
+        if self.K == 1:
+            return np.concatenate([d_mu, d_ls], axis=-1)
+        d_logit = a.sum(-1) - np.exp(logw) * c.sum(-1, keepdims=True)
+        return np.concatenate([d_logit, d_mu, d_ls], axis=-1)
+
+    # -- sampling and the pathwise derivative --------------------------------------------------
+    def sample(self, theta: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+        logw, mu, ls = self.split(theta)
+        S = theta.shape[0]
+        if self.K == 1:
+            comp = np.zeros((S, n), int)
+        else:  # inverse-CDF draw of the component per start
+            cdf = np.cumsum(np.exp(logw), axis=-1)
+            comp = np.minimum((rng.random((S, n))[..., None] > cdf[:, None, :]).sum(-1), self.K - 1)
+        eps = rng.standard_normal((S, n))
+        return np.take_along_axis(mu, comp, 1) + np.take_along_axis(np.exp(ls), comp, 1) * eps
+
+    def grad_x(self, theta: np.ndarray, aux) -> np.ndarray:
+        z, r, sig, _ = aux
+        g = -z / sig[..., None]
+        return g[:, 0] if r is None else (r * g).sum(1)
+
+    def path_vjp(self, theta: np.ndarray, x: np.ndarray, aux, cot: np.ndarray) -> np.ndarray:
+        """sum_x cot(x) dx/dtheta, x drawn by `sample` (S, n).
+
+        A mixture sample is not a smooth function of the weights through its component choice,
+        so we use implicit reparameterisation (Figurnov et al. 2018): with F the CDF,
+        dx/dtheta = -(dF/dtheta)(x) / q(x). For the location/scale parameters this is
+        r_k(x) and r_k(x) (x - mu_k); for K = 1 it is the familiar 1 and sigma * eps.
+        """
+        z, r, sig, logw = aux
+        _, mu, _ = self.split(theta)
+        rr = np.ones_like(z) if r is None else r
+        d_mu = (cot[:, None, :] * rr).sum(-1)
+        d_ls = (cot[:, None, :] * rr * (x[:, None, :] - mu[..., None])).sum(-1)
+        if self.K == 1:
+            return np.concatenate([d_mu, d_ls], axis=-1)
+        w = np.exp(logw)
+        phi_cdf = ndtr(z)  # (S, K, n)
+        F = (w[..., None] * phi_cdf).sum(1, keepdims=True)
+        lq = logsumexp(-0.5 * z * z - (np.log(sig) + 0.5 * _LOG_2PI - logw)[..., None], axis=1, keepdims=True)
+        dx_dlogit = -w[..., None] * (phi_cdf - F) * np.exp(-lq)
+        d_logit = (cot[:, None, :] * dx_dlogit).sum(-1)
+        return np.concatenate([d_logit, d_mu, d_ls], axis=-1)
+
+    # -- starts and bounds --------------------------------------------------------------------
+    def random_starts(self, teacher: _GaussianComponents, m: int, rng: np.random.Generator) -> np.ndarray:
+        """m starts spread over the teacher's support: means uniform over mean +- 2 std,
+        stds log-uniform in [1/4, 1] of the teacher's std (divided by K for mixtures)."""
+        t_mean, t_std = float(teacher.mean), math.sqrt(float(teacher.variance))
+        mu = rng.uniform(t_mean - 2 * t_std, t_mean + 2 * t_std, (m, self.K))
+        ls = np.log(t_std / self.K) + rng.uniform(np.log(0.25), 0.0, (m, self.K))
+        parts = [np.zeros((m, self.n_logits))] if self.K > 1 else []
+        return np.concatenate(parts + [mu, ls], axis=-1)
+
+    def clip(self, theta: np.ndarray, scale: float) -> np.ndarray:
+        nl, K = self.n_logits, self.K
+        theta[:, nl + K :] = np.clip(theta[:, nl + K :], math.log(1e-4 * scale), math.log(1e3 * scale))
+        if nl:
+            theta[:, :nl] = np.clip(theta[:, :nl] - theta[:, :nl].max(-1, keepdims=True), -50.0, 0.0)
+        return theta
+
+
+class GaussianMixtureND(Family):
+    """N-D Gaussian mixture (K = 1 is a Gaussian) with Cholesky-factor covariances."""
+
+    kind = "gaussian_nd"
+
+    def __init__(self, dim: int, n_components: int) -> None:
+        self.d, self.K = int(dim), int(n_components)
+        self.n_logits = self.K if self.K > 1 else 0
+        self.n_off = self.d * (self.d - 1) // 2
+        self.n_params = self.n_logits + self.K * (2 * self.d + self.n_off)
+        self.reparameterisable = self.K == 1
+        self.tril = np.tril_indices(self.d, -1)
+        names = [f"weight_logit[{k}]" for k in range(self.n_logits)]
+        for head, size in (("mean", self.d), ("log_chol_diag", self.d), ("chol_offdiag", self.n_off)):
+            names += [f"{head}[{k},{j}]" for k in range(self.K) for j in range(size)]
+        self.param_names = names
+
+    @staticmethod
+    def _group(param_name: str) -> str:
+        head = param_name.split("[")[0]
+        return {"weight_logit": "weight", "mean": "mean", "log_chol_diag": "std", "chol_offdiag": "corr"}[head]
+
+    def pack(self, student: _GaussianComponents) -> np.ndarray:
+        w, mu, cov = student.components()
+        chol = np.linalg.cholesky(cov)
+        parts = [np.log(w)] if self.K > 1 else []
+        parts += [mu.ravel(), np.log(np.diagonal(chol, axis1=1, axis2=2)).ravel(), chol[:, self.tril[0], self.tril[1]].ravel()]
+        return np.concatenate(parts)
+
+    def split(self, theta: np.ndarray):
+        S = theta.shape[:-1]
+        nl, K, d = self.n_logits, self.K, self.d
+        logw = log_softmax(theta[..., :nl], axis=-1) if K > 1 else np.zeros(S + (1,))
+        i = nl
+        mu = theta[..., i : i + K * d].reshape(S + (K, d))
+        i += K * d
+        logdiag = theta[..., i : i + K * d].reshape(S + (K, d))
+        i += K * d
+        off = theta[..., i:].reshape(S + (K, self.n_off))
+        L = np.zeros(S + (K, d, d))
+        L[..., np.arange(d), np.arange(d)] = np.exp(logdiag)
+        L[..., self.tril[0], self.tril[1]] = off
+        return logw, mu, logdiag, L
+
+    def unpack(self, theta: np.ndarray) -> Distribution:
+        logw, mu, _, L = self.split(np.asarray(theta, float))
+        cov = L @ np.swapaxes(L, -1, -2)
+        cov = 0.5 * (cov + np.swapaxes(cov, -1, -2))
+        if self.K == 1:
+            return Gaussian(mean=mu[0], cov=cov[0])
+        return GaussianMixture(np.exp(logw), mu, covs=cov)
+
+    def log_prob(self, theta: np.ndarray, x: np.ndarray):
+        """theta (S, P), x (G, d) or (S, G, d) -> log q (S, G) and cached terms."""
+        logw, mu, logdiag, L = self.split(theta)
+        Linv = np.linalg.inv(L)  # (S, K, d, d)
+        xs = x[None, None] if x.ndim == 2 else x[:, None]
+        diff = xs - mu[:, :, None, :]  # (S, K, G, d)
+        z = np.einsum("skij,skgj->skgi", Linv, diff)
+        lc = -0.5 * (z * z).sum(-1) - (logdiag.sum(-1) + 0.5 * self.d * _LOG_2PI - logw)[..., None]
+        if self.K == 1:
+            return lc[:, 0], (z, None, Linv, L, logw)
+        lq = logsumexp(lc, axis=1)
+        return lq, (z, np.exp(lc - lq[:, None, :]), Linv, L, logw)
+
+    def _assemble(self, d_logit, d_mu, dL, L):
+        d_logdiag = np.diagonal(dL, axis1=-2, axis2=-1) * np.diagonal(L, axis1=-2, axis2=-1)
+        d_off = dL[..., self.tril[0], self.tril[1]]
+        S = d_mu.shape[0]
+        parts = [d_logit] if self.K > 1 else []
+        parts += [d_mu.reshape(S, -1), d_logdiag.reshape(S, -1), d_off.reshape(S, -1)]
+        return np.concatenate(parts, axis=-1)
+
+    def log_prob_vjp(self, theta: np.ndarray, aux, c: np.ndarray) -> np.ndarray:
+        z, r, Linv, L, logw = aux
+        c = np.broadcast_to(c, z.shape[:1] + z.shape[2:3])  # (S, G)
+        a = c[:, None, :] if r is None else c[:, None, :] * r  # (S, K, G)
+        y = np.einsum("skji,skgj->skgi", Linv, z)  # L^{-T} z = Sigma^{-1} (x - mu)
+        d_mu = np.einsum("skg,skgi->ski", a, y)
+        A = a.sum(-1)
+        # d log N / dL = L^{-T} (z z^T - I)
+        M = np.einsum("skg,skgi,skgj->skij", a, z, z) - A[..., None, None] * np.eye(self.d)
+        dL = np.einsum("skji,skjl->skil", Linv, M)
+        d_logit = A - np.exp(logw) * c.sum(-1, keepdims=True)
+        return self._assemble(d_logit, d_mu, np.tril(dL), L)
+
+    def sample(self, theta: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+        logw, mu, _, L = self.split(theta)
+        S = theta.shape[0]
+        if self.K == 1:
+            comp = np.zeros((S, n), int)
+        else:
+            cdf = np.cumsum(np.exp(logw), axis=-1)
+            comp = np.minimum((rng.random((S, n))[..., None] > cdf[:, None, :]).sum(-1), self.K - 1)
+        eps = rng.standard_normal((S, n, self.d))
+        s_idx = np.arange(S)[:, None]
+        return mu[s_idx, comp] + np.einsum("snij,snj->sni", L[s_idx, comp], eps)
+
+    def grad_x(self, theta: np.ndarray, aux) -> np.ndarray:
+        z, r, Linv, _, _ = aux
+        g = -np.einsum("skji,skgj->skgi", Linv, z)
+        return g[:, 0] if r is None else (r[..., None] * g).sum(1)
+
+    def path_vjp(self, theta: np.ndarray, x: np.ndarray, aux, cot: np.ndarray) -> np.ndarray:
+        if self.K != 1:
+            raise ValueError("gradient='pathwise' needs a single-Gaussian N-D student; use gradient='score'")
+        z, _, _, L, logw = aux
+        eps = z[:, 0]  # x = mu + L eps  =>  eps = L^{-1} (x - mu) = z
+        d_mu = cot.sum(1)[:, None, :]
+        dL = np.tril(np.einsum("sni,snj->sij", cot, eps))[:, None]
+        return self._assemble(None, d_mu, dL, L)
+
+    def random_starts(self, teacher: _GaussianComponents, m: int, rng: np.random.Generator) -> np.ndarray:
+        t_mean = np.asarray(teacher.mean, float)
+        t_std = np.sqrt(np.diag(teacher.cov))
+        mu = rng.uniform(t_mean - 2 * t_std, t_mean + 2 * t_std, (m, self.K, self.d))
+        logdiag = np.log(t_std / math.sqrt(self.K)) + rng.uniform(np.log(0.25), 0.0, (m, self.K, self.d))
+        parts = [np.zeros((m, self.n_logits))] if self.K > 1 else []
+        parts += [mu.reshape(m, -1), logdiag.reshape(m, -1), np.zeros((m, self.K * self.n_off))]
+        return np.concatenate(parts, axis=-1)
+
+    def clip(self, theta: np.ndarray, scale: float) -> np.ndarray:
+        nl, Kd = self.n_logits, self.K * self.d
+        sl = slice(nl + Kd, nl + 2 * Kd)
+        theta[:, sl] = np.clip(theta[:, sl], math.log(1e-4 * scale), math.log(1e3 * scale))
+        if nl:
+            theta[:, :nl] = np.clip(theta[:, :nl] - theta[:, :nl].max(-1, keepdims=True), -50.0, 0.0)
+        return theta
+
+
+class Factorized(Family):
+    """FactorizedCategorical student: one logit vector per position."""
+
+    kind = "factorized"
+    continuous = False
+    reparameterisable = False
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.shape = tuple(int(v) for v in shape)
+        self.offsets = np.concatenate([[0], np.cumsum(self.shape)])
+        self.n_params = int(self.offsets[-1])
+        self.param_names = [f"logits[{i}][{v}]" for i, n in enumerate(self.shape) for v in range(n)]
+
+    @staticmethod
+    def _group(param_name: str) -> str:
+        return "logits"
+
+    def pack(self, student: FactorizedCategorical) -> np.ndarray:
+        return np.concatenate(student.logits)
+
+    def parts(self, theta: np.ndarray) -> list[np.ndarray]:
+        return [log_softmax(theta[..., a:b], axis=-1) for a, b in zip(self.offsets[:-1], self.offsets[1:])]
+
+    def unpack(self, theta: np.ndarray) -> Distribution:
+        return FactorizedCategorical(logits=[np.asarray(p) for p in self.parts(np.asarray(theta, float))])
+
+    def log_prob(self, theta: np.ndarray, x: np.ndarray | None):
+        """x None: every cell of the table, (S, C) in C order; else index tuples (S, n, m)."""
+        parts = self.parts(theta)  # list of (S, V_i)
+        S = theta.shape[0]
+        if x is None:
+            out = np.zeros((S,) + self.shape)
+            for i, lp in enumerate(parts):
+                idx = [slice(None)] + [None] * len(self.shape)
+                idx[1 + i] = slice(None)
+                out = out + lp[tuple(idx)]
+            return out.reshape(S, -1), (parts, None)
+        lq = sum(np.take_along_axis(lp, x[..., i], axis=1) for i, lp in enumerate(parts))
+        return lq, (parts, x)
+
+    def log_prob_vjp(self, theta: np.ndarray, aux, c: np.ndarray) -> np.ndarray:
+        parts, x = aux
+        S = theta.shape[0]
+        c = np.broadcast_to(c, (S,) + c.shape[-1:]) if x is None else c
+        total = c.sum(-1, keepdims=True)
+        grads = []
+        if x is None:
+            table = c.reshape((S,) + self.shape)
+            for i, lp in enumerate(parts):
+                other = tuple(1 + j for j in range(len(self.shape)) if j != i)
+                grads.append(table.sum(axis=other) - np.exp(lp) * total)
+        else:
+            for i, lp in enumerate(parts):
+                onehot = x[..., i][..., None] == np.arange(self.shape[i])  # (S, n, V_i)
+                grads.append(np.einsum("sn,snv->sv", c, onehot) - np.exp(lp) * total)
+        return np.concatenate(grads, axis=-1)
+
+    def sample(self, theta: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+        cols = []
+        for lp in self.parts(theta):
+            cdf = np.cumsum(np.exp(lp), axis=-1)
+            u = rng.random((theta.shape[0], n))
+            cols.append(np.minimum((u[..., None] > cdf[:, None, :]).sum(-1), lp.shape[-1] - 1))
+        return np.stack(cols, axis=-1)  # (S, n, m)
+
+    def random_starts(self, teacher: Categorical, m: int, rng: np.random.Generator) -> np.ndarray:
+        return rng.normal(0.0, 1.5, (m, self.n_params))
+
+    def clip(self, theta: np.ndarray, scale: float) -> np.ndarray:
+        for a, b in zip(self.offsets[:-1], self.offsets[1:]):
+            block = theta[:, a:b]
+            theta[:, a:b] = np.clip(block - block.max(-1, keepdims=True), -50.0, 0.0)
+        return theta
+
+
+def family_for(student: Distribution) -> Family:
+    """The family that can represent ``student`` (its type and shape fix the family)."""
+    if isinstance(student, FactorizedCategorical):
+        return Factorized(student.shape)
+    if isinstance(student, _GaussianComponents):
+        if student.univariate:
+            return GaussianMixture1D(student.n_components)
+        return GaussianMixtureND(student.dim, student.n_components)
+    raise ValueError(
+        f"student must be a Gaussian, GaussianMixture or FactorizedCategorical, got {type(student).__name__}"
+    )

@@ -1,0 +1,443 @@
+"""fit(): train a student against a teacher under any divergence, all starts at once.
+
+The student's parameters for every start live in one array (S, P) and advance together in one
+vectorised step. The gradient of ``D(teacher, student)`` comes from one of three estimators,
+each built from the divergence's integrand ``g(log p, log q)`` and its derivative ``g'``:
+
+* ``exact``: ``grad = sum_x w(x) g'(log p, log q) d log q / d theta`` on a quadrature grid
+  (continuous, 1-D/2-D) or over the whole table (discrete).
+* ``mc`` with teacher samples (off-policy; the default for forward-type kinds). For forward KL
+  this is maximum likelihood on teacher data, classic distillation:
+  ``grad = mean_{x~T} g'(0, log q - log p) d log q / d theta``.
+* ``mc`` with student samples (on-policy; the default for every other kind). With
+  ``h(x) = g(log p - log q, 0)`` the per-sample loss:
+
+  - ``gradient="pathwise"``: reparameterised samples, ``d/dtheta h(x(theta), theta)``;
+  - ``gradient="score"``: REINFORCE, ``mean (h - b) d log q/d theta + dh/dtheta`` with a
+    leave-one-out mean baseline ``b`` (unbiased). For reverse KL, ``-h = log p - log q`` is the
+    reward of maximum-entropy RL with reward ``log p``.
+
+Optimisers are small pure (init, update) pairs in the style of optax: :func:`adam`, :func:`sgd`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from kl_core.distributions import Distribution, Seed, _GaussianComponents, as_generator
+from kl_core.divergences import Kind, _check_pair, kl_direction, resolve
+from kl_core.families import Family, family_for
+from kl_core.quadrature import support_box, uniform_grid
+
+__all__ = ["fit", "Trajectory", "Optimizer", "adam", "sgd", "ESTIMATORS", "GRADIENTS"]
+
+ESTIMATORS = ("exact", "mc")
+GRADIENTS = ("pathwise", "score")
+
+
+# ----------------------------------------------------------------------------------------------
+# Optimisers: pure functions over (params, grads, state), vectorised over starts
+# ----------------------------------------------------------------------------------------------
+
+
+class Optimizer(NamedTuple):
+    """A gradient-descent rule: ``state = init(params)``; ``params, state = update(params, grads, state)``."""
+
+    name: str
+    init: Callable[[np.ndarray], Any]
+    update: Callable[[np.ndarray, np.ndarray, Any], tuple[np.ndarray, Any]]
+
+
+def adam(lr: float = 0.05, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Optimizer:
+    """Adam (Kingma & Ba 2015) with bias correction."""
+    _check_lr(lr)
+
+    def init(params: np.ndarray):
+        return (np.zeros_like(params), np.zeros_like(params), 0)
+
+    def update(params: np.ndarray, grads: np.ndarray, state):
+        m, v, t = state
+        t += 1
+        m = b1 * m + (1 - b1) * grads
+        v = b2 * v + (1 - b2) * grads * grads
+        step = lr * math.sqrt(1 - b2**t) / (1 - b1**t)
+        return params - step * m / (np.sqrt(v) + eps), (m, v, t)
+
+    return Optimizer("adam", init, update)
+
+
+def sgd(lr: float = 0.05, momentum: float = 0.0) -> Optimizer:
+    """Plain gradient descent, optionally with heavy-ball momentum."""
+    _check_lr(lr)
+    if not 0.0 <= momentum < 1.0:
+        raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+
+    def init(params: np.ndarray):
+        return np.zeros_like(params)
+
+    def update(params: np.ndarray, grads: np.ndarray, velocity):
+        velocity = momentum * velocity + grads
+        return params - lr * velocity, velocity
+
+    return Optimizer("sgd", init, update)
+
+
+def _check_lr(lr: float) -> None:
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and 0.0 < lr <= 10.0):
+        raise ValueError(f"lr must be in (0, 10], got {lr!r}")
+
+
+# ----------------------------------------------------------------------------------------------
+# The result
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Trajectory:
+    """Immutable record of a fit: parameters and loss per step per start (numpy arrays).
+
+    Attributes:
+        params: (steps + 1, inits, P) unconstrained parameters; row 0 is the starting point.
+        loss: (steps + 1, inits) the objective at each row of ``params`` (exact where a grid or
+            table exists, else the Monte-Carlo estimate of that step).
+        param_names: the P parameter names (e.g. ``["mean", "log_std"]``).
+    """
+
+    teacher: Distribution
+    family: Family = field(repr=False)
+    params: np.ndarray = field(repr=False)
+    loss: np.ndarray = field(repr=False)
+    objective: str
+    objective_params: dict[str, float]
+    estimator: str
+    gradient: str | None
+    sampler: str | None
+    optimizer: str
+    seed: int | None
+
+    def __post_init__(self) -> None:
+        for name in ("params", "loss"):
+            a = np.array(getattr(self, name), dtype=float)
+            a.setflags(write=False)
+            object.__setattr__(self, name, a)
+
+    @property
+    def steps(self) -> int:
+        return self.params.shape[0] - 1
+
+    @property
+    def inits(self) -> int:
+        return self.params.shape[1]
+
+    @property
+    def param_names(self) -> list[str]:
+        return list(self.family.param_names)
+
+    def student(self, step: int, i: int = 0) -> Distribution:
+        """The student of start ``i`` after ``step`` steps (negative steps count from the end)."""
+        if not -self.steps - 1 <= step <= self.steps:
+            raise ValueError(f"step must be in [0, {self.steps}], got {step}")
+        if not 0 <= i < self.inits:
+            raise ValueError(f"i must be in [0, {self.inits - 1}], got {i}")
+        return self.family.unpack(self.params[step, i])
+
+    @property
+    def final(self) -> list[Distribution]:
+        """The fitted students, one per start; start 0 began at the student passed to fit()."""
+        return [self.student(self.steps, i) for i in range(self.inits)]
+
+    @property
+    def final_loss(self) -> np.ndarray:
+        return self.loss[-1]
+
+    @property
+    def best(self) -> int:
+        """Index of the start with the lowest final loss."""
+        return int(np.argmin(self.loss[-1]))
+
+
+# ----------------------------------------------------------------------------------------------
+# The problem: what is integrated against what
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Problem:
+    """The objective on a fixed grid (continuous) or the whole table (discrete)."""
+
+    kind: Kind
+    par: dict[str, float]
+    teacher: Distribution
+    family: Family
+    x: np.ndarray | None  # grid points (continuous) or None (discrete: whole table)
+    w: np.ndarray | None  # quadrature weights (None: plain sum over the table)
+    lp: np.ndarray | None  # teacher log-density on the grid / table
+
+    def __post_init__(self) -> None:
+        # continuous students have finite log-densities; so does the teacher on a grid it covers
+        self.finite = self.family.continuous and self.lp is not None and bool(np.all(np.isfinite(self.lp)))
+        self.forward = kl_direction(self.kind.name, self.par) == "forward" and self.lp is not None
+        if self.forward:  # forward KL only ever needs the teacher's weights: sum w p (log p - log q)
+            wp = np.exp(self.lp) * (1.0 if self.w is None else self.w)
+            self.wp, self.neg_entropy = wp, float(np.sum(np.where(wp > 0, wp * self.lp, 0.0)))
+
+    def exact(self, theta: np.ndarray, with_grad: bool = True):
+        """(loss (S,), grad (S, P)) from the grid or table."""
+        lq, aux = self.family.log_prob(theta, self.x)
+        if self.forward:
+            loss = self.neg_entropy - lq @ self.wp
+            return loss, (self.family.log_prob_vjp(theta, aux, -self.wp) if with_grad else None)
+        if not with_grad:
+            g = self.kind.integrand(self.lp, lq, **self.par)
+            return (g if self.w is None else g * self.w).sum(-1), None
+        g, dg = self.kind.value_and_d(self.lp, lq, finite=self.finite, **self.par)
+        if self.w is None:
+            return g.sum(-1), self.family.log_prob_vjp(theta, aux, dg)
+        return g @ self.w, self.family.log_prob_vjp(theta, aux, dg * self.w)
+
+
+def _teacher_log_prob(teacher: Distribution, x: np.ndarray) -> np.ndarray:
+    """Teacher log-density at per-start samples x ((S, n) or (S, n, d) or (S, n, m) indices)."""
+    S, n = x.shape[:2]
+    flat = x.reshape((S * n,) + x.shape[2:])
+    return teacher.log_prob(flat).reshape(S, n)
+
+
+def _mc_teacher_samples(prob: _Problem, theta: np.ndarray, n: int, rng: np.random.Generator):
+    """Off-policy: x ~ teacher. D = E_T[g(0, lq - lp)]; grad = E_T[g'(0, lq - lp) dlq/dtheta]."""
+    S = theta.shape[0]
+    x = prob.teacher.sample(S * n, seed=rng)
+    x = x.reshape((S, n) + x.shape[1:])
+    lp = _teacher_log_prob(prob.teacher, x)
+    lq, aux = prob.family.log_prob(theta, x)
+    zero = np.zeros_like(lq)
+    terms = prob.kind.integrand(zero, lq - lp, **prob.par)
+    c = prob.kind.d_dlq(zero, lq - lp, **prob.par) / n
+    return terms.mean(-1), prob.family.log_prob_vjp(theta, aux, c)
+
+
+def _mc_student_samples(prob: _Problem, theta: np.ndarray, n: int, rng: np.random.Generator, gradient: str):
+    """On-policy: x ~ student. h = g(lp - lq, 0); dh/dlq = g'(a, 0) - g(a, 0) with a = lp - lq."""
+    fam = prob.family
+    x = fam.sample(theta, n, rng)
+    lp = _teacher_log_prob(prob.teacher, x)
+    lq, aux = fam.log_prob(theta, x)
+    a = lp - lq
+    zero = np.zeros_like(a)
+    h = prob.kind.integrand(a, zero, **prob.par)
+    dh_dlq = prob.kind.d_dlq(a, zero, **prob.par) - h  # by homogeneity of g
+    if gradient == "score":
+        baseline = (h.sum(-1, keepdims=True) - h) / (n - 1)  # leave-one-out: keeps it unbiased
+        c = (h - baseline + dh_dlq) / n
+        grad = fam.log_prob_vjp(theta, aux, c)
+    else:
+        dx_lq = fam.grad_x(theta, aux)
+        xs = x if x.ndim == 3 else x[..., None]
+        dx_lp = prob.teacher.grad_log_prob(xs.reshape(-1, xs.shape[-1]) if x.ndim == 3 else x.reshape(-1))
+        dx_lp = dx_lp.reshape(dx_lq.shape)
+        scale = dh_dlq if x.ndim == 2 else dh_dlq[..., None]
+        grad = fam.log_prob_vjp(theta, aux, dh_dlq / n) + fam.path_vjp(theta, x, aux, scale * (dx_lq - dx_lp) / n)
+    return h.mean(-1), grad
+
+
+# ----------------------------------------------------------------------------------------------
+# fit()
+# ----------------------------------------------------------------------------------------------
+
+
+def _fit_grid(teacher: _GaussianComponents, starts: list[Distribution], n: int | None):
+    """A uniform grid over the teacher and the starting students, fine enough for the teacher."""
+    box = support_box([teacher, *starts], tail=6.0)
+    d = teacher.dim
+    default = 2048 if d == 1 else 128
+    n = default if n is None else int(n)
+    # at least 4 points per narrowest teacher component std along each axis
+    _, _, cov = teacher.components()
+    finest = np.sqrt(np.diagonal(cov, axis1=1, axis2=2)).min(0)  # (d,)
+    needed = np.ceil((box[:, 1] - box[:, 0]) / (finest / 4.0)).astype(int) + 1
+    cap = 20_000 if d == 1 else 400
+    per_axis = np.minimum(np.maximum(n, needed), cap)
+    return uniform_grid(box, per_axis if d > 1 else int(per_axis[0]))
+
+
+def fit(
+    teacher: Distribution,
+    student: Distribution,
+    objective: str = "reverse_kl",
+    steps: int = 500,
+    lr: float = 0.05,
+    inits: int = 1,
+    seed: Seed = 0,
+    estimator: str = "exact",
+    gradient: str = "pathwise",
+    learn: tuple[str, ...] | str | None = None,
+    *,
+    n: int = 256,
+    sampler: str | None = None,
+    optimizer: str | Optimizer = "adam",
+    grid: int | None = None,
+    **objective_params: Any,
+) -> Trajectory:
+    """Fit ``student`` to ``teacher`` by minimising ``objective``; every start runs at once.
+
+    Args:
+        teacher: the target p (Gaussian / GaussianMixture / Categorical).
+        student: the initial q of start 0 (Gaussian, GaussianMixture or FactorizedCategorical);
+            its type fixes the family (a K-component mixture stays a K-component mixture).
+        objective: a divergence kind (see ``kl_core.KINDS``), its parameters as keywords.
+        steps: optimisation steps (0 .. 100000).
+        lr: learning rate for the default optimiser.
+        inits: number of starts (1 .. 64); starts 1.. are seeded random starts spread over the
+            teacher's support.
+        seed: seeds the random starts and the Monte-Carlo samples.
+        estimator: ``"exact"`` or ``"mc"``.
+        gradient: for on-policy Monte Carlo, ``"pathwise"`` (reparameterisation) or ``"score"``
+            (REINFORCE with a leave-one-out baseline).
+        learn: parameter groups to train (``"mean"``, ``"std"``, ``"weight"``, ``"corr"``,
+            ``"logits"``); the rest stay at their starting values. Default: all.
+        n: Monte-Carlo samples per step and start.
+        sampler: ``"teacher"`` (off-policy) or ``"student"`` (on-policy) for ``estimator="mc"``;
+            default: teacher for forward-type kinds, student otherwise.
+        optimizer: ``"adam"``, ``"sgd"`` or an :class:`Optimizer` (then ``lr`` is not used).
+        grid: points per axis of the fitting grid (default 2048 in 1-D, 128 in 2-D; raised
+            automatically to 4 points per narrowest teacher std).
+
+    Returns:
+        A :class:`Trajectory`.
+
+    Examples:
+        >>> import kl_core as kc
+        >>> t = kc.GaussianMixture([0.5, 0.5], [-3.0, 3.0], [1.0, 1.0])
+        >>> traj = kc.fit(t, kc.Gaussian(0.5, 1.0), "forward_kl", steps=600, lr=0.1)
+        >>> s = traj.final[0]
+        >>> round(s.mean, 2), round(s.std ** 2, 1)  # moment matching: mean 0, variance 10
+        (0.0, 10.0)
+    """
+    k, par = resolve(objective, objective_params)
+    _check_pair(teacher, student)
+    _check_int("steps", steps, 0, 100_000)
+    _check_int("inits", inits, 1, 64)
+    _check_int("n", n, 2, 1_000_000)
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+    if gradient not in GRADIENTS:
+        raise ValueError(f"gradient must be one of {GRADIENTS}, got {gradient!r}")
+    if sampler not in (None, "teacher", "student"):
+        raise ValueError(f"sampler must be 'teacher', 'student' or None, got {sampler!r}")
+    if isinstance(optimizer, str):
+        makers = {"adam": adam, "sgd": sgd}
+        if optimizer not in makers:
+            raise ValueError(f"optimizer must be one of {tuple(makers)} or an Optimizer, got {optimizer!r}")
+        opt = makers[optimizer](lr)
+    elif isinstance(optimizer, Optimizer):
+        opt = optimizer
+    else:
+        raise ValueError(f"optimizer must be 'adam', 'sgd' or an Optimizer, got {optimizer!r}")
+
+    family = family_for(student)
+    mask = family.mask(learn)
+    if k.integrand is None and estimator == "mc":
+        raise ValueError(f"{objective} has no Monte-Carlo estimator; use estimator='exact'")
+    if family.continuous and k.discrete_only:
+        raise ValueError(f"{objective} is defined for discrete distributions only")
+
+    rng = as_generator(seed)
+    theta0 = family.pack(student)[None]
+    if inits > 1:
+        theta0 = np.concatenate([theta0, family.random_starts(teacher, inits - 1, rng)])
+    theta = theta0 * mask + theta0[:1] * (1 - mask)  # fixed parameters stay at start 0's values
+
+    # where the exact loss can be evaluated: a grid (continuous, 1-D/2-D) or the whole table
+    if family.continuous:
+        scale = math.sqrt(float(np.mean(np.diag(np.atleast_2d(teacher.cov)))))
+        starts = [family.unpack(t) for t in theta]
+        x, w = _fit_grid(teacher, starts, grid) if teacher.dim <= 2 else (None, None)
+        prob = _Problem(k, par, teacher, family, x, w, None if x is None else teacher.log_prob(x))
+        has_exact = x is not None
+    else:
+        scale = 1.0
+        prob = _Problem(k, par, teacher, family, None, None, teacher.log_probs.reshape(-1))
+        has_exact = True
+    if estimator == "exact" and not has_exact:
+        raise ValueError(f"estimator='exact' needs a 1-D or 2-D teacher, got {teacher.dim}-D; use estimator='mc'")
+
+    use_sampler = sampler or ("teacher" if k.sampler == "teacher" else "student")
+    if estimator == "mc" and use_sampler == "student" and gradient == "pathwise" and not family.reparameterisable:
+        raise ValueError("gradient='pathwise' needs a reparameterisable student (continuous, and "
+                         "1-D if a mixture); use gradient='score'")
+
+    if k.name == "akl":
+        step_fn = _akl_step(prob)
+    elif estimator == "exact":
+        step_fn = prob.exact
+    else:
+        mc_rng = rng
+
+        def step_fn(th: np.ndarray, with_grad: bool = True):
+            if use_sampler == "teacher":
+                est, grad = _mc_teacher_samples(prob, th, n, mc_rng)
+            else:
+                est, grad = _mc_student_samples(prob, th, n, mc_rng, gradient)
+            return (prob.exact(th, with_grad=False)[0] if has_exact else est), grad
+
+    params = np.empty((steps + 1,) + theta.shape)
+    losses = np.empty((steps + 1, theta.shape[0]))
+    state = opt.init(theta)
+    for t in range(steps + 1):
+        loss, grad = step_fn(theta)
+        params[t], losses[t] = theta, loss
+        if t == 0 and not np.all(np.isfinite(loss)):
+            raise ValueError(
+                f"{objective} is infinite at the start: the teacher gives zero probability where the "
+                "student has mass (or the reverse); give the teacher a small floor everywhere"
+            )
+        if t == steps:
+            break
+        if not np.all(np.isfinite(grad)):
+            grad = np.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0)
+        theta, state = opt.update(theta, grad * mask, state)
+        theta = family.clip(theta, scale)
+    return Trajectory(
+        teacher=teacher,
+        family=family,
+        params=params,
+        loss=losses,
+        objective=objective,
+        objective_params=par,
+        estimator=estimator,
+        gradient=gradient if (estimator == "mc" and use_sampler == "student") else None,
+        sampler=use_sampler if estimator == "mc" else None,
+        optimizer=opt.name,
+        seed=seed if isinstance(seed, (int, type(None))) else None,
+    )
+
+
+def _akl_step(prob: _Problem):
+    """AKL on a table: head/tail weights from the current student (held constant in the gradient,
+    as in the reference implementation), then a weighted sum of forward and reverse KL."""
+    from kl_core.divergences import KINDS, akl_weights
+
+    fwd, rev = KINDS["forward_kl"], KINDS["reverse_kl"]
+    p = np.exp(prob.lp)
+
+    def step(theta: np.ndarray, with_grad: bool = True):
+        lq, aux = prob.family.log_prob(theta, None)
+        q = np.exp(lq)
+        w_head, w_tail = akl_weights(np.broadcast_to(p, q.shape), q, prob.par["mu"])  # (S,)
+        f_val = fwd.integrand(prob.lp, lq).sum(-1)
+        r_val = rev.integrand(prob.lp, lq).sum(-1)
+        loss = w_head * f_val + w_tail * r_val
+        c = w_head[:, None] * fwd.d_dlq(prob.lp, lq) + w_tail[:, None] * rev.d_dlq(prob.lp, lq)  # (S, C)
+        return loss, prob.family.log_prob_vjp(theta, aux, c)
+
+    return step
+
+
+def _check_int(name: str, value: Any, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
+        raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")

@@ -1,0 +1,214 @@
+"""Loss surfaces of a 1-D Gaussian student over (mean, log std), with their local minima.
+
+For a Gaussian student q = N(m, s^2) the two KLs have fast, exact-to-quadrature forms:
+
+* forward: KL(p || q) = -H(p) + log s + log(2 pi)/2 + (Var_p + (E_p - m)^2) / (2 s^2)
+  (only the teacher's mean, variance and entropy enter: forward KL sees moments);
+* reverse: KL(q || p) = -H(q) - E_q[log p], and E_q[log p] for every (m, s) is a Gaussian blur of
+  log p, computed for all means at once by FFT convolution on a fine uniform grid.
+
+Every other kind is integrated directly on a uniform grid (slower, same answer). Minima are
+located on the surface (cells lower than their 8 neighbours) and then polished by L-BFGS-B on
+the exact objective.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.interpolate import CubicSpline
+from scipy.optimize import minimize
+
+from kl_core.distributions import Gaussian, _GaussianComponents
+from kl_core.divergences import kl_direction, resolve
+from kl_core.families import GaussianMixture1D
+from kl_core.fitting import _fit_grid, _Problem
+from kl_core.quadrature import uniform_grid
+
+__all__ = ["Landscape", "Minimum", "landscape", "default_ranges"]
+
+_HALF_LOG_2PI_E = 0.5 * math.log(2 * math.pi * math.e)
+
+
+@dataclass(frozen=True)
+class Minimum:
+    """A local minimum of the objective: the student N(mean, std^2) and its value."""
+
+    mean: float
+    std: float
+    value: float
+    is_global: bool
+
+    @property
+    def log_std(self) -> float:
+        return math.log(self.std)
+
+
+@dataclass(frozen=True, eq=False)
+class Landscape:
+    """The objective over a (log std, mean) grid: ``values[i, j]`` is at ``(log_stds[i], means[j])``."""
+
+    objective: str
+    objective_params: dict[str, float]
+    means: np.ndarray = field(repr=False)
+    log_stds: np.ndarray = field(repr=False)
+    values: np.ndarray = field(repr=False)
+    minima: tuple[Minimum, ...]
+
+    def __post_init__(self) -> None:
+        for name in ("means", "log_stds", "values"):
+            a = np.array(getattr(self, name), dtype=float)
+            a.setflags(write=False)
+            object.__setattr__(self, name, a)
+
+
+def default_ranges(teacher: _GaussianComponents, n: int = 120) -> tuple[np.ndarray, np.ndarray]:
+    """Means covering every mode with margin; log stds from a quarter of the narrowest mode to
+    twice the teacher's overall std."""
+    _, mu, cov = teacher.components()
+    sd = np.sqrt(cov[:, 0, 0])
+    lo, hi = float((mu[:, 0] - 2 * sd).min()), float((mu[:, 0] + 2 * sd).max())
+    s_lo, s_hi = math.log(0.25 * sd.min()), math.log(2.0 * math.sqrt(teacher.variance))
+    return np.linspace(lo, hi, n), np.linspace(s_lo, s_hi, n)
+
+
+def _check_teacher(teacher: Any) -> None:
+    if not (isinstance(teacher, _GaussianComponents) and teacher.univariate):
+        raise ValueError("landscape needs a 1-D Gaussian or GaussianMixture teacher")
+
+
+def _forward_kl_surface(teacher: _GaussianComponents, means: np.ndarray, log_stds: np.ndarray) -> np.ndarray:
+    var_t, mean_t = teacher.variance, teacher.mean
+    s2 = np.exp(2 * log_stds)[:, None]
+    return -teacher.entropy() + log_stds[:, None] + 0.5 * math.log(2 * math.pi) + (var_t + (mean_t - means) ** 2) / (2 * s2)
+
+
+def _reverse_kl_surface(teacher: _GaussianComponents, means: np.ndarray, log_stds: np.ndarray) -> np.ndarray:
+    """-H(q) - E_q[log p] with E_q[log p](m) = (log p * N(0, s^2))(m) by FFT on a uniform grid.
+
+    The grid spacing is a quarter of the narrowest student or teacher std (the trapezoid rule is
+    then exact to ~1e-12 for the Gaussian kernel). When the means are evenly spaced the grid is
+    aligned so every mean is a grid point; otherwise the blurred rows are splined (O(h^4)).
+    """
+    stds = np.exp(log_stds)
+    _, _, cov = teacher.components()
+    h = min(stds.min(), math.sqrt(cov[:, 0, 0].min())) / 4.0
+    spacing = np.diff(means)
+    aligned = np.allclose(spacing, spacing[0], rtol=1e-9, atol=0.0)
+    if aligned:
+        h = spacing[0] / math.ceil(spacing[0] / h)
+    j = int(math.ceil(8.5 * stds.max() / h))  # kernel half-width: exp(-8.5^2/2) ~ 2e-16 of the peak
+    lo = means.min() - j * h
+    n_x = int(math.ceil((means.max() - lo) / h - 1e-9)) + j + 1
+    x = lo + h * np.arange(n_x)
+    log_p = teacher.log_prob(x)
+    size = 1 << int(math.ceil(math.log2(n_x + 2 * j + 1)))
+    u = (h * np.arange(-j, j + 1))[None, :] / stds[:, None]
+    kernels = np.zeros((stds.size, size))
+    # trapezoid weights on a uniform grid, stored circularly so that the convolution is centred
+    kernels[:, np.arange(-j, j + 1) % size] = np.exp(-0.5 * u * u) * (h / (stds[:, None] * math.sqrt(2 * math.pi)))
+    blurred = np.fft.irfft(np.fft.rfft(kernels, axis=-1) * np.fft.rfft(log_p, n=size), n=size, axis=-1)
+    if aligned:
+        expected_log_p = blurred[:, np.rint((means - lo) / h).astype(int)]
+    else:
+        expected_log_p = CubicSpline(x, blurred[:, :n_x], axis=1)(means)
+    return -(_HALF_LOG_2PI_E + log_stds[:, None]) - expected_log_p
+
+
+def _direct_surface(prob: _Problem, means: np.ndarray, log_stds: np.ndarray) -> np.ndarray:
+    out = np.empty((log_stds.size, means.size))
+    for i, ls in enumerate(log_stds):
+        theta = np.stack([means, np.full_like(means, ls)], axis=-1)
+        out[i] = prob.exact(theta, with_grad=False)[0]
+    return out
+
+
+def _local_minima(values: np.ndarray) -> list[tuple[int, int]]:
+    """Interior cells no higher than any of their 8 neighbours and lower than at least one.
+
+    Ties (a minimum halfway between two grid cells) give two cells; polishing merges them.
+    Flat plateaus give none.
+    """
+    v = values
+    core = v[1:-1, 1:-1]
+    no_higher = np.ones_like(core, dtype=bool)
+    some_lower = np.zeros_like(core, dtype=bool)
+    for di in (-1, 0, 1):
+        for dj in (-1, 0, 1):
+            if di or dj:
+                nb = v[1 + di : v.shape[0] - 1 + di, 1 + dj : v.shape[1] - 1 + dj]
+                no_higher &= core <= nb
+                some_lower |= core < nb
+    return [(i + 1, j + 1) for i, j in zip(*np.nonzero(no_higher & some_lower))]
+
+
+def landscape(
+    teacher: _GaussianComponents,
+    objective: str = "reverse_kl",
+    means: np.ndarray | None = None,
+    log_stds: np.ndarray | None = None,
+    n: int = 120,
+    polish: bool = True,
+    **objective_params: Any,
+) -> Landscape:
+    """The objective D(teacher, N(m, s^2)) over a grid of means m and log stds log s.
+
+    Args:
+        teacher: a 1-D Gaussian or GaussianMixture.
+        objective: any continuous divergence kind, with its parameters as keywords.
+        means, log_stds: grid axes; default :func:`default_ranges` with ``n`` points each.
+        polish: refine each located minimum with L-BFGS-B on the exact objective.
+
+    Examples:
+        >>> import kl_core as kc
+        >>> t = kc.GaussianMixture([0.5, 0.5], [-3.0, 3.0], [1.0, 1.0])
+        >>> [round(m.mean, 3) for m in landscape(t, "reverse_kl").minima]
+        [-2.984, 2.984, 0.0]
+    """
+    _check_teacher(teacher)
+    k, par = resolve(objective, objective_params)
+    if k.discrete_only:
+        raise ValueError(f"{objective} is defined for discrete distributions only")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 3 <= n <= 1000:
+        raise ValueError(f"n must be an integer in [3, 1000], got {n!r}")
+    d_means, d_log_stds = default_ranges(teacher, n)
+    means = d_means if means is None else np.asarray(means, float)
+    log_stds = d_log_stds if log_stds is None else np.asarray(log_stds, float)
+    for name, a in (("means", means), ("log_stds", log_stds)):
+        if a.ndim != 1 or a.size < 3 or not np.all(np.isfinite(a)) or np.any(np.diff(a) <= 0):
+            raise ValueError(f"{name} must be an increasing 1-D array of at least 3 finite values")
+
+    family = GaussianMixture1D(1)
+    widest = math.exp(log_stds.max())
+    x, w = _fit_grid(teacher, [Gaussian(float(means.min()), widest), Gaussian(float(means.max()), widest)], None)
+    prob = _Problem(k, par, teacher, family, x, w, teacher.log_prob(x))
+
+    direction = kl_direction(k.name, par)
+    if direction == "forward":
+        values = _forward_kl_surface(teacher, means, log_stds)
+    elif direction == "reverse":
+        values = _reverse_kl_surface(teacher, means, log_stds)
+    else:
+        values = _direct_surface(prob, means, log_stds)
+
+    found = []
+    for i, j in _local_minima(values):
+        m, ls, v = means[j], log_stds[i], values[i, j]
+        if polish:
+            res = minimize(
+                lambda th: tuple(a[0] for a in prob.exact(th[None])),
+                np.array([m, ls]),
+                jac=True,
+                method="L-BFGS-B",
+                options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 500},
+            )
+            m, ls, v = float(res.x[0]), float(res.x[1]), float(res.fun)
+        if not any(abs(m - f[0]) < 1e-3 and abs(ls - f[1]) < 1e-3 for f in found):
+            found.append((m, ls, v))
+    found.sort(key=lambda f: f[2])
+    best = found[0][2] if found else math.nan
+    minima = tuple(Minimum(m, math.exp(ls), v, abs(v - best) <= 1e-9 * max(1.0, abs(best))) for m, ls, v in found)
+    return Landscape(objective, par, means, log_stds, values, minima)

@@ -1,0 +1,159 @@
+"""Named, validated scenarios: a teacher, a starting student, suggested settings and one-line lesson."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from kl_core.distributions import (
+    Categorical,
+    Distribution,
+    FactorizedCategorical,
+    Gaussian,
+    GaussianMixture,
+)
+
+__all__ = ["Preset", "PRESETS", "get_preset", "preset_names"]
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A scenario. ``settings`` are keyword arguments for :func:`kl_core.fit` (steps, lr, inits, learn)."""
+
+    name: str
+    title: str
+    lesson: str
+    teacher: Distribution
+    student: Distribution
+    settings: dict[str, Any] = field(default_factory=dict)
+    labels: tuple[tuple[str, ...], ...] | None = None  # token names per axis (discrete presets)
+
+    @property
+    def space(self) -> str:
+        """"1d", "2d" or "discrete"."""
+        if self.teacher.is_discrete:
+            return "discrete"
+        return "1d" if self.teacher.univariate else f"{self.teacher.dim}d"
+
+
+def _ring(n: int, radius: float, std: float) -> GaussianMixture:
+    ang = 2 * np.pi * np.arange(n) / n
+    means = radius * np.stack([np.cos(ang), np.sin(ang)], -1)
+    return GaussianMixture(np.ones(n), means, covs=np.broadcast_to(std**2 * np.eye(2), (n, 2, 2)))
+
+
+def _city_table(floor: float = 1e-3) -> Categorical:
+    """First and second token must agree: New York / Los Angeles / San Francisco.
+
+    Invalid pairs ("New Angeles") get a small floor so reverse KL stays finite.
+    """
+    valid = np.diag([0.45, 0.35, 0.20])
+    return Categorical(probs=np.where(valid > 0, valid, floor))
+
+
+_DEFAULT = {"steps": 400, "lr": 0.05, "inits": 8}
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in [
+        Preset(
+            "bimodal",
+            "Symmetric bimodal (the textbook figure)",
+            "Forward KL spreads one Gaussian over both modes; reverse KL locks onto one of them.",
+            GaussianMixture([0.5, 0.5], [-3.0, 3.0], [1.0, 1.0]),
+            Gaussian(1.0, 1.0),
+            dict(_DEFAULT),
+        ),
+        Preset(
+            "unequal",
+            "Unequal weights",
+            "Reverse KL usually finds the heavy mode, but a start near the light one stays there.",
+            GaussianMixture([0.7, 0.3], [-2.0, 3.0], [1.0, 0.7]),
+            Gaussian(2.0, 1.0),
+            dict(_DEFAULT),
+        ),
+        Preset(
+            "three_modes",
+            "Three modes",
+            "Reverse KL picks one of three modes depending on where it starts; forward KL covers all.",
+            GaussianMixture([1.0, 1.0, 1.0], [-5.0, 0.0, 5.0], [0.8, 0.8, 0.8]),
+            Gaussian(-1.5, 1.0),
+            dict(_DEFAULT),
+        ),
+        Preset(
+            "close_modes",
+            "Close modes",
+            "When the modes overlap, even reverse KL stays in the middle: mode-seeking needs a gap.",
+            GaussianMixture([0.5, 0.5], [-1.0, 1.0], [1.0, 1.0]),
+            Gaussian(0.5, 0.5),
+            dict(_DEFAULT),
+        ),
+        Preset(
+            "far_modes",
+            "Far modes",
+            "Far apart, forward KL puts most of its mass where the teacher has almost none.",
+            GaussianMixture([0.5, 0.5], [-6.0, 6.0], [0.7, 0.7]),
+            Gaussian(1.0, 1.0),
+            dict(_DEFAULT),
+        ),
+        Preset(
+            "five_modes",
+            "Five modes",
+            "A single Gaussian cannot hold five modes: forward KL blurs them, reverse KL commits.",
+            GaussianMixture([0.15, 0.2, 0.3, 0.2, 0.15], [-8.0, -4.0, 0.0, 4.0, 8.0], [0.6] * 5),
+            Gaussian(3.0, 1.0),
+            dict(_DEFAULT),
+        ),
+        Preset(
+            "ring",
+            "Ring of eight (2-D)",
+            "Forward KL draws one wide disc over the whole ring; reverse KL sits on a single bump.",
+            _ring(8, 4.0, 0.5),
+            Gaussian(mean=[1.0, 0.5], cov=np.eye(2)),
+            {"steps": 400, "lr": 0.05, "inits": 6},
+        ),
+        Preset(
+            "correlated",
+            "Correlated Gaussian, factorised student (Bishop Fig. 10.2)",
+            "An axis-aligned student is too broad under forward KL and too compact under reverse KL.",
+            Gaussian(mean=[0.0, 0.0], cov=[[1.0, 0.9], [0.9, 1.0]]),
+            Gaussian(mean=[0.5, -0.5], cov=np.eye(2)),
+            {"steps": 400, "lr": 0.05, "inits": 1, "learn": ("mean", "std")},
+        ),
+        Preset(
+            "three_clusters",
+            "Three clusters (2-D)",
+            "Reverse KL chooses a cluster by its start; forward KL stretches over all three.",
+            GaussianMixture(
+                [0.4, 0.35, 0.25],
+                [[-3.0, -2.0], [3.0, -1.5], [0.0, 3.5]],
+                covs=[[[1.0, 0.3], [0.3, 0.6]], [[0.5, -0.2], [-0.2, 0.8]], [[0.7, 0.0], [0.0, 0.4]]],
+            ),
+            Gaussian(mean=[0.5, 0.0], cov=np.eye(2)),
+            {"steps": 400, "lr": 0.05, "inits": 6},
+        ),
+        Preset(
+            "city_tokens",
+            "Two tokens with correlated answers",
+            "A factorised student under forward KL says 'New Angeles'; under reverse KL it picks one city.",
+            _city_table(),
+            FactorizedCategorical(shape=(3, 3)),
+            {"steps": 300, "lr": 0.1, "inits": 8},
+            labels=(("New", "Los", "San"), ("York", "Angeles", "Francisco")),
+        ),
+    ]
+}
+
+
+def preset_names() -> list[str]:
+    return list(PRESETS)
+
+
+def get_preset(name: str) -> Preset:
+    """The preset called ``name``; unknown names raise ValueError listing the valid ones."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; valid presets: {', '.join(PRESETS)}")
+    return PRESETS[name]
+
