@@ -107,9 +107,9 @@ def main() -> None:
     theta0 = starts()
     rows = []
     for objective in ("forward_kl", "reverse_kl"):
-        t_fit, th_fit = best_of(lambda: kl_core_fit(objective), args.repeat)
-        t_np, th_np = best_of(lambda: numpy_loop(objective, x, w, lp, theta0), args.repeat)
-        t_torch, th_torch = best_of(lambda: torch_loop(objective, x, w, lp, theta0), max(1, args.repeat // 2))
+        t_fit, th_fit = best_of(lambda o=objective: kl_core_fit(o), args.repeat)
+        t_np, th_np = best_of(lambda o=objective: numpy_loop(o, x, w, lp, theta0), args.repeat)
+        t_torch, th_torch = best_of(lambda o=objective: torch_loop(o, x, w, lp, theta0), max(1, args.repeat // 2))
         agree = np.abs(th_fit - th_np).max(), np.abs(th_fit - th_torch).max()
         if max(agree) > 1e-4:
             raise SystemExit(f"{objective}: implementations disagree by {agree}")
@@ -123,8 +123,10 @@ def main() -> None:
     print("| landscape 120 x 120 | time |")
     print("|---|---:|")
     for objective in ("forward_kl", "reverse_kl", "jsd"):
-        t, _ = best_of(lambda: landscape(TEACHER, objective, polish=False), args.repeat if objective != "jsd" else 1)
-        t_pol, _ = best_of(lambda: landscape(TEACHER, objective), args.repeat if objective != "jsd" else 1)
+        t, _ = best_of(
+            lambda o=objective: landscape(TEACHER, o, polish=False), args.repeat if objective != "jsd" else 1
+        )
+        t_pol, _ = best_of(lambda o=objective: landscape(TEACHER, o), args.repeat if objective != "jsd" else 1)
         print(f"| {objective} (surface / with polished minima) | {t * 1e3:.1f} ms / {t_pol * 1e3:.1f} ms |")
 
 

@@ -116,8 +116,16 @@ def _cmd_fit(args: argparse.Namespace) -> str:
         )
     header = ["start", "mean", "std", "loss", "forward_kl", "reverse_kl", "modes", "low_density"]
     rows = [
-        [r["start"], r["mean"], r["std"], r["loss"], r["forward_kl"], r["reverse_kl"],
-         f"{r['n_modes_covered']}/{len(r['mode_shares'])}", r["low_density_mass"]]
+        [
+            r["start"],
+            r["mean"],
+            r["std"],
+            r["loss"],
+            r["forward_kl"],
+            r["reverse_kl"],
+            f"{r['n_modes_covered']}/{len(r['mode_shares'])}",
+            r["low_density_mass"],
+        ]
         for r in results
     ]
     title = f"{traj.objective} fit, {traj.steps} steps, {traj.inits} starts, seed {args.seed}"
@@ -141,7 +149,10 @@ def _cmd_divergence(args: argparse.Namespace) -> str:
 
 def _cmd_presets(args: argparse.Namespace) -> str:
     if args.json:
-        return json.dumps([{"name": p.name, "title": p.title, "space": p.space, "lesson": p.lesson} for p in PRESETS.values()], indent=2)
+        return json.dumps(
+            [{"name": p.name, "title": p.title, "space": p.space, "lesson": p.lesson} for p in PRESETS.values()],
+            indent=2,
+        )
     return _table(["name", "space", "lesson"], [[p.name, p.space, p.lesson] for p in PRESETS.values()])
 
 

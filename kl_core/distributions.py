@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 from scipy.special import log_softmax, logsumexp
@@ -31,7 +31,7 @@ __all__ = [
 MAX_COMPONENTS = 20
 _LOG_2PI = math.log(2.0 * math.pi)
 
-Seed = Union[int, np.random.Generator, None]
+Seed = int | np.random.Generator | None
 
 
 def as_generator(seed: Seed) -> np.random.Generator:
@@ -126,10 +126,15 @@ class Distribution:
         object.__setattr__(self, name, value)
 
     def __getstate__(self) -> dict:
-        return {f: getattr(self, f) for f in self._fields}
+        return dict(self.__dict__)
 
-    def __setstate__(self, state: dict) -> None:
-        self.__init__(**state)  # type: ignore[misc]
+    def __setstate__(self, state: dict) -> None:  # validated when first built: restore bit for bit
+        for k, v in state.items():
+            if isinstance(v, np.ndarray):
+                v = _frozen(v)
+            elif isinstance(v, tuple) and v and isinstance(v[0], np.ndarray):
+                v = tuple(_frozen(a) for a in v)
+            object.__setattr__(self, k, v)
 
     @property
     def is_discrete(self) -> bool:
@@ -191,9 +196,12 @@ class _GaussianComponents(Distribution):
         if self.univariate:  # the hot path of figures and landscapes: no einsum
             z = (pts - self._mu[:, 0]) * self._prec_chol[:, 0, 0]  # (n, K)
             logn = -0.5 * z * z - (self._log_det_half + 0.5 * _LOG_2PI)
-        else:
-            z = np.einsum("kij,nkj->nki", self._prec_chol, pts[:, None, :] - self._mu[None])  # (n, K, d)
-            logn = -0.5 * np.einsum("nki,nki->nk", z, z) - self._log_det_half - 0.5 * self.dim * _LOG_2PI
+        else:  # one BLAS product per component beats a (n, K, d, d) einsum by far
+            logn = np.empty((pts.shape[0], self.n_components))
+            for k in range(self.n_components):
+                z = (pts - self._mu[k]) @ self._prec_chol[k].T  # (n, d)
+                logn[:, k] = -0.5 * np.einsum("ni,ni->n", z, z)
+            logn -= self._log_det_half + 0.5 * self.dim * _LOG_2PI
         with np.errstate(divide="ignore"):
             out = logn + np.log(self._w)
         return out.reshape(*self._out_shape(x), self.n_components)
@@ -219,7 +227,9 @@ class _GaussianComponents(Distribution):
         pts = self._points(x)
         r = self.responsibilities(pts.reshape(-1) if self.univariate else pts)  # (n, K)
         prec = np.einsum("kji,kjl->kil", self._prec_chol, self._prec_chol)  # Sigma^{-1} = L^-T L^-1
-        g = -np.einsum("nk,kij,nkj->ni", r, prec, pts[:, None, :] - self._mu[None])
+        g = np.zeros_like(pts)
+        for k in range(self.n_components):
+            g -= r[:, k : k + 1] * ((pts - self._mu[k]) @ prec[k])
         return g.reshape(np.asarray(x).shape)
 
     def cdf(self, x: Any) -> np.ndarray:
@@ -554,9 +564,6 @@ class FactorizedCategorical(Distribution):
 
     def __hash__(self) -> int:
         return hash(tuple(a.tobytes() for a in self._logq))
-
-    def __getstate__(self) -> dict:
-        return {"logits": [a.copy() for a in self._logq]}
 
     def __repr__(self) -> str:
         return f"FactorizedCategorical(probs={[np.round(np.exp(a), 6).tolist() for a in self._logq]})"

@@ -328,7 +328,7 @@ _register(
 
 
 def kl_direction(kind: str, params: dict[str, float]) -> str | None:
-    """"forward" or "reverse" when ``kind`` with these parameters *is* plain KL, else None."""
+    """ "forward" or "reverse" when ``kind`` with these parameters *is* plain KL, else None."""
     special = {
         "forward_kl": "forward",
         "reverse_kl": "reverse",
@@ -569,9 +569,7 @@ def _exact(k: Kind, teacher: Distribution, student: Distribution, par: dict[str,
     return max(value, 0.0) if abs(value) < 1e-15 else value
 
 
-def mc_terms(
-    k: Kind, teacher: Distribution, student: Distribution, par: dict[str, float], n: int, seed: Seed
-) -> Array:
+def mc_terms(k: Kind, teacher: Distribution, student: Distribution, par: dict[str, float], n: int, seed: Seed) -> Array:
     """The n i.i.d. Monte-Carlo terms whose mean estimates the divergence (x ~ the kind's sampler)."""
     rng = as_generator(seed)
     if k.sampler == "teacher":
@@ -626,6 +624,9 @@ def divergence(
     """
     k, par = resolve(kind, params)
     _check_pair(teacher, student)
+    direction = kl_direction(k.name, par)
+    if direction is not None:  # the limits (jsd beta=0/1, alpha=1/0, skew alpha=0) are exactly KL
+        k, par = KINDS[f"{direction}_kl"], {}
     if method == "exact":
         return _exact(k, teacher, student, par)
     if method == "mc":
@@ -638,4 +639,3 @@ def divergence(
             return MCEstimate(math.inf, math.inf, int(n))
         return MCEstimate(float(terms.mean()), float(terms.std(ddof=1) / math.sqrt(n)), int(n))
     raise ValueError(f"method must be 'exact' or 'mc', got {method!r}")
-

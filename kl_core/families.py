@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.special import log_softmax, logsumexp, ndtr, softmax
+from scipy.special import log_softmax, logsumexp, ndtr
 
 from kl_core.distributions import (
     Categorical,
@@ -219,7 +219,11 @@ class GaussianMixtureND(Family):
         w, mu, cov = student.components()
         chol = np.linalg.cholesky(cov)
         parts = [np.log(w)] if self.K > 1 else []
-        parts += [mu.ravel(), np.log(np.diagonal(chol, axis1=1, axis2=2)).ravel(), chol[:, self.tril[0], self.tril[1]].ravel()]
+        parts += [
+            mu.ravel(),
+            np.log(np.diagonal(chol, axis1=1, axis2=2)).ravel(),
+            chol[:, self.tril[0], self.tril[1]].ravel(),
+        ]
         return np.concatenate(parts)
 
     def split(self, theta: np.ndarray):

@@ -368,8 +368,10 @@ def fit(
 
     use_sampler = sampler or ("teacher" if k.sampler == "teacher" else "student")
     if estimator == "mc" and use_sampler == "student" and gradient == "pathwise" and not family.reparameterisable:
-        raise ValueError("gradient='pathwise' needs a reparameterisable student (continuous, and "
-                         "1-D if a mixture); use gradient='score'")
+        raise ValueError(
+            "gradient='pathwise' needs a reparameterisable student (continuous, and "
+            "1-D if a mixture); use gradient='score'"
+        )
 
     if k.name == "akl":
         step_fn = _akl_step(prob)
@@ -389,7 +391,8 @@ def fit(
     losses = np.empty((steps + 1, theta.shape[0]))
     state = opt.init(theta)
     for t in range(steps + 1):
-        loss, grad = step_fn(theta)
+        with np.errstate(invalid="ignore"):  # an infinite objective is reported just below
+            loss, grad = step_fn(theta)
         params[t], losses[t] = theta, loss
         if t == 0 and not np.all(np.isfinite(loss)):
             raise ValueError(

@@ -22,11 +22,10 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.optimize import minimize
 
 from kl_core.distributions import Distribution, _GaussianComponents
 from kl_core.divergences import _check_pair, divergence
-from scipy.optimize import minimize
-
 from kl_core.quadrature import panel_grid, roots
 
 __all__ = ["StudentSummary", "summarize", "mode_shares", "mode_coverage", "low_density_mass", "teacher_modes"]

@@ -32,7 +32,7 @@ class Preset:
 
     @property
     def space(self) -> str:
-        """"1d", "2d" or "discrete"."""
+        """ "1d", "2d" or "discrete"."""
         if self.teacher.is_discrete:
             return "discrete"
         return "1d" if self.teacher.univariate else f"{self.teacher.dim}d"
@@ -156,4 +156,3 @@ def get_preset(name: str) -> Preset:
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; valid presets: {', '.join(PRESETS)}")
     return PRESETS[name]
-
