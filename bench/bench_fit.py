@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 import kl_core as kc
-from kl_core.fitting import _fit_grid
+from kl_core.fitting import _fit_box, _fit_grid
 from kl_core.landscape import landscape
 
 TEACHER = kc.GaussianMixture([0.15, 0.2, 0.3, 0.2, 0.15], [-8.0, -4.0, 0.0, 4.0, 8.0], [0.6] * 5)
@@ -34,7 +34,7 @@ def starts() -> np.ndarray:
 
 def grid() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     students = [kc.Gaussian(m, math.exp(s)) for m, s in starts()]
-    x, w = _fit_grid(TEACHER, students, GRID)
+    x, w = _fit_grid(TEACHER, _fit_box(TEACHER, students), GRID)
     return x, w, TEACHER.log_prob(x)
 
 

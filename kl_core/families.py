@@ -38,6 +38,7 @@ from kl_core.distributions import (
 __all__ = ["Family", "family_for", "LEARNABLE"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
+_BOX_STDS = 5.0  # a continuous student stays this many stds inside the integration box
 
 # which names `learn=` accepts, per family
 LEARNABLE = {
@@ -185,9 +186,17 @@ class GaussianMixture1D(Family):
         parts = [np.zeros((m, self.n_logits))] if self.K > 1 else []
         return np.concatenate(parts + [mu, ls], axis=-1)
 
-    def clip(self, theta: np.ndarray, scale: float) -> np.ndarray:
+    def clip(self, theta: np.ndarray, box: np.ndarray | None, scale: float) -> np.ndarray:
+        """Keep every component inside the integration box (mean +- 5 std, so the quadrature sees
+        all but 6e-7 of its mass) and its std within [1e-4, 1e3] x the teacher's scale."""
         nl, K = self.n_logits, self.K
-        theta[:, nl + K :] = np.clip(theta[:, nl + K :], math.log(1e-4 * scale), math.log(1e3 * scale))
+        ls = np.clip(theta[:, nl + K :], math.log(1e-4 * scale), math.log(1e3 * scale))
+        if box is not None:
+            lo, hi = box[0]
+            ls = np.minimum(ls, math.log((hi - lo) / (2 * _BOX_STDS)))
+            reach = _BOX_STDS * np.exp(ls)
+            theta[:, nl : nl + K] = np.clip(theta[:, nl : nl + K], lo + reach, hi - reach)
+        theta[:, nl + K :] = ls
         if nl:
             theta[:, :nl] = np.clip(theta[:, :nl] - theta[:, :nl].max(-1, keepdims=True), -50.0, 0.0)
         return theta
@@ -318,10 +327,23 @@ class GaussianMixtureND(Family):
         parts += [mu.reshape(m, -1), logdiag.reshape(m, -1), np.zeros((m, self.K * self.n_off))]
         return np.concatenate(parts, axis=-1)
 
-    def clip(self, theta: np.ndarray, scale: float) -> np.ndarray:
+    def clip(self, theta: np.ndarray, box: np.ndarray | None, scale: float) -> np.ndarray:
+        """As the 1-D family: each component's marginal +- 5 std stays inside the box."""
         nl, Kd = self.n_logits, self.K * self.d
         sl = slice(nl + Kd, nl + 2 * Kd)
         theta[:, sl] = np.clip(theta[:, sl], math.log(1e-4 * scale), math.log(1e3 * scale))
+        if box is not None:
+            _, mu, _, L = self.split(theta)
+            row = np.sqrt((L * L).sum(-1))  # marginal std per axis (S, K, d)
+            width = box[:, 1] - box[:, 0]
+            shrink = np.minimum(1.0, width / (2 * _BOX_STDS * row))  # rows of L scaled to fit
+            L = L * shrink[..., None]
+            reach = _BOX_STDS * row * shrink
+            mu = np.clip(mu, box[:, 0] + reach, box[:, 1] - reach)
+            S = theta.shape[0]
+            theta[:, nl : nl + Kd] = mu.reshape(S, -1)
+            theta[:, sl] = np.log(np.diagonal(L, axis1=-2, axis2=-1)).reshape(S, -1)
+            theta[:, nl + 2 * Kd :] = L[..., self.tril[0], self.tril[1]].reshape(S, -1)
         if nl:
             theta[:, :nl] = np.clip(theta[:, :nl] - theta[:, :nl].max(-1, keepdims=True), -50.0, 0.0)
         return theta
@@ -395,7 +417,7 @@ class Factorized(Family):
     def random_starts(self, teacher: Categorical, m: int, rng: np.random.Generator) -> np.ndarray:
         return rng.normal(0.0, 1.5, (m, self.n_params))
 
-    def clip(self, theta: np.ndarray, scale: float) -> np.ndarray:
+    def clip(self, theta: np.ndarray, box: np.ndarray | None, scale: float) -> np.ndarray:
         for a, b in zip(self.offsets[:-1], self.offsets[1:]):
             block = theta[:, a:b]
             theta[:, a:b] = np.clip(block - block.max(-1, keepdims=True), -50.0, 0.0)

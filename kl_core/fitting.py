@@ -250,16 +250,31 @@ def _mc_student_samples(prob: _Problem, theta: np.ndarray, n: int, rng: np.rando
 # ----------------------------------------------------------------------------------------------
 
 
-def _fit_grid(teacher: _GaussianComponents, starts: list[Distribution], n: int | None):
-    """A uniform grid over the teacher and the starting students, fine enough for the teacher."""
-    box = support_box([teacher, *starts], tail=6.0)
+def _fit_box(teacher: _GaussianComponents, starts: list[Distribution]) -> np.ndarray:
+    """The integration box (d, 2): the teacher's components +- 6 std, its overall spread +- 7 std
+    and every starting student +- 8 std. Students are kept 5 of their stds inside it (see the
+    families' ``clip``: all but 6e-7 of their mass is on the grid); the slack lets a student widen
+    on its way to an optimum."""
+    mean = np.atleast_1d(np.asarray(teacher.mean, float))
+    spread = np.sqrt(np.atleast_1d(np.diag(np.atleast_2d(teacher.cov))))
+    overall = np.stack([mean - 7.0 * spread, mean + 7.0 * spread], axis=-1)
+    parts = [overall, support_box([teacher], tail=6.0), support_box(starts, tail=8.0)]
+    return np.stack([np.min([p[:, 0] for p in parts], 0), np.max([p[:, 1] for p in parts], 0)], axis=-1)
+
+
+def _fit_grid(teacher: _GaussianComponents, box: np.ndarray, n: int | None):
+    """A uniform grid over ``box``, fine enough for the teacher's narrowest (conditional) std.
+
+    The trapezoid rule on a Gaussian-like integrand has error ~exp(-2 pi^2 (std/h)^2): 2 points per
+    std already gives 1e-34; 1-D uses 4 (it is cheap), 2-D uses 2 (a tensor grid squares the cost).
+    """
     d = teacher.dim
     default = 2048 if d == 1 else 128
     n = default if n is None else int(n)
-    # at least 4 points per narrowest teacher component std along each axis
     _, _, cov = teacher.components()
-    finest = np.sqrt(np.diagonal(cov, axis1=1, axis2=2)).min(0)  # (d,)
-    needed = np.ceil((box[:, 1] - box[:, 0]) / (finest / 4.0)).astype(int) + 1
+    finest = (1.0 / np.sqrt(np.diagonal(np.linalg.inv(cov), axis1=1, axis2=2))).min(0)  # (d,)
+    per_std = 4.0 if d == 1 else 2.0
+    needed = np.ceil((box[:, 1] - box[:, 0]) * per_std / finest).astype(int) + 1
     cap = 20_000 if d == 1 else 400
     per_axis = np.minimum(np.maximum(n, needed), cap)
     return uniform_grid(box, per_axis if d > 1 else int(per_axis[0]))
@@ -355,12 +370,12 @@ def fit(
     # where the exact loss can be evaluated: a grid (continuous, 1-D/2-D) or the whole table
     if family.continuous:
         scale = math.sqrt(float(np.mean(np.diag(np.atleast_2d(teacher.cov)))))
-        starts = [family.unpack(t) for t in theta]
-        x, w = _fit_grid(teacher, starts, grid) if teacher.dim <= 2 else (None, None)
+        box = _fit_box(teacher, [family.unpack(t) for t in theta]) if teacher.dim <= 2 else None
+        x, w = _fit_grid(teacher, box, grid) if box is not None else (None, None)
         prob = _Problem(k, par, teacher, family, x, w, None if x is None else teacher.log_prob(x))
         has_exact = x is not None
     else:
-        scale = 1.0
+        scale, box = 1.0, None
         prob = _Problem(k, par, teacher, family, None, None, teacher.log_probs.reshape(-1))
         has_exact = True
     if estimator == "exact" and not has_exact:
@@ -404,7 +419,7 @@ def fit(
         if not np.all(np.isfinite(grad)):
             grad = np.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0)
         theta, state = opt.update(theta, grad * mask, state)
-        theta = family.clip(theta, scale)
+        theta = family.clip(theta, box, scale)
     return Trajectory(
         teacher=teacher,
         family=family,

@@ -25,7 +25,7 @@ from scipy.optimize import minimize
 from kl_core.distributions import Gaussian, _GaussianComponents
 from kl_core.divergences import kl_direction, resolve
 from kl_core.families import GaussianMixture1D
-from kl_core.fitting import _fit_grid, _Problem
+from kl_core.fitting import _fit_box, _fit_grid, _Problem
 
 __all__ = ["Landscape", "Minimum", "landscape", "default_ranges"]
 
@@ -189,7 +189,8 @@ def landscape(
 
     family = GaussianMixture1D(1)
     widest = math.exp(log_stds.max())
-    x, w = _fit_grid(teacher, [Gaussian(float(means.min()), widest), Gaussian(float(means.max()), widest)], None)
+    corners = [Gaussian(float(means.min()), widest), Gaussian(float(means.max()), widest)]
+    x, w = _fit_grid(teacher, _fit_box(teacher, corners), None)
     prob = _Problem(k, par, teacher, family, x, w, teacher.log_prob(x))
 
     direction = kl_direction(k.name, par)

@@ -15,7 +15,7 @@ from kl_core.distributions import (
     GaussianMixture,
 )
 
-__all__ = ["Preset", "PRESETS", "get_preset", "preset_names"]
+__all__ = ["Preset", "PRESETS", "get_preset", "preset_names", "random_teacher", "starting_student"]
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ PRESETS: dict[str, Preset] = {
             "Symmetric bimodal (the textbook figure)",
             "Forward KL spreads one Gaussian over both modes; reverse KL locks onto one of them.",
             GaussianMixture([0.5, 0.5], [-3.0, 3.0], [1.0, 1.0]),
-            Gaussian(1.0, 1.0),
+            Gaussian(2.0, 1.0),
             dict(_DEFAULT),
         ),
         Preset(
@@ -79,7 +79,7 @@ PRESETS: dict[str, Preset] = {
             "Three modes",
             "Reverse KL picks one of three modes depending on where it starts; forward KL covers all.",
             GaussianMixture([1.0, 1.0, 1.0], [-5.0, 0.0, 5.0], [0.8, 0.8, 0.8]),
-            Gaussian(-1.5, 1.0),
+            Gaussian(-3.5, 1.0),
             dict(_DEFAULT),
         ),
         Preset(
@@ -156,3 +156,27 @@ def get_preset(name: str) -> Preset:
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; valid presets: {', '.join(PRESETS)}")
     return PRESETS[name]
+
+
+def random_teacher(n_modes: int, seed: int) -> GaussianMixture:
+    """A reproducible random 1-D teacher: ``n_modes`` (1..6) modes with weights in [0.2, 1],
+    means spread over [-8, 8] at least 1.5 apart, stds in [0.4, 1.5]."""
+    if isinstance(n_modes, bool) or not isinstance(n_modes, (int, np.integer)) or not 1 <= n_modes <= 6:
+        raise ValueError(f"n_modes must be an integer in [1, 6], got {n_modes!r}")
+    rng = np.random.default_rng(seed)
+    # gaps of at least 1.5 between sorted means: draw the slack, then lay the means out
+    slack = 16.0 - 1.5 * (n_modes - 1)
+    means = -8.0 + np.sort(rng.uniform(0.0, slack, n_modes)) + 1.5 * np.arange(n_modes)
+    weights = rng.uniform(0.2, 1.0, n_modes)
+    stds = rng.uniform(0.4, 1.5, n_modes)
+    return GaussianMixture(np.round(weights, 2), np.round(means, 1), np.round(stds, 1))
+
+
+def starting_student(teacher: GaussianMixture | Gaussian, n_components: int = 1) -> Gaussian | GaussianMixture:
+    """A neutral 1-D start for start 0: off-centre (so symmetric teachers do not pin it to the
+    middle) and narrower than the teacher; K components spread over the teacher's centre."""
+    mean, std = float(teacher.mean), float(np.sqrt(teacher.variance))
+    if n_components == 1:
+        return Gaussian(round(mean + 0.6 * std, 3), round(max(0.3 * std, 0.2), 3))
+    centres = mean + std * np.linspace(-0.8, 0.8, n_components)
+    return GaussianMixture(np.ones(n_components), np.round(centres, 3), np.full(n_components, max(0.4 * std, 0.2)))

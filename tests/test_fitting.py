@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 import kl_core as kc
 from kl_core.divergences import KINDS, resolve
 from kl_core.families import family_for
-from kl_core.fitting import _fit_grid, _mc_student_samples, _mc_teacher_samples, _Problem
+from kl_core.fitting import _fit_box, _fit_grid, _mc_student_samples, _mc_teacher_samples, _Problem
 
 BIMODAL = kc.GaussianMixture([0.5, 0.5], [-3.0, 3.0], [1.0, 1.0])
 # reverse-KL optima for BIMODAL (issue 2's values; also checked by landscape polishing)
@@ -24,7 +24,7 @@ def problem(teacher, student, kind="reverse_kl", **params):
     fam = family_for(student)
     if teacher.is_discrete:
         return _Problem(k, par, teacher, fam, None, None, teacher.log_probs.reshape(-1)), fam
-    x, w = _fit_grid(teacher, [student], None)
+    x, w = _fit_grid(teacher, _fit_box(teacher, [student]), None)
     return _Problem(k, par, teacher, fam, x, w, teacher.log_prob(x)), fam
 
 
