@@ -196,11 +196,18 @@ class _GaussianComponents(Distribution):
         if self.univariate:  # the hot path of figures and landscapes: no einsum
             z = (pts - self._mu[:, 0]) * self._prec_chol[:, 0, 0]  # (n, K)
             logn = -0.5 * z * z - (self._log_det_half + 0.5 * _LOG_2PI)
-        else:  # one BLAS product per component beats a (n, K, d, d) einsum by far
+        else:  # per component, z = L^{-1} (x - mu) row by row: L^{-1} is lower triangular
+            cols = [pts[:, j] for j in range(self.dim)]
             logn = np.empty((pts.shape[0], self.n_components))
             for k in range(self.n_components):
-                z = (pts - self._mu[k]) @ self._prec_chol[k].T  # (n, d)
-                logn[:, k] = -0.5 * np.einsum("ni,ni->n", z, z)
+                diff = [c - m for c, m in zip(cols, self._mu[k])]
+                sq = np.zeros(pts.shape[0])
+                for i in range(self.dim):
+                    z = self._prec_chol[k, i, 0] * diff[0]
+                    for j in range(1, i + 1):
+                        z += self._prec_chol[k, i, j] * diff[j]
+                    sq += z * z
+                logn[:, k] = -0.5 * sq
             logn -= self._log_det_half + 0.5 * self.dim * _LOG_2PI
         with np.errstate(divide="ignore"):
             out = logn + np.log(self._w)

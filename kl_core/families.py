@@ -264,7 +264,7 @@ class GaussianMixtureND(Family):
         Linv = np.linalg.inv(L)  # (S, K, d, d)
         xs = x[None, None] if x.ndim == 2 else x[:, None]
         diff = xs - mu[:, :, None, :]  # (S, K, G, d)
-        z = np.einsum("skij,skgj->skgi", Linv, diff)
+        z = diff @ np.swapaxes(Linv, -1, -2)  # L^{-1} (x - mu), batched matmul
         lc = -0.5 * (z * z).sum(-1) - (logdiag.sum(-1) + 0.5 * self.d * _LOG_2PI - logw)[..., None]
         if self.K == 1:
             return lc[:, 0], (z, None, Linv, L, logw)
@@ -283,12 +283,12 @@ class GaussianMixtureND(Family):
         z, r, Linv, L, logw = aux
         c = np.broadcast_to(c, z.shape[:1] + z.shape[2:3])  # (S, G)
         a = c[:, None, :] if r is None else c[:, None, :] * r  # (S, K, G)
-        y = np.einsum("skji,skgj->skgi", Linv, z)  # L^{-T} z = Sigma^{-1} (x - mu)
-        d_mu = np.einsum("skg,skgi->ski", a, y)
+        y = z @ Linv  # L^{-T} z = Sigma^{-1} (x - mu), (S, K, G, d)
+        d_mu = (a[..., None, :] @ y)[..., 0, :]  # (S, K, d)
         A = a.sum(-1)
-        # d log N / dL = L^{-T} (z z^T - I)
-        M = np.einsum("skg,skgi,skgj->skij", a, z, z) - A[..., None, None] * np.eye(self.d)
-        dL = np.einsum("skji,skjl->skil", Linv, M)
+        # d log N / dL = L^{-T} (z z^T - I), weighted by a and summed over the grid
+        M = np.swapaxes(z * a[..., None], -1, -2) @ z - A[..., None, None] * np.eye(self.d)
+        dL = np.swapaxes(Linv, -1, -2) @ M
         d_logit = A - np.exp(logw) * c.sum(-1, keepdims=True)
         return self._assemble(d_logit, d_mu, np.tril(dL), L)
 
@@ -306,7 +306,7 @@ class GaussianMixtureND(Family):
 
     def grad_x(self, theta: np.ndarray, aux) -> np.ndarray:
         z, r, Linv, _, _ = aux
-        g = -np.einsum("skji,skgj->skgi", Linv, z)
+        g = -(z @ Linv)
         return g[:, 0] if r is None else (r[..., None] * g).sum(1)
 
     def path_vjp(self, theta: np.ndarray, x: np.ndarray, aux, cot: np.ndarray) -> np.ndarray:

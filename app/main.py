@@ -1,0 +1,22 @@
+"""KL Lab, the Streamlit app: page configuration and navigation only."""
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `app.*` importable from the pages
+
+st.set_page_config(page_title="KL Lab: forward vs reverse KL", page_icon="🔀", layout="wide")
+
+PAGES = Path(__file__).parent / "pages"
+navigation = st.navigation(
+    [
+        st.Page(PAGES / "lab_1d.py", title="Mode covering vs mode seeking", url_path="lab", default=True),
+        st.Page(PAGES / "landscape.py", title="Loss landscape", url_path="landscape"),
+        st.Page(PAGES / "family.py", title="Divergence family", url_path="family"),
+        st.Page(PAGES / "lab_2d.py", title="2-D lab", url_path="lab_2d"),
+        st.Page(PAGES / "theory.py", title="Theory", url_path="theory"),
+    ]
+)
+navigation.run()

@@ -1,0 +1,203 @@
+"""From plain app values to kl_core results: teachers, students, objectives and the fits of each page.
+
+No streamlit here: every function takes plain, hashable values (so the pages can cache them with
+``st.cache_data``) and returns immutable kl_core results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+import kl_core as kc
+from kl_core.presets import starting_student
+from kl_core.viz import Run, run_summaries
+
+__all__ = [
+    "TeacherSpec",
+    "ObjectiveSpec",
+    "teacher_spec",
+    "teacher_from_spec",
+    "objective_specs",
+    "fit_options",
+    "lab_1d_runs",
+    "landscape_pair",
+    "sweep_fits",
+    "capacity_fits",
+    "lab_2d_runs",
+    "lab_1d",
+    "lab_2d",
+]
+
+TeacherSpec = tuple[tuple[float, float, float], ...]  # (weight, mean, std) per mode
+ObjectiveSpec = tuple[str, tuple[tuple[str, float], ...]]  # (kind, sorted params)
+
+ESTIMATOR_OPTIONS: dict[str, dict[str, str]] = {
+    "exact": {"estimator": "exact"},
+    "off_policy": {"estimator": "mc", "sampler": "teacher"},
+    "on_policy_pathwise": {"estimator": "mc", "sampler": "student", "gradient": "pathwise"},
+    "on_policy_score": {"estimator": "mc", "sampler": "student", "gradient": "score"},
+}
+CAPACITY_TEACHER = "five_modes"
+
+
+def teacher_spec(state: Mapping[str, Any]) -> TeacherSpec:
+    """The teacher's modes from the editor's fields (the first ``modes`` of them)."""
+    return tuple(
+        (float(state[f"w{i}"]), float(state[f"m{i}"]), float(state[f"s{i}"])) for i in range(1, state["modes"] + 1)
+    )
+
+
+def teacher_from_spec(spec: TeacherSpec) -> kc.GaussianMixture:
+    w, m, s = zip(*spec)
+    return kc.GaussianMixture(list(w), list(m), list(s))
+
+
+def spec_from_teacher(teacher: kc.GaussianMixture) -> TeacherSpec:
+    return tuple(
+        (round(float(w), 4), round(float(m), 4), round(float(s), 4))
+        for w, m, s in zip(teacher.weights, teacher.means, teacher.stds)
+    )
+
+
+def objective_params(kind: str, state: Mapping[str, Any]) -> tuple[tuple[str, float], ...]:
+    """The parameters the page's controls give to ``kind`` (β for jsd, α for alpha and skews)."""
+    if kind == "jsd":
+        return (("beta", float(state["beta"])),)
+    if kind == "alpha":
+        return (("alpha", float(state["alpha"])),)
+    if kind in ("skew_forward_kl", "skew_reverse_kl"):
+        return (("alpha", float(state["skew"])),)
+    return ()
+
+
+def objective_specs(kinds: Sequence[str], state: Mapping[str, Any]) -> tuple[ObjectiveSpec, ...]:
+    return tuple((k, objective_params(k, state)) for k in kinds)
+
+
+def fit_options(estimator: str, samples: int) -> dict[str, Any]:
+    """``fit`` keywords for an estimator choice of the app."""
+    return {**ESTIMATOR_OPTIONS[estimator], "n": int(samples)}
+
+
+def _student(teacher: kc.GaussianMixture, preset: str, student: str, k: int):
+    """Start 0: the preset's own student when it fits the choice, else a neutral start."""
+    if student == "mixture":
+        return starting_student(teacher, k) if k > 1 else starting_student(teacher, 1)
+    if preset in kc.PRESETS and kc.PRESETS[preset].space == "1d":
+        return kc.PRESETS[preset].student
+    return starting_student(teacher, 1)
+
+
+def lab_1d_runs(
+    spec: TeacherSpec,
+    preset: str,
+    student: str,
+    k: int,
+    objectives: tuple[ObjectiveSpec, ...],
+    estimator: str,
+    samples: int,
+    lr: float,
+    steps: int,
+    inits: int,
+    seed: int,
+) -> list[Run]:
+    """One fit per objective, same teacher, start and seed: the page-1 experiment."""
+    teacher = teacher_from_spec(spec)
+    start = _student(teacher, preset, student, k)
+    learn = ("mean",) if student == "gaussian_fixed_std" else None
+    runs = []
+    for kind, params in objectives:
+        traj = kc.fit(
+            teacher,
+            start,
+            kind,
+            steps=steps,
+            lr=lr,
+            inits=inits,
+            seed=seed,
+            learn=learn,
+            **fit_options(estimator, samples),
+            **dict(params),
+        )
+        runs.append(Run(kind, dict(params), traj))
+    return runs
+
+
+def landscape_pair(
+    spec: TeacherSpec, left: ObjectiveSpec, right: ObjectiveSpec, grid: int
+) -> tuple[kc.Landscape, kc.Landscape]:
+    teacher = teacher_from_spec(spec)
+    return tuple(kc.landscape(teacher, kind, n=grid, **dict(params)) for kind, params in (left, right))
+
+
+def sweep_fits(
+    spec: TeacherSpec, preset: str, sweep: str, points: int, lr: float, steps: int, inits: int, seed: int
+) -> tuple[list[tuple[float, kc.Trajectory]], list[str]]:
+    """Fits along the α (alpha-divergence, from -0.5 to 1.5) or β (jsd, 0 to 1) family.
+
+    Returns the fits and a note for every value that could not be fitted (an α outside [0, 1]
+    can make the divergence infinite for a start: then that value is skipped, and said so).
+    """
+    teacher = teacher_from_spec(spec)
+    start = _student(teacher, preset, "gaussian", 1)
+    kind = "alpha" if sweep == "alpha" else "jsd"
+    values = np.linspace(-0.5, 1.5, points) if sweep == "alpha" else np.linspace(0.0, 1.0, points)
+    fits, notes = [], []
+    for v in values:
+        v = round(float(v), 4)
+        try:
+            traj = kc.fit(teacher, start, kind, steps=steps, lr=lr, inits=inits, seed=seed, **{sweep: v})
+        except ValueError as err:
+            notes.append(f"{sweep} = {v:g}: {err}")
+            continue
+        fits.append((v, traj))
+    return fits, notes
+
+
+def capacity_fits(
+    kmax: int, lr: float, steps: int, inits: int, seed: int
+) -> dict[str, list[tuple[int, kc.Trajectory]]]:
+    """Mixture students with K = 1..kmax components against the five-mode teacher, both KLs."""
+    teacher = kc.PRESETS[CAPACITY_TEACHER].teacher
+    out: dict[str, list[tuple[int, kc.Trajectory]]] = {}
+    for kind in ("forward_kl", "reverse_kl"):
+        out[kind] = [
+            (k, kc.fit(teacher, starting_student(teacher, k), kind, steps=steps, lr=lr, inits=inits, seed=seed))
+            for k in range(1, kmax + 1)
+        ]
+    return out
+
+
+def lab_2d_runs(
+    preset: str, objectives: tuple[ObjectiveSpec, ...], steps: int, inits: int, lr: float, seed: int
+) -> list[Run]:
+    p = kc.PRESETS[preset]
+    settings = {k: v for k, v in p.settings.items() if k not in ("steps", "inits", "lr")}
+    return [
+        Run(
+            kind,
+            dict(params),
+            kc.fit(p.teacher, p.student, kind, steps=steps, lr=lr, inits=inits, seed=seed, **settings, **dict(params)),
+        )
+        for kind, params in objectives
+    ]
+
+
+Summaries = list[list[kc.StudentSummary | None]]
+
+
+def lab_1d(*args: Any) -> tuple[list[Run], Summaries]:
+    """:func:`lab_1d_runs` and every final student's summary (the page's table and captions)."""
+    runs = lab_1d_runs(*args)
+    teacher = teacher_from_spec(args[0])
+    return runs, [run_summaries(teacher, run) for run in runs]
+
+
+def lab_2d(*args: Any) -> tuple[list[Run], Summaries]:
+    """:func:`lab_2d_runs` and every final student's summary."""
+    runs = lab_2d_runs(*args)
+    teacher = kc.PRESETS[args[0]].teacher
+    return runs, [run_summaries(teacher, run) for run in runs]

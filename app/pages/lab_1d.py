@@ -1,0 +1,60 @@
+"""Page 1, the 1-D lab: one teacher, one student, forward vs reverse KL (or any kinds) side by side."""
+
+import streamlit as st
+
+from app import model, ui
+from kl_core.viz import animation_1d, caption, results_rows
+
+state = ui.setup()
+st.title("Mode covering vs mode seeking")
+st.caption(
+    "The grey teacher is fixed. Each panel trains the same student from the same starts under one "
+    "objective: **forward KL** must cover everything the teacher likes, **reverse KL** must avoid "
+    "everything the teacher forbids. Press ▶ in the figure to watch training; scrub with its slider."
+)
+
+ui.teacher_editor()
+st.sidebar.header("Student and training")
+ui.control("student", "select")
+if state["student"] == "mixture":
+    ui.control("k")
+kinds = ui.control("objectives", "multiselect")
+ui.objective_controls(kinds)
+ui.control("estimator", "select")
+if state["estimator"] != "exact":
+    ui.control("samples")
+ui.control("lr")
+ui.control("steps")
+ui.control("inits")
+ui.control("seed", "number")
+ui.control("speed")
+
+try:
+    spec = model.teacher_spec(state)
+    teacher = model.teacher_from_spec(spec)
+    with st.spinner("Training…"):
+        runs, summaries = ui.cached["lab_1d"](
+            spec,
+            state["preset"],
+            state["student"],
+            state["k"],
+            model.objective_specs(kinds, state),
+            state["estimator"],
+            state["samples"],
+            state["lr"],
+            state["steps"],
+            state["inits"],
+            state["seed"],
+        )
+except ValueError as err:
+    ui.error(err)
+
+st.plotly_chart(animation_1d(teacher, runs, n_frames=40, frame_ms=state["speed"]), key="lab_1d_chart", width="stretch")
+
+st.subheader("Where the students ended")
+for run, summary in zip(runs, summaries):
+    st.markdown(f"- {caption(teacher, run, summaries=summary)}")
+for run, summary in zip(runs, summaries):
+    with st.expander(f"Final students: {run.display_label}", expanded=len(runs) <= 2):
+        st.dataframe(results_rows(teacher, run, summaries=summary), hide_index=True, width="stretch")
+ui.finish()

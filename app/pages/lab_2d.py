@@ -1,0 +1,39 @@
+"""Page 4, the 2-D lab: Gaussian students against a ring, a correlated Gaussian and three clusters."""
+
+import streamlit as st
+
+from app import model, ui
+from kl_core.presets import PRESETS
+from kl_core.viz import animation_2d, caption, results_rows
+
+state = ui.setup()
+st.title("2-D lab")
+
+st.sidebar.header("Teacher")
+preset = ui.control("preset2d", "select")
+st.caption(PRESETS[preset].lesson)
+st.sidebar.header("Training")
+kinds = ui.control("objectives2d", "multiselect")
+ui.objective_controls(kinds)
+ui.control("steps2d")
+ui.control("inits2d")
+ui.control("lr")
+ui.control("seed", "number")
+ui.control("speed")
+
+try:
+    with st.spinner("Training…"):
+        runs, summaries = ui.cached["lab_2d"](
+            preset, model.objective_specs(kinds, state), state["steps2d"], state["inits2d"], state["lr"], state["seed"]
+        )
+except ValueError as err:
+    ui.error(err)
+
+teacher = PRESETS[preset].teacher
+st.plotly_chart(animation_2d(teacher, runs, frame_ms=state["speed"]), key="lab_2d_chart", width="stretch")
+for run, summary in zip(runs, summaries):
+    st.markdown(f"- {caption(teacher, run, summaries=summary)}")
+for run, summary in zip(runs, summaries):
+    with st.expander(f"Final students: {run.display_label}"):
+        st.dataframe(results_rows(teacher, run, summaries=summary), hide_index=True, width="stretch")
+ui.finish()

@@ -1,0 +1,63 @@
+"""Page 2, the loss landscape: two objectives over a Gaussian student's (mean, log std), with paths."""
+
+import streamlit as st
+
+from app import model, ui
+from kl_core.viz import label_for, landscape_figure
+
+state = ui.setup()
+st.title("Loss landscape")
+st.caption(
+    "Each objective over every Gaussian student N(mean, std²) of the same teacher as the 1-D lab. "
+    "Stars are global minima, circles local ones; lines are the optimisation paths of every start. "
+    "Reverse KL has a minimum on each well-separated mode (which one you reach depends on where you "
+    "start); forward KL has one, at the teacher's mean and standard deviation."
+)
+
+ui.teacher_editor()
+st.sidebar.header("Objectives")
+left = ui.control("left", "select")
+right = ui.control("right", "select")
+ui.objective_controls((left, right))
+ui.control("grid")
+st.sidebar.header("Training (paths)")
+ui.control("estimator", "select")
+ui.control("lr")
+ui.control("steps")
+ui.control("inits")
+ui.control("seed", "number")
+
+try:
+    spec = model.teacher_spec(state)
+    specs = model.objective_specs((left, right), state)
+    with st.spinner("Computing the surfaces…"):
+        lands = ui.cached["landscape_pair"](spec, specs[0], specs[1], state["grid"])
+        runs = ui.cached["lab_1d_runs"](
+            spec,
+            state["preset"],
+            "gaussian",
+            1,
+            specs,
+            state["estimator"],
+            state["samples"],
+            state["lr"],
+            state["steps"],
+            state["inits"],
+            state["seed"],
+        )
+except ValueError as err:
+    ui.error(err)
+
+st.plotly_chart(landscape_figure(lands, runs), key="landscape_chart", width="stretch")
+cols = st.columns(2)
+for col, land in zip(cols, lands):
+    col.markdown(f"**{label_for(land.objective, land.objective_params)}**: {len(land.minima)} local minima")
+    col.dataframe(
+        [
+            {"mean": round(m.mean, 4), "std": round(m.std, 4), "value (nats)": round(m.value, 4), "global": m.is_global}
+            for m in land.minima
+        ],
+        hide_index=True,
+        width="stretch",
+    )
+ui.finish()

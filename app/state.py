@@ -1,0 +1,236 @@
+"""Typed app state: one schema for every control, parsed from and written back to the URL.
+
+Pure Python (no streamlit import) so it can be tested on its own. Each :class:`Field` knows its
+type, default and allowed range; :func:`parse` turns query parameters into a complete state plus
+one warning per rejected value (that value falls back to its default, the others are kept);
+:func:`to_query` writes back only what differs from the defaults, so links stay short.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kl_core.divergences import KINDS
+from kl_core.presets import PRESETS
+
+__all__ = ["Field", "FIELDS", "DEFAULTS", "parse", "to_query", "hidden_controls", "is_embed", "teacher_fields"]
+
+MAX_MODES = 6
+PRESETS_1D = [n for n, p in PRESETS.items() if p.space == "1d"]
+PRESETS_2D = [n for n, p in PRESETS.items() if p.space == "2d"]
+OBJECTIVES = [k for k, v in KINDS.items() if not v.discrete_only]
+ESTIMATORS = ["exact", "off_policy", "on_policy_pathwise", "on_policy_score"]
+STUDENTS = ["gaussian", "gaussian_fixed_std", "mixture"]
+
+
+@dataclass(frozen=True)
+class Field:
+    """One control: its URL key (also its widget key), type, default and allowed values."""
+
+    name: str
+    kind: str  # "int" | "float" | "choice" | "multi" | "bool"
+    default: Any
+    label: str
+    low: float | None = None
+    high: float | None = None
+    step: float | None = None
+    choices: tuple[str, ...] = ()
+    help: str = ""
+
+    def parse(self, raw: Any) -> Any:
+        """The typed value of a raw URL string; ValueError (naming the field and range) if invalid."""
+        text = raw[-1] if isinstance(raw, list) else raw
+        text = str(text).strip()
+        if self.kind == "int":
+            try:
+                value = int(text)
+            except ValueError:
+                raise ValueError(
+                    f"{self.name} must be an integer in [{self.low:g}, {self.high:g}], got {text!r}"
+                ) from None
+            return self._in_range(value)
+        if self.kind == "float":
+            try:
+                value = float(text)
+            except ValueError:
+                raise ValueError(
+                    f"{self.name} must be a number in [{self.low:g}, {self.high:g}], got {text!r}"
+                ) from None
+            return self._in_range(value)
+        if self.kind == "bool":
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(f"{self.name} must be true or false, got {text!r}")
+        if self.kind == "choice":
+            if text not in self.choices:
+                raise ValueError(f"{self.name} must be one of {', '.join(self.choices)}, got {text!r}")
+            return text
+        if self.kind == "multi":
+            items = [t for t in text.split(",") if t]
+            bad = [t for t in items if t not in self.choices]
+            if bad or not items:
+                raise ValueError(
+                    f"{self.name} must be a comma-separated subset of {', '.join(self.choices)}, got {text!r}"
+                )
+            return tuple(dict.fromkeys(items))  # unique, in the given order
+        raise AssertionError(self.kind)
+
+    def _in_range(self, value: float) -> float:
+        if not (math.isfinite(value) and self.low <= value <= self.high):
+            raise ValueError(f"{self.name} must be in [{self.low:g}, {self.high:g}], got {value!r}")
+        return value
+
+    def dump(self, value: Any) -> str:
+        if self.kind == "multi":
+            return ",".join(value)
+        if self.kind == "bool":
+            return "true" if value else "false"
+        if self.kind == "float":
+            return f"{value:.6g}"
+        return str(value)
+
+
+def _f(name, kind, default, label, **kw) -> Field:
+    return Field(name, kind, default, label, **kw)
+
+
+_BIMODAL = PRESETS["bimodal"].teacher
+_TEACHER_DEFAULTS = {
+    "w": [0.5, 0.5, 0.5, 0.5, 0.5, 0.5],
+    "m": [-3.0, 3.0, 0.0, -6.0, 6.0, 8.0],
+    "s": [1.0, 1.0, 1.0, 1.0, 1.0, 1.0],
+}
+
+_FIELD_LIST: list[Field] = [
+    # -- the 1-D lab: teacher -------------------------------------------------------------------
+    _f(
+        "preset",
+        "choice",
+        "bimodal",
+        "Preset",
+        choices=(*PRESETS_1D, "custom"),
+        help="A named teacher; editing any mode switches to 'custom'.",
+    ),
+    _f("modes", "int", 2, "Number of modes", low=1, high=MAX_MODES, step=1),
+    *[
+        f
+        for i in range(1, MAX_MODES + 1)
+        for f in (
+            _f(f"w{i}", "float", _TEACHER_DEFAULTS["w"][i - 1], f"Mode {i} weight", low=0.05, high=1.0, step=0.05),
+            _f(f"m{i}", "float", _TEACHER_DEFAULTS["m"][i - 1], f"Mode {i} mean", low=-10.0, high=10.0, step=0.1),
+            _f(f"s{i}", "float", _TEACHER_DEFAULTS["s"][i - 1], f"Mode {i} std", low=0.2, high=4.0, step=0.1),
+        )
+    ],
+    _f("teacher_seed", "int", 0, "Random teacher seed", low=0, high=9999, step=1),
+    # -- the 1-D lab: student and training ----------------------------------------------------
+    _f(
+        "student",
+        "choice",
+        "gaussian",
+        "Student",
+        choices=tuple(STUDENTS),
+        help="A Gaussian, a Gaussian whose std is held fixed, or a mixture of K Gaussians.",
+    ),
+    _f("k", "int", 2, "Mixture components (K)", low=1, high=4, step=1),
+    _f("objectives", "multi", ("forward_kl", "reverse_kl"), "Objectives", choices=tuple(OBJECTIVES)),
+    _f("beta", "float", 0.5, "JSD β", low=0.0, high=1.0, step=0.05, help="β=0 is forward KL, β=1 reverse KL."),
+    _f(
+        "alpha",
+        "float",
+        0.5,
+        "α-divergence α",
+        low=-2.0,
+        high=3.0,
+        step=0.1,
+        help="α→1 forward KL, α→0 reverse KL; α≤0 is zero-forcing.",
+    ),
+    _f("skew", "float", 0.1, "Skew KL α", low=0.0, high=0.95, step=0.05),
+    _f(
+        "estimator",
+        "choice",
+        "exact",
+        "Estimator",
+        choices=tuple(ESTIMATORS),
+        help="exact quadrature; Monte Carlo on teacher samples (off-policy) or on student samples (on-policy).",
+    ),
+    _f("samples", "int", 256, "Samples per step", low=16, high=2048, step=16),
+    _f("lr", "float", 0.05, "Learning rate", low=0.005, high=0.5, step=0.005),
+    _f("steps", "int", 400, "Steps", low=50, high=1500, step=50),
+    _f("inits", "int", 8, "Starts", low=1, high=16, step=1),
+    _f("seed", "int", 0, "Seed", low=0, high=10_000, step=1),
+    _f("speed", "int", 80, "Frame duration (ms)", low=20, high=400, step=10),
+    # -- loss landscape ---------------------------------------------------------------------------
+    _f("left", "choice", "forward_kl", "Left objective", choices=tuple(OBJECTIVES)),
+    _f("right", "choice", "reverse_kl", "Right objective", choices=tuple(OBJECTIVES)),
+    _f("grid", "int", 120, "Grid points per axis", low=40, high=160, step=10),
+    # -- divergence family -------------------------------------------------------------------------
+    _f("sweep", "choice", "alpha", "Sweep", choices=("alpha", "beta")),
+    _f("points", "int", 9, "Values in the sweep", low=3, high=15, step=1),
+    _f("kmax", "int", 4, "Largest K", low=1, high=4, step=1),
+    # -- 2-D lab -------------------------------------------------------------------------------------
+    _f("preset2d", "choice", "ring", "2-D preset", choices=tuple(PRESETS_2D)),
+    _f("objectives2d", "multi", ("forward_kl", "reverse_kl"), "Objectives (2-D)", choices=tuple(OBJECTIVES)),
+    _f("steps2d", "int", 200, "Steps (2-D)", low=50, high=1000, step=50),
+    _f("inits2d", "int", 4, "Starts (2-D)", low=1, high=8, step=1),
+]
+
+FIELDS: dict[str, Field] = {f.name: f for f in _FIELD_LIST}
+DEFAULTS: dict[str, Any] = {f.name: f.default for f in _FIELD_LIST}
+RESERVED = ("hide", "embed")  # not controls: classroom links and embedding
+
+
+def teacher_fields(modes: int) -> list[str]:
+    """The weight/mean/std field names of the first ``modes`` teacher modes."""
+    return [f"{c}{i}" for i in range(1, modes + 1) for c in "wms"]
+
+
+def parse(params: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """A complete state from query parameters, and a warning for every value that was rejected.
+
+    Unknown keys are ignored with a warning; a bad value falls back to its default alone.
+    Never raises.
+    """
+    state = dict(DEFAULTS)
+    warnings: list[str] = []
+    for key, raw in params.items():
+        if key in RESERVED:
+            continue
+        field = FIELDS.get(key)
+        if field is None:
+            warnings.append(f"Ignored unknown URL parameter {key!r}.")
+            continue
+        try:
+            state[key] = field.parse(raw)
+        except ValueError as err:
+            warnings.append(f"Ignored URL value: {err}; using the default {field.dump(field.default)}.")
+    return state, warnings
+
+
+def to_query(state: Mapping[str, Any], keep: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Query parameters for ``state``: only values that differ from the defaults (plus ``keep``)."""
+    out = {k: FIELDS[k].dump(v) for k, v in state.items() if k in FIELDS and v != DEFAULTS[k]}
+    for k, v in (keep or {}).items():
+        out[k] = v
+    return out
+
+
+def hidden_controls(params: Mapping[str, Any]) -> set[str]:
+    """``hide=name1,name2`` -> the controls to hide (unknown names are ignored)."""
+    raw = params.get("hide", "")
+    text = raw[-1] if isinstance(raw, list) else raw
+    return {n for n in str(text).split(",") if n in FIELDS}
+
+
+def is_embed(params: Mapping[str, Any]) -> bool:
+    raw = params.get("embed", "")
+    text = raw[-1] if isinstance(raw, list) else raw
+    return str(text).lower() in ("1", "true", "yes")
+
+
+def clamp_choice(values: Sequence[str], allowed: Sequence[str]) -> tuple[str, ...]:
+    return tuple(v for v in values if v in allowed)

@@ -1,0 +1,211 @@
+"""Streamlit glue: URL-backed controls, the teacher editor, sharing, errors and cached kl_core calls.
+
+A page calls :func:`setup` first, draws its controls with :func:`control` (each bound to a field
+of ``app.state``), calls the cached computations below, hands the results to ``kl_core.viz``,
+and ends with :func:`finish`, which writes the state back to the URL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+import streamlit as st
+
+from app import model
+from app import state as schema
+from kl_core.presets import PRESETS, random_teacher
+from kl_core.viz import label_for
+
+__all__ = ["setup", "control", "objective_controls", "teacher_editor", "finish", "cached", "error"]
+
+_STATE, _HIDDEN, _EMBED = "_kl_state", "_kl_hidden", "_kl_embed"
+
+# cached, plain-valued kl_core calls (the results are immutable and picklable)
+cached = {
+    name: st.cache_data(max_entries=32, show_spinner=False)(getattr(model, name))
+    for name in ("lab_1d", "lab_1d_runs", "landscape_pair", "sweep_fits", "capacity_fits", "lab_2d")
+}
+
+
+def setup() -> dict[str, Any]:
+    """The canonical state of this session, loaded from the URL on the first run (with warnings)."""
+    if _STATE not in st.session_state:
+        params = st.query_params.to_dict()
+        state, warnings = schema.parse(params)
+        if state["preset"] in PRESETS:  # a named preset defines the teacher; the mode fields follow it
+            state.update(_teacher_fields(model.spec_from_teacher(PRESETS[state["preset"]].teacher)))
+        st.session_state[_STATE] = state
+        st.session_state[_HIDDEN] = schema.hidden_controls(params)
+        st.session_state[_EMBED] = schema.is_embed(params)
+        st.session_state["_kl_warnings"] = warnings
+    for w in st.session_state.pop("_kl_warnings", []):
+        st.warning(w, icon="⚠️")
+    return st.session_state[_STATE]
+
+
+def _key(name: str) -> str:
+    return f"w_{name}"
+
+
+def _to_widget(field: schema.Field, value: Any) -> Any:
+    if field.kind == "multi":
+        return list(value)
+    if field.kind == "int":
+        return int(value)
+    if field.kind == "float":
+        return float(value)
+    return value
+
+
+def _format(name: str):
+    if name in ("objectives", "objectives2d", "left", "right"):
+        return lambda kind: label_for(kind, {})
+    if name in ("estimator",):
+        return {
+            "exact": "exact (quadrature)",
+            "off_policy": "Monte Carlo, teacher samples (off-policy)",
+            "on_policy_pathwise": "Monte Carlo, student samples, pathwise (on-policy)",
+            "on_policy_score": "Monte Carlo, student samples, REINFORCE (on-policy)",
+        }.get
+    if name in ("student",):
+        return {
+            "gaussian": "Gaussian",
+            "gaussian_fixed_std": "Gaussian, std held fixed",
+            "mixture": "Mixture of K Gaussians",
+        }.get
+    if name in ("preset", "preset2d"):
+        return lambda n: PRESETS[n].title if n in PRESETS else "Custom"
+    return str
+
+
+def control(name: str, widget: str = "slider", container: Any = None, on_change: Any = None) -> Any:
+    """Draw the widget for field ``name`` (unless hidden by ``hide=``) and return its typed value."""
+    field = schema.FIELDS[name]
+    state = st.session_state[_STATE]
+    if name in st.session_state[_HIDDEN]:
+        return state[name]
+    box = container if container is not None else st.sidebar
+    key = _key(name)
+    if key not in st.session_state:  # first draw on this page: start from the canonical state
+        st.session_state[key] = _to_widget(field, state[name])
+    common = {"key": key, "help": field.help or None, "on_change": on_change}
+    if field.kind in ("int", "float"):
+        cast = int if field.kind == "int" else float
+        bounds = {"min_value": cast(field.low), "max_value": cast(field.high), "step": cast(field.step)}
+        maker = box.slider if widget == "slider" else box.number_input
+        value = maker(field.label, **bounds, **common)
+    elif field.kind == "choice":
+        value = box.selectbox(field.label, field.choices, format_func=_format(name), **common)
+    elif field.kind == "multi":
+        value = box.multiselect(field.label, field.choices, format_func=_format(name), **common)
+        if not value:  # an empty selection keeps the last valid one
+            box.caption("Pick at least one objective; showing the previous choice.")
+            return state[name]
+    else:
+        value = box.toggle(field.label, **common)
+    state[name] = tuple(value) if field.kind == "multi" else value
+    return state[name]
+
+
+def objective_controls(kinds: Any) -> None:
+    """The parameter controls the chosen objectives need (each drawn once)."""
+    kinds = set(kinds)
+    if "jsd" in kinds:
+        control("beta")
+    if "alpha" in kinds:
+        control("alpha")
+    if {"skew_forward_kl", "skew_reverse_kl"} & kinds:
+        control("skew")
+
+
+def _set(name: str, value: Any) -> None:
+    """Change a field from a callback: the canonical state and its widget alike."""
+    st.session_state[_STATE][name] = value
+    st.session_state[_key(name)] = _to_widget(schema.FIELDS[name], value)
+
+
+def _teacher_fields(spec: model.TeacherSpec) -> dict[str, Any]:
+    """The editor's fields for a teacher, clamped to the sliders' ranges."""
+    out: dict[str, Any] = {"modes": len(spec)}
+    for i, (w, m, s) in enumerate(spec, start=1):
+        out[f"w{i}"] = min(max(w, 0.05), 1.0)
+        out[f"m{i}"] = min(max(m, -10.0), 10.0)
+        out[f"s{i}"] = min(max(s, 0.2), 4.0)
+    return out
+
+
+def _apply_teacher(spec: model.TeacherSpec) -> None:
+    for name, value in _teacher_fields(spec).items():
+        _set(name, value)
+
+
+def _on_preset() -> None:
+    name = st.session_state[_key("preset")]
+    st.session_state[_STATE]["preset"] = name
+    if name in PRESETS:
+        _apply_teacher(model.spec_from_teacher(PRESETS[name].teacher))
+
+
+def _on_teacher_edit() -> None:
+    _set("preset", "custom")
+
+
+def _on_randomise() -> None:
+    state = st.session_state[_STATE]
+    seed = int(st.session_state.get(_key("teacher_seed"), state["teacher_seed"]))
+    _apply_teacher(model.spec_from_teacher(random_teacher(state["modes"], seed)))
+    _set("teacher_seed", (seed + 1) % 10_000)
+    _set("preset", "custom")
+
+
+def teacher_editor() -> dict[str, Any]:
+    """Preset picker, number of modes, each mode's weight/mean/std, and a seeded randomiser."""
+    state = st.session_state[_STATE]
+    st.sidebar.header("Teacher")
+    control("preset", "select", on_change=_on_preset)
+    control("modes", on_change=_on_teacher_edit)
+    for i in range(1, state["modes"] + 1):
+        with st.sidebar.expander(f"Mode {i}", expanded=i <= 2):
+            for c in "wms":
+                control(f"{c}{i}", container=st, on_change=_on_teacher_edit)
+    if "teacher_seed" not in st.session_state[_HIDDEN]:
+        cols = st.sidebar.columns([2, 1])
+        control("teacher_seed", "number", container=cols[0])
+        cols[1].button("Randomise", on_click=_on_randomise, help="A random teacher from this seed", width="stretch")
+    return state
+
+
+def error(err: Exception) -> None:
+    """Bad input in the page's combination of values: a clear message, never a traceback."""
+    st.error(f"This combination cannot be computed: {err}")
+    st.stop()
+
+
+def finish() -> None:
+    """Write the state back to the URL (only non-defaults) and offer a link to share it."""
+    state = st.session_state[_STATE]
+    keep = {}
+    if st.session_state[_HIDDEN]:
+        keep["hide"] = ",".join(sorted(st.session_state[_HIDDEN]))
+    if st.session_state[_EMBED]:
+        keep["embed"] = "true"
+    query = schema.to_query(state, keep)
+    if state["preset"] in PRESETS:  # the preset's name says it all: no mode fields in the link
+        query = {k: v for k, v in query.items() if k not in schema.teacher_fields(schema.MAX_MODES) + ["modes"]}
+    if query != st.query_params.to_dict():
+        st.query_params.from_dict(query)
+    if st.session_state[_EMBED]:
+        return
+    with st.sidebar.expander("Share these settings"):
+        base = _base_url()
+        st.code(f"{base}?{urlencode(query)}" if query else base, language=None)
+        st.caption("Add `hide=lr,steps` to hide controls for a class, `embed=true` for a clean embed.")
+
+
+def _base_url() -> str:
+    try:
+        url = st.context.url or ""
+    except Exception:  # older streamlit or no browser context (tests): a relative link still works
+        url = ""
+    return url.split("?")[0]

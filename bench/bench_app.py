@@ -1,0 +1,218 @@
+"""Benchmark: how long the app takes from a slider release to the redrawn chart, in a real headless chromium.
+
+Starts ``streamlit run app/main.py`` on a free port, opens the default page (the 1-D lab) and moves the
+"Mode 1 mean" slider ``--moves`` times. Each move is timed in the browser's own clock, from the
+key's ``keyup`` event to the first animation frame at which the first chart's teacher trace
+(``_fullData[0].y``) differs from before AND the script has finished (``notRunning``). Run:
+
+    python bench/bench_app.py [--moves 12]
+
+The moves follow the pattern +step, -page, +step, +page (arrow keys and PageUp/PageDown), so the
+direction alternates and the value stays near its default, yet each move lands on a value not seen
+before in this run, so no move is a cache hit of an earlier one (for this slider, step 0.1 and page
+2.0, that holds for the first 40 moves; a revisited value is flagged). Needs Debian's chromium at
+/usr/bin/chromium and ``pip install playwright`` (never ``playwright install``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+APP = "app/main.py"
+CHROMIUM = "/usr/bin/chromium"
+# The launch flags tested on this machine kind (shared/RECIPES.md), as in tests/e2e/conftest.py.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+SLIDER_LABEL = "Mode 1 mean"
+CHART = '[data-testid="stPlotlyChart"] .js-plotly-plot'
+APP_IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+KEYS = ["ArrowRight", "PageDown", "ArrowRight", "PageUp"]  # +step, -page, +step, +page: fresh values
+SERVER_START_TIMEOUT_S = 60.0
+FIRST_CHART_TIMEOUT_MS = 60_000
+MOVE_TIMEOUT_MS = 30_000
+
+# Remember when the last key went up, in the page's clock (event.timeStamp is performance.now()-based),
+# and when the script last started and stopped running, to split each move into script time and the rest.
+RECORD_EVENTS = """() => {
+    document.addEventListener('keyup', e => { window.__benchKeyup = e.timeStamp; }, true);
+    const app = document.querySelector('[data-testid="stApp"]');
+    window.__benchScript = [];
+    new MutationObserver(() => {
+        window.__benchScript.push([app.getAttribute('data-test-script-state'), performance.now()]);
+    }).observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
+}"""
+
+# Seconds the script ran after the key went up: from its first "running" to the last "notRunning".
+SCRIPT_SECONDS = """() => {
+    const after = window.__benchScript.filter(([, t]) => t >= window.__benchKeyup);
+    const start = after.find(([state]) => state === 'running');
+    const end = after.filter(([state]) => state === 'notRunning').pop();
+    return start && end ? (end[1] - start[1]) / 1000 : null;
+}"""
+
+# The first chart's teacher density, as a plain array.
+TEACHER_Y = f"() => Array.from(document.querySelector('{CHART}')._fullData[0].y)"
+
+# performance.now() at the first frame where the teacher trace changed and the script is done, else false.
+REDRAWN_AT = f"""(before) => {{
+    if (document.querySelector('{APP_IDLE}') === null) return false;
+    const el = document.querySelector('{CHART}');
+    if (!el || !el._fullData || !el._fullData[0]) return false;
+    const y = el._fullData[0].y;
+    const changed = y.length !== before.length || Array.prototype.some.call(y, (v, i) => v !== before[i]);
+    return changed ? performance.now() : false;
+}}"""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def health_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.read().decode().strip() == "ok"
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
+
+
+def start_server(port: int, log_path: Path) -> subprocess.Popen:
+    """``streamlit run app/main.py`` from the repo root, output to ``log_path``; returns once healthy."""
+    command = [
+        sys.executable, "-m", "streamlit", "run", APP,
+        "--server.headless", "true",
+        "--server.address", "127.0.0.1",
+        "--server.port", str(port),
+        "--browser.gatherUsageStats", "false",
+        "--server.fileWatcherType", "none",
+    ]  # fmt: skip
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while not health_ok(f"http://127.0.0.1:{port}/_stcore/health"):
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop_server(process)
+            raise RuntimeError(f"streamlit did not become healthy (exit {process.returncode}):\n{log_path.read_text()}")
+        time.sleep(0.2)  # polling an HTTP endpoint: there is nothing to wait_for on
+    return process
+
+
+def stop_server(process: subprocess.Popen) -> None:
+    """SIGTERM by PID, then kill if it has not gone within 10 s."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
+@dataclass(frozen=True)
+class Move:
+    key: str  # the key pressed and released
+    value: float  # the slider's value after the move
+    seconds: float  # key release -> redrawn chart
+    script_seconds: float | None  # of which the script was running (None: no running state was seen)
+    revisited: bool  # the value was seen earlier in this run, so the app may answer from its cache
+
+
+def measure(base_url: str, moves: int) -> tuple[float, list[Move]]:
+    """(seconds from goto to the first drawn chart and idle script, one Move per slider move)."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            started = time.perf_counter()
+            page.goto(base_url)
+            page.wait_for_selector(CHART, timeout=FIRST_CHART_TIMEOUT_MS)
+            page.wait_for_selector(APP_IDLE, timeout=FIRST_CHART_TIMEOUT_MS)
+            first_chart_s = time.perf_counter() - started
+            exception = page.locator('[data-testid="stException"]')
+            if exception.count():
+                raise RuntimeError(f"the app shows an exception:\n{exception.first.inner_text()}")
+            page.evaluate(RECORD_EVENTS)
+
+            slider = page.get_by_role("slider", name=SLIDER_LABEL)
+            seen = {float(slider.input_value())}
+            results = []
+            for i in range(moves):
+                key = KEYS[i % len(KEYS)]
+                before = page.evaluate(TEACHER_Y)
+                slider.focus()
+                page.keyboard.down(key)
+                page.keyboard.up(key)
+                drawn_at = page.wait_for_function(REDRAWN_AT, arg=before, polling="raf", timeout=MOVE_TIMEOUT_MS)
+                seconds = (drawn_at.json_value() - page.evaluate("() => window.__benchKeyup")) / 1000
+                value = float(slider.input_value())
+                script_seconds = page.evaluate(SCRIPT_SECONDS)
+                results.append(Move(key, value, seconds, script_seconds, revisited=value in seen))
+                seen.add(value)
+            return first_chart_s, results
+        finally:
+            browser.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--moves", type=int, default=12, help="slider moves to time (at least 1; default 12)")
+    args = parser.parse_args()
+    if args.moves < 1:
+        parser.error("--moves must be at least 1")
+
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="bench_app_") as tmp:
+        log_path = Path(tmp) / "streamlit.log"
+        server = start_server(port, log_path)
+        try:
+            first_chart_s, results = measure(f"http://127.0.0.1:{port}", args.moves)
+        except Exception:
+            print(f"streamlit's output:\n{log_path.read_text()[-4000:]}", file=sys.stderr)
+            raise
+        finally:
+            stop_server(server)
+
+    print(f"first chart after goto (cold server): {first_chart_s:.2f} s")
+    for i, move in enumerate(results, start=1):
+        note = "  (revisited value: may be a cache hit)" if move.revisited else ""
+        script = "?" if move.script_seconds is None else f"{move.script_seconds:.3f} s"
+        where = f"{SLIDER_LABEL} = {move.value:6.2f}"
+        print(f"move {i:2d}  {move.key:<10}  {where}  {move.seconds:.3f} s (script {script}){note}")
+    times = [move.seconds for move in results]
+    median, low, high = statistics.median(times), min(times), max(times)
+    what = "app: slider release -> redrawn chart"
+    print(f"{what} over {len(times)} moves: median {median:.3f} s, min {low:.3f} s, max {high:.3f} s")
+    scripts = [move.script_seconds for move in results if move.script_seconds is not None]
+    if scripts:
+        print(f"  of which the script ran (median): {statistics.median(scripts):.3f} s")
+    print(f"| {what} | {len(times)} moves | {median:.3f} s | {low:.3f} s | {high:.3f} s |")
+
+
+if __name__ == "__main__":
+    main()

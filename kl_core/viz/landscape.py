@@ -1,0 +1,200 @@
+"""Loss landscapes: the objective over a Gaussian student's (mean, log std), its minima and the fits' paths.
+
+One column per :class:`kl_core.Landscape`: a heatmap (clipped at its 95th percentile so the
+basins keep their contrast next to the steep walls at small std), contour lines, every local
+minimum (global: star, local: circle) and, optionally, each start's optimisation path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from kl_core.landscape import Landscape
+from kl_core.viz.colors import label_for, rgba
+from kl_core.viz.runs import Run, frame_steps
+from kl_core.viz.theme import compact, style
+
+__all__ = ["landscape_figure", "clipped_values", "CLIP_PERCENTILE", "MAX_PATH_POINTS"]
+
+CLIP_PERCENTILE = 95.0  # the colour scale stops here; higher values show as the top colour
+MAX_PATH_POINTS = 200  # each path is downsampled to at most this many points
+COLORSCALE = "Viridis"  # perceptually uniform and colour-blind safe
+MINIMUM_COLOR = "#F0E442"  # Okabe–Ito yellow: stands out on viridis's dark basins
+OUTLINE = "#333333"
+CONTOUR_COLOR = "rgba(235,235,235,0.45)"
+N_CONTOURS = 14
+
+
+def clipped_values(land: Landscape) -> np.ndarray:
+    """``land.values`` clipped above at their 95th percentile (non-finite values set to that cap)."""
+    values = np.asarray(land.values, float)
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        raise ValueError(f"the {land.objective} landscape has no finite value")
+    cap = float(np.percentile(finite, CLIP_PERCENTILE))
+    return np.where(np.isfinite(values), np.minimum(values, cap), cap)
+
+
+def _path_rows(run: Run) -> np.ndarray:
+    """Rows of the trajectory kept for the paths: at most 200, first and last included."""
+    names = run.trajectory.param_names
+    if names != ["mean", "log_std"]:
+        raise ValueError(f"paths need a 1-D Gaussian student (parameters mean, log_std), got {names}")
+    return frame_steps(run.trajectory.steps, MAX_PATH_POINTS)
+
+
+def landscape_figure(landscapes: Sequence[Landscape], runs: Sequence[Run | None] | None = None) -> go.Figure:
+    """Draw each landscape as a heatmap over (mean, log std) with contours, minima and optional paths.
+
+    Args:
+        landscapes: one column each (from :func:`kl_core.landscape`).
+        runs: optional, one per landscape (or None): every start's path of ``runs[i]`` is drawn
+            over ``landscapes[i]``, with a hollow circle at its start and a cross at its end.
+
+    Returns:
+        The figure. Traces carry ``meta`` with ``role`` (``heatmap``, ``contours``, ``minima``,
+        ``path``, ``path_start``, ``path_end``) and ``column``.
+
+    Examples:
+        >>> import kl_core as kc
+        >>> t = kc.get_preset("bimodal").teacher
+        >>> fig = landscape_figure([kc.landscape(t, "reverse_kl", n=40)])
+        >>> fig.layout.annotations[0].text
+        'reverse KL'
+    """
+    landscapes = list(landscapes)
+    if not landscapes:
+        raise ValueError("need at least one landscape")
+    runs = [None] * len(landscapes) if runs is None else list(runs)
+    if len(runs) != len(landscapes):
+        raise ValueError(f"Length mismatch: {len(landscapes)} landscapes, {len(runs)} runs")
+
+    cols = len(landscapes)
+    spacing = 0.1 if cols > 1 else 0.0
+    fig = make_subplots(
+        rows=1,
+        cols=cols,
+        subplot_titles=[label_for(land.objective, land.objective_params) for land in landscapes],
+        horizontal_spacing=spacing,
+    )
+    for c, (land, run) in enumerate(zip(landscapes, runs)):
+        col = c + 1
+        z = clipped_values(land)
+        means, log_stds = compact(land.means), compact(land.log_stds)
+        # each column's colour bar sits just right of its own panel
+        domain = fig.get_subplot(1, col).xaxis.domain
+        fig.add_trace(
+            go.Heatmap(
+                x=means,
+                y=log_stds,
+                z=compact(z),
+                colorscale=COLORSCALE,
+                colorbar=dict(title=dict(text="nats"), x=domain[1] + 0.005, xanchor="left", thickness=12, len=0.9),
+                hovertemplate="mean=%{x:.2f}<br>log std=%{y:.2f}<br>value=%{z:.3f} nats<extra></extra>",
+                name=f"{label_for(land.objective, land.objective_params)} landscape",
+                showlegend=False,
+                meta={"role": "heatmap", "column": c},
+            ),
+            row=1,
+            col=col,
+        )
+        fig.add_trace(
+            go.Contour(
+                x=means,
+                y=log_stds,
+                z=compact(z),
+                contours=dict(coloring="lines", showlabels=False),
+                ncontours=N_CONTOURS,
+                colorscale=[[0.0, CONTOUR_COLOR], [1.0, CONTOUR_COLOR]],
+                line=dict(width=0.8),
+                showscale=False,
+                hoverinfo="skip",
+                showlegend=False,
+                meta={"role": "contours", "column": c},
+            ),
+            row=1,
+            col=col,
+        )
+        if run is not None:
+            _add_paths(fig, run, c)
+        if land.minima:
+            fig.add_trace(
+                go.Scatter(
+                    x=[m.mean for m in land.minima],
+                    y=[m.log_std for m in land.minima],
+                    mode="markers",
+                    marker=dict(
+                        symbol=["star" if m.is_global else "circle" for m in land.minima],
+                        size=[16 if m.is_global else 11 for m in land.minima],
+                        color=MINIMUM_COLOR,
+                        line=dict(color=OUTLINE, width=1),
+                    ),
+                    hovertext=[
+                        f"{'global' if m.is_global else 'local'} minimum<br>mean {m.mean:.3f}, std {m.std:.3f}"
+                        f"<br>value {m.value:.4f} nats"
+                        for m in land.minima
+                    ],
+                    hoverinfo="text",
+                    name="minima (★ global, ● local)",
+                    legendgroup="minima",
+                    showlegend=c == 0,
+                    meta={"role": "minima", "column": c},
+                ),
+                row=1,
+                col=col,
+            )
+        fig.update_xaxes(range=[float(land.means[0]), float(land.means[-1])], title_text="mean", row=1, col=col)
+        fig.update_yaxes(
+            range=[float(land.log_stds[0]), float(land.log_stds[-1])],
+            title_text="log std" if c == 0 else None,
+            row=1,
+            col=col,
+        )
+    fig = style(fig, height=460, bottom=50)
+    fig.update_layout(margin=dict(r=70))  # room for the last colour bar
+    return fig
+
+
+def _add_paths(fig: go.Figure, run: Run, c: int) -> None:
+    """Every start's (mean, log std) path of ``run`` into column ``c``, start 0 thicker."""
+    rows = _path_rows(run)
+    params = run.trajectory.params  # (steps + 1, inits, 2): mean, log std
+    group = f"run{c}"
+    for i in range(run.trajectory.inits):
+        first = i == 0
+        fig.add_trace(
+            go.Scatter(
+                x=compact(params[rows, i, 0]),
+                y=compact(params[rows, i, 1]),
+                mode="lines",
+                line=dict(color=run.color if first else rgba(run.color, 0.6), width=2.5 if first else 1.3),
+                name=run.display_label if first else f"{run.display_label}, start {i}",
+                legendgroup=group,
+                showlegend=first,
+                hovertemplate=f"start {i}<br>mean=%{{x:.2f}}<br>log std=%{{y:.2f}}<extra></extra>",
+                meta={"role": "path", "column": c, "start": i},
+            ),
+            row=1,
+            col=c + 1,
+        )
+    for role, row, symbol in (("path_start", 0, "circle-open"), ("path_end", -1, "x")):
+        where = "start" if row == 0 else "end"
+        fig.add_trace(
+            go.Scatter(
+                x=compact(params[row, :, 0]),
+                y=compact(params[row, :, 1]),
+                mode="markers",
+                marker=dict(symbol=symbol, size=9, color=run.color, line=dict(width=2, color=run.color)),
+                name=f"{run.display_label}: {where}",
+                legendgroup=group,
+                showlegend=False,
+                hovertemplate=f"{where}<br>mean=%{{x:.2f}}<br>log std=%{{y:.2f}}<extra></extra>",
+                meta={"role": role, "column": c},
+            ),
+            row=1,
+            col=c + 1,
+        )

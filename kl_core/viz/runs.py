@@ -1,0 +1,85 @@
+"""Run: one fitted objective as the figures see it (objective, parameters, trajectory, label), and frame steps."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kl_core.distributions import Distribution
+from kl_core.fitting import Trajectory
+from kl_core.viz.colors import color_for, label_for
+
+__all__ = ["Run", "frame_steps", "check_runs", "students_at"]
+
+
+@dataclass(frozen=True)
+class Run:
+    """One fit to draw: which objective, with which parameters, and its trajectory.
+
+    Examples:
+        >>> import kl_core as kc
+        >>> p = kc.get_preset("bimodal")
+        >>> traj = kc.fit(p.teacher, p.student, "jsd", steps=5, beta=0.5)
+        >>> Run("jsd", {"beta": 0.5}, traj).display_label
+        'JSD (β=0.5)'
+    """
+
+    objective: str  # a divergence kind (see kl_core.KINDS); picks the colour
+    params: dict  # the kind's parameters, e.g. {"beta": 0.5}; {} for the defaults
+    trajectory: Trajectory = field(repr=False)  # the fit: parameters and loss per step per start
+    label: str = ""  # legend / column title; empty: label_for(objective, params)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.trajectory, Trajectory):
+            raise ValueError(f"trajectory must be a kl_core Trajectory, got {type(self.trajectory).__name__}")
+        color_for(self.objective)  # fail here, not deep inside a figure, on an unknown kind
+        label_for(self.objective, self.params)
+
+    @property
+    def color(self) -> str:
+        """The role colour of the objective."""
+        return color_for(self.objective)
+
+    @property
+    def display_label(self) -> str:
+        """``label`` if given, else the objective's human label."""
+        return self.label or label_for(self.objective, self.params)
+
+
+def frame_steps(steps: int, n_frames: int) -> np.ndarray:
+    """At most ``n_frames`` evenly spaced steps of 0..``steps``, always including both ends.
+
+    Examples:
+        >>> frame_steps(400, 5).tolist()
+        [0, 100, 200, 300, 400]
+        >>> frame_steps(3, 60).tolist()
+        [0, 1, 2, 3]
+    """
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
+    if isinstance(n_frames, bool) or not isinstance(n_frames, (int, np.integer)) or n_frames < 2:
+        raise ValueError(f"n_frames must be an integer >= 2 (the first and the last step), got {n_frames!r}")
+    # spacing is >= 1 when there are at most steps + 1 points, so rounding keeps them distinct
+    return np.unique(np.rint(np.linspace(0, steps, min(int(n_frames), int(steps) + 1))).astype(int))
+
+
+def check_runs(runs: Sequence[Run]) -> list[Run]:
+    """``runs`` as a list, after checking it is a non-empty sequence of :class:`Run`."""
+    runs = list(runs)
+    if not runs:
+        raise ValueError("need at least one run")
+    for k, run in enumerate(runs):
+        if not isinstance(run, Run):
+            raise ValueError(f"runs[{k}] must be a Run, got {type(run).__name__}")
+    return runs
+
+
+def students_at(run: Run, steps: np.ndarray) -> list[list[Distribution]]:
+    """``out[f][i]``: the student of start i at ``steps[f]`` (past the run's end: its last step).
+
+    Runs of different lengths share one set of frames; a shorter run holds its final students.
+    """
+    traj = run.trajectory
+    return [[traj.student(min(int(t), traj.steps), i) for i in range(traj.inits)] for t in steps]

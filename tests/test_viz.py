@@ -1,0 +1,666 @@
+"""Tests for kl_core.viz: the numbers inside the figures, the animation wiring, the captions.
+
+Oracles: the closed-form moment-matched Gaussian N(0, 10) for forward KL on the bimodal preset
+(Bishop, PRML Sec. 10.7: forward KL to a Gaussian matches moments; the preset's variance is
+1 + 3^2 = 10), the trajectories' own parameters and losses, kl_core.divergences.integrand,
+kl_core.metrics, and the eigen-decomposition of a covariance for the ellipses.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import kl_core as kc
+import kl_core.viz as kv
+from kl_core.distributions import Distribution
+from kl_core.divergences import integrand
+from kl_core.metrics import low_density_mass
+from kl_core.viz.lab1d import penalty_range
+from kl_core.viz.sweeps import sweep_colors
+
+STEPS = 400  # the defaults the size budget is stated for: 2 runs x 8 starts, 400 steps
+JSON_BUDGET = 1_500_000  # bytes of fig.to_json() at the defaults
+# curves are stored as float32 and the x grid with them: a density re-evaluated at the stored
+# (rounded) x differs by ~1e-6 relative in the far tails
+NEAR_F32 = dict(rtol=1e-5, atol=1e-9)
+
+
+def decode(value) -> np.ndarray:
+    """A plotly array as numpy: a numpy array already, or a ``{"dtype", "bdata"}`` typed array from JSON."""
+    if isinstance(value, dict):
+        return np.frombuffer(base64.b64decode(value["bdata"]), value["dtype"])
+    return np.asarray(value)
+
+
+def traces(fig: go.Figure, role: str, **where) -> list[int]:
+    """Indices of the traces whose meta has this role (and the given keys)."""
+    out = []
+    for k, t in enumerate(fig.data):
+        meta = t.meta or {}
+        if meta.get("role") == role and all(meta.get(key) == v for key, v in where.items()):
+            out.append(k)
+    return out
+
+
+def frame_value(fig: go.Figure, frame: int, trace_index: int, axis: str = "y") -> np.ndarray:
+    """The ``axis`` array that frame ``frame`` sets on trace ``trace_index``."""
+    fr = fig.frames[frame]
+    return decode(getattr(fr.data[list(fr.traces).index(trace_index)], axis))
+
+
+# ----------------------------------------------------------------------------------------------
+# Shared fits and figures (built once: the fits dominate the runtime)
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bimodal():
+    return kc.get_preset("bimodal")
+
+
+@pytest.fixture(scope="module")
+def runs(bimodal):
+    return [
+        kv.Run(o, {}, kc.fit(bimodal.teacher, bimodal.student, o, steps=STEPS, lr=0.05, inits=8, seed=0))
+        for o in ("forward_kl", "reverse_kl")
+    ]
+
+
+@pytest.fixture(scope="module")
+def fig1d(bimodal, runs):
+    return kv.animation_1d(bimodal.teacher, runs)
+
+
+@pytest.fixture(scope="module")
+def correlated_run():
+    p = kc.get_preset("correlated")
+    traj = kc.fit(p.teacher, p.student, "reverse_kl", steps=20, lr=0.05, inits=2, seed=0, learn=("mean", "std"))
+    return p.teacher, kv.Run("reverse_kl", {}, traj)
+
+
+@pytest.fixture(scope="module")
+def landscapes(bimodal):
+    return [kc.landscape(bimodal.teacher, o, n=60) for o in ("forward_kl", "reverse_kl")]
+
+
+@pytest.fixture(scope="module")
+def jsd_fits(bimodal):
+    betas = (0.0, 0.25, 0.5, 0.75, 1.0)
+    return [
+        (b, kc.fit(bimodal.teacher, bimodal.student, "jsd", steps=200, lr=0.05, inits=2, seed=0, beta=b)) for b in betas
+    ]
+
+
+@pytest.fixture(scope="module")
+def sweep_fig(bimodal, jsd_fits):
+    return kv.sweep_figure(bimodal.teacher, jsd_fits, "beta")
+
+
+@pytest.fixture(scope="module")
+def correlated_summaries(correlated_run):
+    teacher, run = correlated_run
+    return kv.run_summaries(teacher, run)  # 2-D summaries take ~0.5 s each: computed once
+
+
+@pytest.fixture(scope="module")
+def capacity_fits(bimodal):
+    def start(k: int) -> Distribution:
+        return kc.Gaussian(0.3, 1.0) if k == 1 else kc.GaussianMixture([1.0, 1.0], [-0.7, 1.3], [1.0, 1.0])
+
+    return {
+        o: [(k, kc.fit(bimodal.teacher, start(k), o, steps=300, lr=0.05, inits=3, seed=0)) for k in (1, 2)]
+        for o in ("forward_kl", "reverse_kl")
+    }
+
+
+@pytest.fixture(scope="module")
+def capacity_fig(bimodal, capacity_fits):
+    return kv.capacity_figure(bimodal.teacher, capacity_fits)
+
+
+# ----------------------------------------------------------------------------------------------
+# colors.py
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "role, hex_color",
+    [("teacher", "#999999"), ("forward_kl", "#0072B2"), ("reverse_kl", "#D55E00"), ("jsd", "#009E73")],
+)
+def test_color_for_roles(role, hex_color):
+    assert kv.color_for(role) == hex_color
+
+
+def test_role_colors_are_distinct_and_never_black_or_white():
+    colors = [c.upper() for c in kv.ROLE_COLORS.values()]
+    assert len(set(colors)) == len(colors)
+    assert not {"#000000", "#FFFFFF"} & set(colors)
+
+
+def test_color_for_unknown_lists_valid_names():
+    with pytest.raises(ValueError, match="forward_kl.*reverse_kl"):
+        kv.color_for("kl")
+
+
+@pytest.mark.parametrize(
+    "kind, params, label",
+    [
+        ("forward_kl", {}, "forward KL"),
+        ("reverse_kl", {}, "reverse KL"),
+        ("jsd", {"beta": 0.5}, "JSD (β=0.5)"),
+        ("jsd", {}, "JSD (β=0.5)"),  # the default is filled in
+        ("alpha", {"alpha": 0.5}, "α-divergence (α=0.5)"),
+        ("alpha", {"alpha": -1.0}, "α-divergence (α=-1)"),
+        ("skew_forward_kl", {"alpha": 0.1}, "skew forward KL (α=0.1)"),
+        ("skew_reverse_kl", {"alpha": 0.1}, "skew reverse KL (α=0.1)"),
+        ("tv", {}, "total variation"),
+        ("akl", {"mu": 0.5}, "AKL (μ=0.5)"),
+    ],
+)
+def test_label_for(kind, params, label):
+    assert kv.label_for(kind, params) == label
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (("#0072B2", 0.25), "rgba(0,114,178,0.25)"),  # 0x00, 0x72, 0xB2
+        (("#999", 1.0), "rgba(153,153,153,1)"),  # #RGB shorthand
+    ],
+)
+def test_rgba(args, expected):
+    assert kv.rgba(*args) == expected
+
+
+def test_rgba_rejects_bad_input():
+    with pytest.raises(ValueError, match="colour"):
+        kv.rgba("blue", 0.5)
+    with pytest.raises(ValueError, match="alpha"):
+        kv.rgba("#0072B2", 1.5)
+
+
+def test_mix_endpoints_and_midpoint():
+    forward, reverse = kv.color_for("forward_kl"), kv.color_for("reverse_kl")
+    assert kv.mix(forward, reverse, 0.0) == forward
+    assert kv.mix(forward, reverse, 1.0) == reverse
+    # by hand: (0+213)/2 = 106.5 -> 106 (round half to even), (114+94)/2 = 104, (178+0)/2 = 89
+    assert kv.mix(forward, reverse, 0.5) == "#6A6859"
+
+
+# ----------------------------------------------------------------------------------------------
+# runs.py
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "steps, n_frames, expected",
+    [(400, 5, [0, 100, 200, 300, 400]), (3, 60, [0, 1, 2, 3]), (0, 5, [0]), (10, 2, [0, 10]), (7, 3, [0, 4, 7])],
+)
+def test_frame_steps_table(steps, n_frames, expected):
+    assert kv.frame_steps(steps, n_frames).tolist() == expected
+
+
+@given(st.integers(0, 5000), st.integers(2, 300))
+def test_frame_steps_properties(steps, n_frames):
+    f = kv.frame_steps(steps, n_frames)
+    assert f[0] == 0 and f[-1] == steps
+    assert np.all(np.diff(f) > 0)  # sorted and unique
+    assert len(f) == min(n_frames, steps + 1)
+
+
+@pytest.mark.parametrize("n_frames", [1, 0, 2.5, True])
+def test_frame_steps_rejects_bad_n_frames(n_frames):
+    with pytest.raises(ValueError, match="n_frames"):
+        kv.frame_steps(10, n_frames)
+
+
+def test_run_color_and_label(runs):
+    forward, _ = runs
+    assert forward.color == "#0072B2"
+    assert forward.display_label == "forward KL"
+    assert kv.Run("forward_kl", {}, forward.trajectory, label="FKL").display_label == "FKL"
+    with pytest.raises(ValueError, match="unknown"):
+        kv.Run("kl", {}, forward.trajectory)
+
+
+# ----------------------------------------------------------------------------------------------
+# animation_1d
+# ----------------------------------------------------------------------------------------------
+
+
+def test_animation_1d_forward_student_is_moment_matched(fig1d, runs):
+    k = traces(fig1d, "student", run=0, start=0)[0]
+    x, y = decode(fig1d.data[k].x).astype(float), decode(fig1d.data[k].y)
+    oracle = np.exp(-0.5 * x**2 / 10.0) / math.sqrt(2 * math.pi * 10.0)  # N(0, sqrt(10))
+    np.testing.assert_allclose(y, oracle, atol=2e-4)
+    np.testing.assert_allclose(y, runs[0].trajectory.final[0].prob(x), **NEAR_F32)  # the fit itself
+
+
+def test_animation_1d_frames_and_controls(fig1d):
+    expected = kv.frame_steps(STEPS, 60)
+    assert [f.name for f in fig1d.frames] == [str(s) for s in expected]
+    slider = fig1d.layout.sliders[0]
+    assert slider.active == len(expected) - 1
+    assert [s.label for s in slider.steps] == [str(s) for s in expected]
+    assert [list(s.args[0]) for s in slider.steps] == [[str(s)] for s in expected]
+    assert slider.currentvalue.prefix == "step "
+    buttons = {b.label: b for menu in fig1d.layout.updatemenus for b in menu.buttons}
+    assert {"Play", "Pause", "0.5×", "1×", "2×"} <= set(buttons)
+    # speed buttons play at 2x, 1x and 0.5x the base frame duration; nothing redraws the layout
+    durations = {label: buttons[label].args[1]["frame"]["duration"] for label in ("0.5×", "1×", "2×")}
+    assert durations == {"0.5×": 160, "1×": 80, "2×": 40}
+    assert all(b.args[1]["frame"]["redraw"] is False for b in buttons.values())
+
+
+def test_animation_1d_initial_data_is_the_last_frame(fig1d, runs):
+    last = len(fig1d.frames) - 1
+    for k in fig1d.frames[last].traces:
+        np.testing.assert_array_equal(decode(fig1d.data[k].y), frame_value(fig1d, last, k))
+    # and the first frame holds the starting students
+    for c, run in enumerate(runs):
+        k = traces(fig1d, "student", run=c, start=0)[0]
+        x = decode(fig1d.data[k].x).astype(float)
+        np.testing.assert_allclose(frame_value(fig1d, 0, k), run.trajectory.student(0, 0).prob(x), **NEAR_F32)
+
+
+def test_animation_1d_integrand_row(fig1d, bimodal, runs):
+    for c, run in enumerate(runs):
+        k = traces(fig1d, "integrand", run=c)[0]
+        x = decode(fig1d.data[k].x).astype(float)
+        student = run.trajectory.final[0]
+        expected = integrand(run.objective, bimodal.teacher.log_prob(x), student.log_prob(x))
+        np.testing.assert_allclose(decode(fig1d.data[k].y), expected, rtol=1e-5, atol=1e-7)
+        # its area is the divergence itself (trapezoid on the 200-point grid)
+        area = np.trapezoid(decode(fig1d.data[k].y).astype(float), x)
+        assert area == pytest.approx(kc.divergence(bimodal.teacher, student, run.objective), abs=5e-3)
+
+
+def test_animation_1d_loss_row(fig1d, runs):
+    for c, run in enumerate(runs):
+        marker = traces(fig1d, "loss_marker", run=c)[0]
+        np.testing.assert_allclose(decode(fig1d.data[marker].y), run.trajectory.loss[-1], rtol=1e-6)
+        np.testing.assert_array_equal(decode(fig1d.data[marker].x), np.full(8, STEPS))
+        assert frame_value(fig1d, 0, marker, "x").tolist() == [0.0] * 8
+        lines = traces(fig1d, "loss", run=c)
+        assert len(lines) == 8
+        np.testing.assert_allclose(decode(fig1d.data[lines[3]].y), run.trajectory.loss[:, 3], rtol=1e-6)
+
+
+def test_animation_1d_colours_and_legend(fig1d):
+    for c, color in enumerate(("#0072B2", "#D55E00")):
+        assert fig1d.data[traces(fig1d, "student", run=c, start=0)[0]].line.color == color
+        assert fig1d.data[traces(fig1d, "student", run=c, start=1)[0]].line.color.startswith("rgba(")
+    teacher = fig1d.data[traces(fig1d, "teacher")[0]]
+    assert teacher.line.color == "#999999" and teacher.fill == "tozeroy"
+    legend = [t.name for t in fig1d.data if t.showlegend is not False]
+    assert legend == ["teacher", "forward KL", "reverse KL"]  # each once, not once per start
+
+
+def test_animation_1d_axes_are_fixed_and_capped(fig1d, bimodal):
+    x = decode(fig1d.data[0].x).astype(float)
+    peak = float(bimodal.teacher.prob(x).max())
+    for axis in ("yaxis", "yaxis2"):  # row 1 of both columns
+        low, high = fig1d.layout[axis].range
+        assert low == 0.0 and high <= 1.6 * 1.05 * peak + 1e-12
+    assert fig1d.layout.xaxis3.title.text == "x" and fig1d.layout.yaxis.title.text == "density"  # row 2 names x
+    assert fig1d.layout.yaxis5.title.text == "loss (nats)"
+    # the fitted integrand is inside its axis, which spans no more than the values of all frames
+    for c, axis in enumerate(("yaxis3", "yaxis4")):
+        k = traces(fig1d, "integrand", run=c)[0]
+        low, high = fig1d.layout[axis].range
+        last = decode(fig1d.data[k].y)
+        every = np.concatenate([frame_value(fig1d, f, k) for f in range(len(fig1d.frames))])
+        pad = 0.05 * (high - low) / 1.1
+        assert low <= min(last.min(), 0.0) and last.max() <= high
+        assert low >= min(every.min(), 0.0) - pad - 1e-6 and high <= every.max() + pad + 1e-6  # float32 rounding
+
+
+@pytest.mark.parametrize(
+    "first, last, expected",
+    [
+        ([0.0, 1.0], [0.0, 1.0], [-0.05, 1.05]),  # the whole range fits: nothing is cut
+        ([0.0, 40.0], [0.0, 1.0], [-0.2, 4.2]),  # capped at 4x the last frame's peak
+        ([0.0, 40.0], [0.0, 0.0], [-0.2, 4.2]),  # a flat last frame: floor at 10% of the peak
+        ([-2.0, 40.0], [-0.1, 1.0], [-0.4 - 0.22, 4.0 + 0.22]),  # the same on the negative side
+    ],
+)
+def test_penalty_range(first, last, expected):
+    np.testing.assert_allclose(penalty_range(np.array([first, last])), expected)
+
+
+def test_animation_1d_json_size_and_typed_arrays(fig1d):
+    text = fig1d.to_json()
+    assert len(text) <= JSON_BUDGET
+    data = json.loads(text)
+    k = traces(fig1d, "student", run=0, start=0)[0]
+    encoded = data["data"][k]["y"]
+    assert encoded["dtype"] == "f4"  # float32 base64, not a list of decimal strings
+    np.testing.assert_array_equal(decode(encoded), decode(fig1d.data[k].y))
+
+
+def test_animation_1d_rejects_a_2d_teacher(correlated_run):
+    teacher, run = correlated_run
+    with pytest.raises(ValueError, match="1-D"):
+        kv.animation_1d(teacher, [run])
+
+
+# ----------------------------------------------------------------------------------------------
+# animation_2d
+# ----------------------------------------------------------------------------------------------
+
+
+def test_animation_2d_ellipse_semi_axes_are_eigenvalues():
+    teacher = kc.get_preset("correlated").teacher
+    mean, cov = np.array([0.5, -0.5]), np.array([[2.0, 0.6], [0.6, 1.0]])
+    traj = kc.fit(teacher, kc.Gaussian(mean=mean, cov=cov), "forward_kl", steps=0)
+    fig = kv.animation_2d(teacher, [kv.Run("forward_kl", {}, traj)])
+    eig = np.linalg.eigvalsh(cov)
+    prec = np.linalg.inv(cov)
+    for sigma in (1.0, 2.0):
+        k = traces(fig, "ellipse", run=0, start=0, sigma=sigma)[0]
+        pts = np.stack([decode(fig.data[k].x), decode(fig.data[k].y)], -1).astype(float) - mean
+        radius = np.linalg.norm(pts, axis=1)
+        assert radius.max() == pytest.approx(sigma * math.sqrt(eig[1]), rel=1e-5)
+        assert radius.min() == pytest.approx(sigma * math.sqrt(eig[0]), rel=1e-5)
+        mahalanobis = np.einsum("ni,ij,nj->n", pts, prec, pts)
+        np.testing.assert_allclose(mahalanobis, sigma**2, rtol=1e-5)
+    assert [f.name for f in fig.frames] == ["0"]
+
+
+def test_animation_2d_frames_follow_the_trajectory(correlated_run):
+    teacher, run = correlated_run
+    fig = kv.animation_2d(teacher, [run], n_frames=5)
+    assert [f.name for f in fig.frames] == ["0", "5", "10", "15", "20"]
+    assert fig.layout.sliders[0].active == 4
+    assert fig.layout.yaxis.scaleanchor == "x"  # equal aspect
+    k = traces(fig, "ellipse", run=0, start=1, sigma=1.0)[0]
+    for f, step in enumerate((0, 5, 10, 15, 20)):
+        xs = frame_value(fig, f, k, "x").astype(float)
+        centre = (xs.max() + xs.min()) / 2.0  # an ellipse is symmetric about its mean
+        assert centre == pytest.approx(run.trajectory.student(step, 1).mean[0], abs=1e-4)
+    assert fig.data[k].line.color == kv.rgba("#D55E00", 0.5)
+    assert fig.data[traces(fig, "ellipse", run=0, start=0, sigma=1.0)[0]].line.width == 3
+
+
+def test_animation_2d_mixture_student_draws_every_component():
+    teacher = kc.get_preset("three_clusters").teacher
+    student = kc.GaussianMixture([0.5, 0.5], [[-1.0, 0.0], [1.0, 0.0]], covs=[np.eye(2), 0.25 * np.eye(2)])
+    traj = kc.fit(teacher, student, "reverse_kl", steps=0)
+    fig = kv.animation_2d(teacher, [kv.Run("reverse_kl", {}, traj)])
+    k = traces(fig, "ellipse", run=0, start=0, sigma=1.0)[0]
+    xs = decode(fig.data[k].x).astype(float)
+    assert np.isnan(xs).sum() == 1  # two closed outlines, one gap
+    first, second = np.split(xs, np.flatnonzero(np.isnan(xs)))
+    assert (first.max() - first.min()) / 2 == pytest.approx(1.0, rel=1e-5)  # std 1
+    assert (np.nanmax(second) - np.nanmin(second)) / 2 == pytest.approx(0.5, rel=1e-5)  # std 0.5
+
+
+# ----------------------------------------------------------------------------------------------
+# landscape_figure
+# ----------------------------------------------------------------------------------------------
+
+
+def test_landscape_heatmap_is_clipped_values(landscapes):
+    fig = kv.landscape_figure(landscapes)
+    for c, land in enumerate(landscapes):
+        heat = fig.data[traces(fig, "heatmap", column=c)[0]]
+        expected = np.minimum(land.values, np.percentile(land.values, 95))
+        np.testing.assert_allclose(decode(heat.z).reshape(expected.shape), expected, rtol=1e-6)
+        np.testing.assert_allclose(decode(heat.x), land.means, rtol=1e-6)
+        np.testing.assert_allclose(decode(heat.y), land.log_stds, rtol=1e-6)
+        assert heat.colorbar.title.text == "nats"
+    assert [a.text for a in fig.layout.annotations] == ["forward KL", "reverse KL"]
+
+
+def test_landscape_minima_markers(landscapes):
+    fig = kv.landscape_figure(landscapes)
+    land = landscapes[1]  # reverse KL: two global minima on the modes, a local one in between
+    m = fig.data[traces(fig, "minima", column=1)[0]]
+    np.testing.assert_allclose(m.x, [v.mean for v in land.minima])
+    np.testing.assert_allclose(m.y, [math.log(v.std) for v in land.minima])
+    assert list(m.marker.symbol) == ["star", "star", "circle"]
+    assert "global minimum" in m.hovertext[0] and "local minimum" in m.hovertext[2]
+
+
+def test_landscape_paths_are_the_trajectory(landscapes, runs):
+    fig = kv.landscape_figure(landscapes, runs)
+    rows = kv.frame_steps(STEPS, 200)
+    for c, run in enumerate(runs):
+        paths = traces(fig, "path", column=c)
+        assert len(paths) == 8
+        for i, k in enumerate(paths):
+            np.testing.assert_allclose(decode(fig.data[k].x), run.trajectory.params[rows, i, 0], rtol=1e-6)
+            np.testing.assert_allclose(decode(fig.data[k].y), run.trajectory.params[rows, i, 1], rtol=1e-6)
+            assert len(decode(fig.data[k].x)) <= 200
+        end = fig.data[traces(fig, "path_end", column=c)[0]]
+        np.testing.assert_allclose(decode(end.x), run.trajectory.params[-1, :, 0], rtol=1e-6)
+        assert fig.data[paths[0]].line.color == run.color
+
+
+def test_landscape_needs_one_run_per_landscape(landscapes, runs):
+    with pytest.raises(ValueError, match="Length mismatch"):
+        kv.landscape_figure(landscapes, runs[:1])
+
+
+# ----------------------------------------------------------------------------------------------
+# sweep_figure
+# ----------------------------------------------------------------------------------------------
+
+
+def test_sweep_one_frame_per_value(sweep_fig):
+    fig = sweep_fig
+    assert [f.name for f in fig.frames] == ["beta=0", "beta=0.25", "beta=0.5", "beta=0.75", "beta=1"]
+    slider = fig.layout.sliders[0]
+    assert slider.currentvalue.prefix == "beta = " and slider.active == 4
+    assert [s.label for s in slider.steps] == ["0", "0.25", "0.5", "0.75", "1"]
+
+
+def test_sweep_second_row_numbers(sweep_fig, bimodal, jsd_fits):
+    fig = sweep_fig
+    best = [traj.student(traj.steps, traj.best) for _, traj in jsd_fits]
+    std = decode(fig.data[traces(fig, "std")[0]].y)
+    np.testing.assert_allclose(std, [s.std for s in best], rtol=1e-6)
+    ldm = decode(fig.data[traces(fig, "low_density_mass")[0]].y)
+    np.testing.assert_allclose(ldm, [low_density_mass(bimodal.teacher, s) for s in best], rtol=1e-5)
+    # beta = 0 is forward KL (covering, std sqrt(10)); beta = 1 reverse KL (one mode, std ~1)
+    assert std[0] == pytest.approx(math.sqrt(10.0), abs=0.01) and std[-1] < 1.1
+
+
+def test_sweep_colours_run_from_forward_to_reverse(sweep_fig):
+    fig = sweep_fig
+    student = traces(fig, "student")[0]
+    colors = [fig.frames[f].data[list(fig.frames[f].traces).index(student)].line.color for f in range(5)]
+    assert colors[0] == "#0072B2" and colors[-1] == "#D55E00"
+    assert colors[2] == kv.mix("#0072B2", "#D55E00", 0.5)
+    assert fig.data[student].line.color == "#D55E00"  # the initial data is the last value
+    # the alpha-divergence runs the other way: alpha -> 1 is forward KL
+    assert sweep_colors("alpha", [0.0, 1.0]) == ["#D55E00", "#0072B2"]
+
+
+# ----------------------------------------------------------------------------------------------
+# capacity_figure and loss_figure
+# ----------------------------------------------------------------------------------------------
+
+
+def test_capacity_panels_and_notes(capacity_fig, bimodal, capacity_fits):
+    fig = capacity_fig
+    notes = [a.text for a in fig.layout.annotations if a.text.startswith("KL")]
+    assert len(notes) == 4
+    for note, (_, traj) in zip(notes, [kt for o in capacity_fits for kt in capacity_fits[o]]):
+        assert f"KL = {traj.final_loss[traj.best]:.3f} nats" in note
+        covered = kc.summarize(bimodal.teacher, traj.student(traj.steps, traj.best)).n_modes_covered
+        assert f"modes covered {covered}/2" in note
+    # forward KL with one Gaussian covers both modes; reverse KL with one Gaussian covers one
+    assert notes[0].endswith("2/2") and notes[2].endswith("1/2")
+    assert [a.text for a in fig.layout.annotations[:2]] == ["K = 1", "K = 2"]
+
+
+def test_capacity_components_add_up_to_the_mixture(capacity_fig):
+    fig = capacity_fig
+    student = fig.data[traces(fig, "student", row=1, K=2)[0]]
+    parts = [decode(fig.data[k].y).astype(float) for k in traces(fig, "component", row=1, K=2)]
+    assert len(parts) == 2
+    np.testing.assert_allclose(np.sum(parts, axis=0), decode(student.y), atol=1e-6)
+    assert student.line.color == "#D55E00"
+    assert traces(fig, "component", row=0, K=1) == []  # a single Gaussian has no separate components
+
+
+def test_loss_figure(runs):
+    fig = kv.loss_figure(runs)
+    assert len(fig.data) == 16
+    k = traces(fig, "loss", run=1, start=5)[0]
+    np.testing.assert_allclose(decode(fig.data[k].y), runs[1].trajectory.loss[:, 5], rtol=1e-6)
+    assert fig.layout.xaxis.title.text == "step" and fig.layout.yaxis.title.text == "loss (nats)"
+    assert [t.name for t in fig.data if t.showlegend] == ["forward KL", "reverse KL"]
+
+
+# ----------------------------------------------------------------------------------------------
+# Every figure: theme-neutral
+# ----------------------------------------------------------------------------------------------
+
+
+def _colors_in(obj) -> list[str]:
+    found = []
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            if "color" in key and isinstance(value, str):
+                found.append(value)
+            elif "color" in key and isinstance(value, list):
+                found += [v for v in value if isinstance(v, str)]
+            else:
+                found += _colors_in(value)
+    elif isinstance(obj, list):
+        for value in obj:
+            found += _colors_in(value)
+    return found
+
+
+def test_every_figure_has_transparent_backgrounds_and_no_pure_black_or_white(
+    fig1d, sweep_fig, capacity_fig, runs, landscapes, correlated_run
+):
+    figures = [
+        fig1d,
+        kv.animation_2d(correlated_run[0], [correlated_run[1]]),
+        kv.landscape_figure(landscapes, runs),
+        sweep_fig,
+        capacity_fig,
+        kv.loss_figure(runs),
+    ]
+    banned = {"#000000", "#FFFFFF", "#000", "#FFF", "BLACK", "WHITE", "RGB(0,0,0)", "RGB(255,255,255)"}
+    for fig in figures:
+        assert fig.layout.paper_bgcolor == "rgba(0,0,0,0)" and fig.layout.plot_bgcolor == "rgba(0,0,0,0)"
+        used = {c.replace(" ", "").upper() for c in _colors_in([t.to_plotly_json() for t in fig.data])}
+        assert not used & banned
+
+
+# ----------------------------------------------------------------------------------------------
+# text.py
+# ----------------------------------------------------------------------------------------------
+
+
+def test_results_rows_match_summarize(bimodal, runs):
+    run = runs[1]
+    rows = kv.results_rows(bimodal.teacher, run)
+    assert [r["start"] for r in rows] == list(range(8))
+    for row, student, loss in zip(rows, run.trajectory.final, run.trajectory.final_loss):
+        s = kc.summarize(bimodal.teacher, student)
+        assert set(row) == {
+            "start", "mean", "std", "entropy", "forward_kl", "reverse_kl", "modes_covered", "low_density_mass", "loss"
+        }  # fmt: skip
+        assert row["mean"] == pytest.approx(s.mean, abs=5e-4) and row["std"] == pytest.approx(s.std, abs=5e-4)
+        assert row["reverse_kl"] == pytest.approx(s.reverse_kl, abs=5e-5)
+        assert row["loss"] == pytest.approx(loss, abs=5e-5)
+        assert row["modes_covered"] == f"{s.n_modes_covered}/2"
+        assert all(isinstance(row[k], float) for k in ("mean", "std", "entropy", "forward_kl", "low_density_mass"))
+
+
+def test_results_rows_2d_gives_tuples(correlated_run, correlated_summaries):
+    teacher, run = correlated_run
+    row = kv.results_rows(teacher, run, summaries=correlated_summaries)[0]
+    assert isinstance(row["mean"], tuple) and len(row["mean"]) == 2
+    np.testing.assert_allclose(row["std"], np.sqrt(np.diag(run.trajectory.final[0].cov)), atol=5e-4)
+    assert row["modes_covered"] == "1/1"
+
+
+def test_caption_reverse_kl_counts_add_up(bimodal, runs):
+    text = kv.caption(bimodal.teacher, runs[1])
+    assert text.startswith("reverse KL: ") and text.endswith(".")
+    # the groups: "n of 8 starts settled on ...", ", n on the mode at ...", "; n stayed between modes"
+    counts = [int(n) for n in re.findall(r"(?:^|[:,;]) (\d+) (?:of 8 starts|on|stayed)", text)]
+    assert sum(counts) == 8
+    shares = [kc.summarize(bimodal.teacher, s) for s in runs[1].trajectory.final]
+    between = sum(s.n_modes_covered > 1 for s in shares)
+    assert (f"{between} stayed between modes" in text) == (between > 0)
+    assert "the mode at +3.0" in text and "the mode at -3.0" in text
+
+
+def test_caption_forward_kl_numbers(bimodal, runs):
+    text = kv.caption(bimodal.teacher, runs[0])
+    # moment matching: mean 0, std sqrt(10) = 3.16; 22% of N(0, 10) lies where the teacher is < 5% of its peak
+    assert text.startswith("forward KL: all 8 starts reached mean 0.00, std 3.16, covering 2 of 2 modes")
+    ldm = low_density_mass(bimodal.teacher, runs[0].trajectory.final[0])
+    assert f"with {100 * ldm:.0f}% of their mass" in text
+
+
+def test_caption_2d_and_discrete(correlated_run, correlated_summaries):
+    teacher, run = correlated_run
+    text = kv.caption(teacher, run, summaries=correlated_summaries)
+    assert re.search(r"reached mean \(-?\d+\.\d\d, -?\d+\.\d\d\), std \(", text)
+    city = kc.get_preset("city_tokens")
+    traj = kc.fit(city.teacher, city.student, "reverse_kl", steps=300, lr=0.1, inits=8, seed=0)
+    text = kv.caption(city.teacher, kv.Run("reverse_kl", {}, traj))
+    counts = [int(n) for n in re.findall(r"(?:^|[:,;]) (\d+) (?:of 8 starts|on|spread)", text)]
+    assert sum(counts) == 8 and "cell (" in text
+
+
+def test_caption_beyond_2d_falls_back_to_losses():
+    teacher = kc.Gaussian(mean=[0.0, 0.0, 0.0], cov=np.eye(3))
+    traj = kc.fit(teacher, kc.Gaussian(mean=[1.0, 0.0, 0.0], cov=np.eye(3)), "reverse_kl", steps=5, estimator="mc")
+    run = kv.Run("reverse_kl", {}, traj)
+    assert kv.caption(teacher, run) == f"reverse KL: the student reached a loss of {traj.final_loss[0]:.3f} nats."
+    assert kv.results_rows(teacher, run)[0]["forward_kl"] is None
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    gap=st.floats(0.5, 8.0),
+    weight=st.floats(0.1, 0.9),
+    objective=st.sampled_from(["forward_kl", "reverse_kl", "jsd", "tv"]),
+    seed=st.integers(0, 100),
+)
+def test_caption_never_crashes_and_accounts_for_every_start(gap, weight, objective, seed):
+    teacher = kc.GaussianMixture([weight, 1.0 - weight], [-gap / 2, gap / 2], [1.0, 0.6])
+    traj = kc.fit(teacher, kc.Gaussian(0.0, 1.0), objective, steps=30, lr=0.1, inits=3, seed=seed)
+    text = kv.caption(teacher, kv.Run(objective, {}, traj))
+    assert text.startswith(kv.label_for(objective, {}) + ": ") and text.endswith(".")
+    counts = [int(n) for n in re.findall(r"(?:^|[:,;]) (\d+) (?:of 3 starts|on|stayed)", text)]
+    assert sum(counts) == 3 or "all 3 starts" in text
+
+
+# ----------------------------------------------------------------------------------------------
+# The rule: no streamlit in the library
+# ----------------------------------------------------------------------------------------------
+
+
+def test_kl_core_never_imports_streamlit():
+    root = Path(kc.__file__).parent
+    for path in root.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            assert not any(n.split(".")[0] == "streamlit" for n in names), path
