@@ -22,7 +22,7 @@ from kl_core.viz.animation import CONTROLS_MARGIN, animation_controls
 from kl_core.viz.colors import rgba
 from kl_core.viz.densities import check_1d, density_cap, teacher_area, x_range_1d
 from kl_core.viz.losses import loss_axis
-from kl_core.viz.runs import Run, check_runs, frame_steps, students_at
+from kl_core.viz.runs import Run, check_runs, frame_steps, log_densities, students_at
 from kl_core.viz.theme import compact, style
 
 __all__ = ["animation_1d", "penalty_range", "INTEGRAND_FORMULAS"]
@@ -118,14 +118,13 @@ def animation_1d(
     # starts are thin context lines on a grid half as fine, which keeps 60 frames of 2 x 8 curves
     # near 1 MB of JSON
     x_other = np.linspace(lo, hi, max(2, (n_points + 1) // 2))
-    dens = [
-        [[s.prob(x if i == 0 else x_other) for i, s in enumerate(per_frame)] for per_frame in per_run]
-        for per_run in students
-    ]  # dens[run][frame][start]: (n,) or (n // 2,)
-    pen = [  # pen[run]: (F, n) the integrand of start 0
-        np.stack([integrand(run.objective, log_p, per_frame[0].log_prob(x), **run.params) for per_frame in per_run])
-        for run, per_run in zip(runs, students)
-    ]
+    dens, pen = [], []
+    for run in runs:
+        log_q = log_densities(run, steps, x)  # (F, S, n)
+        other = np.exp(log_densities(run, steps, x_other))  # (F, S, n // 2)
+        dens.append([[np.exp(log_q[f, 0])] + list(other[f, 1:]) for f in range(len(steps))])
+        pen.append(integrand(run.objective, log_p, log_q[:, 0], **run.params))  # (F, n): start 0's integrand
+    # dens[run][frame][start]: (n,) for start 0, (n // 2,) for the others
     # the loss of start i at frame f (a shorter run holds its last value)
     frame_loss = [run.trajectory.loss[np.minimum(steps, run.trajectory.steps)] for run in runs]  # (F, S)
 

@@ -11,7 +11,7 @@ from kl_core.distributions import Distribution
 from kl_core.fitting import Trajectory
 from kl_core.viz.colors import color_for, label_for
 
-__all__ = ["Run", "frame_steps", "check_runs", "students_at"]
+__all__ = ["Run", "frame_steps", "log_densities", "check_runs", "students_at"]
 
 
 @dataclass(frozen=True)
@@ -83,3 +83,16 @@ def students_at(run: Run, steps: np.ndarray) -> list[list[Distribution]]:
     """
     traj = run.trajectory
     return [[traj.student(min(int(t), traj.steps), i) for i in range(traj.inits)] for t in steps]
+
+
+def log_densities(run: Run, steps: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``out[f, i]``: log-density of start i's student at ``steps[f]`` on the points ``x`` (1-D).
+
+    One vectorised call of the student family for every frame and start at once (unpacking each
+    student into a distribution object would cost ~100x more).
+    """
+    traj = run.trajectory
+    theta = traj.params[np.minimum(np.asarray(steps, int), traj.steps)]  # (F, S, P)
+    F, S, P = theta.shape
+    log_q, _ = traj.family.log_prob(theta.reshape(F * S, P), np.asarray(x, float))
+    return log_q.reshape(F, S, -1)
