@@ -17,7 +17,7 @@ from app import state as schema
 from kl_core.presets import PRESETS, random_teacher
 from kl_core.viz import label_for
 
-__all__ = ["setup", "control", "objective_controls", "teacher_editor", "finish", "cached", "error"]
+__all__ = ["setup", "control", "objective_controls", "training_controls", "teacher_editor", "finish", "cached", "error"]
 
 _STATE, _HIDDEN, _EMBED = "_kl_state", "_kl_hidden", "_kl_embed"
 
@@ -117,6 +117,17 @@ def objective_controls(kinds: Any) -> None:
         control("alpha")
     if {"skew_forward_kl", "skew_reverse_kl"} & kinds:
         control("skew")
+
+
+def training_controls(estimator: bool = True) -> None:
+    """Estimator (and its sample size), learning rate, steps, starts and seed."""
+    if estimator:
+        control("estimator", "select")
+        if st.session_state[_STATE]["estimator"] != "exact":
+            control("samples")
+    for name in ("lr", "steps", "inits"):
+        control(name)
+    control("seed", "number")
 
 
 def _set(name: str, value: Any) -> None:

@@ -17,40 +17,22 @@ before in this run, so no move is a cache hit of an earlier one (for this slider
 from __future__ import annotations
 
 import argparse
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-APP = "app/main.py"
-CHROMIUM = "/usr/bin/chromium"
-# The launch flags tested on this machine kind (shared/RECIPES.md), as in tests/e2e/conftest.py.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from e2e.harness import CHROMIUM, CHROMIUM_ARGS, free_port, start_server, stop_server  # noqa: E402
+
 SLIDER_LABEL = "Mode 1 mean"
 CHART = '[data-testid="stPlotlyChart"] .js-plotly-plot'
 APP_IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 KEYS = ["ArrowRight", "PageDown", "ArrowRight", "PageUp"]  # +step, -page, +step, +page: fresh values
-SERVER_START_TIMEOUT_S = 60.0
 FIRST_CHART_TIMEOUT_MS = 60_000
 MOVE_TIMEOUT_MS = 30_000
 
@@ -85,53 +67,6 @@ REDRAWN_AT = f"""(before) => {{
     const changed = y.length !== before.length || Array.prototype.some.call(y, (v, i) => v !== before[i]);
     return changed ? performance.now() : false;
 }}"""
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def health_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.read().decode().strip() == "ok"
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return False
-
-
-def start_server(port: int, log_path: Path) -> subprocess.Popen:
-    """``streamlit run app/main.py`` from the repo root, output to ``log_path``; returns once healthy."""
-    command = [
-        sys.executable, "-m", "streamlit", "run", APP,
-        "--server.headless", "true",
-        "--server.address", "127.0.0.1",
-        "--server.port", str(port),
-        "--browser.gatherUsageStats", "false",
-        "--server.fileWatcherType", "none",
-    ]  # fmt: skip
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    while not health_ok(f"http://127.0.0.1:{port}/_stcore/health"):
-        if process.poll() is not None or time.monotonic() > deadline:
-            stop_server(process)
-            raise RuntimeError(f"streamlit did not become healthy (exit {process.returncode}):\n{log_path.read_text()}")
-        time.sleep(0.2)  # polling an HTTP endpoint: there is nothing to wait_for on
-    return process
-
-
-def stop_server(process: subprocess.Popen) -> None:
-    """SIGTERM by PID, then kill if it has not gone within 10 s."""
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,7 @@ ui.teacher_editor()
 st.sidebar.header("Sweep")
 sweep = ui.control("sweep", "select")
 ui.control("points")
-ui.control("lr")
-ui.control("steps")
-ui.control("inits")
-ui.control("seed", "number")
+ui.training_controls(estimator=False)
 ui.control("kmax")
 
 try:

@@ -20,13 +20,7 @@ if state["student"] == "mixture":
     ui.control("k")
 kinds = ui.control("objectives", "multiselect")
 ui.objective_controls(kinds)
-ui.control("estimator", "select")
-if state["estimator"] != "exact":
-    ui.control("samples")
-ui.control("lr")
-ui.control("steps")
-ui.control("inits")
-ui.control("seed", "number")
+ui.training_controls()
 ui.control("speed")
 
 try:

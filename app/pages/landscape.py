@@ -21,11 +21,7 @@ right = ui.control("right", "select")
 ui.objective_controls((left, right))
 ui.control("grid")
 st.sidebar.header("Training (paths)")
-ui.control("estimator", "select")
-ui.control("lr")
-ui.control("steps")
-ui.control("inits")
-ui.control("seed", "number")
+ui.training_controls()
 
 try:
     spec = model.teacher_spec(state)

@@ -9,16 +9,8 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -26,24 +18,9 @@ import pytest
 if TYPE_CHECKING:  # playwright may be missing: the fixtures then skip or fail with a hint
     from playwright.sync_api import ConsoleMessage
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-APP = "app/main.py"
-CHROMIUM = "/usr/bin/chromium"
-# Tested on this machine kind (shared/RECIPES.md): without the background-networking flags chromium
-# floods the closed network with refused connections.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
+from .harness import APP, CHROMIUM, CHROMIUM_ARGS, REPO_ROOT, free_port, start_server, stop_server
+
 VIEWPORT = {"width": 1400, "height": 900}
-SERVER_START_TIMEOUT_S = 60.0
 ENABLE_HINT = "apt-get install -y chromium && pip install playwright  (never `playwright install`)"
 
 
@@ -74,64 +51,21 @@ def browser_requirements() -> None:
     pytest.skip(message)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _health_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.read().decode().strip() == "ok"
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return False
-
-
-def _stop(process: subprocess.Popen) -> None:
-    """SIGTERM the server by its PID, then kill it if it has not gone within 10 s."""
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
-
-
 @pytest.fixture(scope="session")
 def app_url(browser_requirements: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The base URL (``http://127.0.0.1:PORT``) of ``streamlit run app/main.py``, started once per session."""
     if not (REPO_ROOT / APP).is_file():
         pytest.fail(f"{APP} does not exist under {REPO_ROOT}", pytrace=False)
-    port = _free_port()
-    base_url = f"http://127.0.0.1:{port}"
+    port = free_port()
     log_path = tmp_path_factory.mktemp("streamlit") / "server.log"
-    command = [
-        sys.executable, "-m", "streamlit", "run", APP,
-        "--server.headless", "true",
-        "--server.address", "127.0.0.1",
-        "--server.port", str(port),
-        "--browser.gatherUsageStats", "false",
-        "--server.fileWatcherType", "none",
-    ]  # fmt: skip
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        while not _health_ok(f"{base_url}/_stcore/health"):
-            if process.poll() is not None:
-                pytest.fail(f"streamlit exited with {process.returncode}:\n{log_path.read_text()}", pytrace=False)
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"streamlit not healthy after {SERVER_START_TIMEOUT_S:.0f} s:\n{log_path.read_text()}",
-                    pytrace=False,
-                )
-            time.sleep(0.2)  # polling an HTTP endpoint: there is nothing to wait_for on
-        yield base_url
+        process = start_server(port, log_path)
+    except RuntimeError as err:
+        pytest.fail(str(err), pytrace=False)
+    try:
+        yield f"http://127.0.0.1:{port}"
     finally:
-        _stop(process)
+        stop_server(process)
 
 
 @pytest.fixture(scope="session")
