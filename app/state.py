@@ -9,7 +9,7 @@ one warning per rejected value (that value falls back to its default, the others
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -230,7 +230,3 @@ def is_embed(params: Mapping[str, Any]) -> bool:
     raw = params.get("embed", "")
     text = raw[-1] if isinstance(raw, list) else raw
     return str(text).lower() in ("1", "true", "yes")
-
-
-def clamp_choice(values: Sequence[str], allowed: Sequence[str]) -> tuple[str, ...]:
-    return tuple(v for v in values if v in allowed)

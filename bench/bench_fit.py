@@ -38,6 +38,16 @@ def grid() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return x, w, TEACHER.log_prob(x)
 
 
+def keep_in_box(theta: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """The constraint kl_core.fit applies too: each student stays 5 of its stds inside the grid
+    (and its std within [1e-4, 1e3] x the teacher's), so all three loops solve the same problem."""
+    scale = math.sqrt(TEACHER.variance)
+    log_std = np.clip(theta[:, 1:], math.log(1e-4 * scale), math.log(1e3 * scale))
+    log_std = np.minimum(log_std, math.log((hi - lo) / 10.0))
+    reach = 5.0 * np.exp(log_std)
+    return np.concatenate([np.clip(theta[:, :1], lo + reach, hi - reach), log_std], axis=1)
+
+
 def numpy_loop(objective: str, x: np.ndarray, w: np.ndarray, lp: np.ndarray, theta0: np.ndarray) -> np.ndarray:
     """The floor: hand-derived gradients, fused, nothing general."""
     p = np.exp(lp)
@@ -60,6 +70,7 @@ def numpy_loop(objective: str, x: np.ndarray, w: np.ndarray, lp: np.ndarray, the
         v = 0.999 * v + 0.001 * grad * grad
         step = LR * math.sqrt(1 - 0.999**t) / (1 - 0.9**t)
         theta = theta - step * m / (np.sqrt(v) + 1e-8)
+        theta = keep_in_box(theta, x[0], x[-1])
     return theta
 
 
@@ -80,6 +91,8 @@ def torch_loop(objective: str, x: np.ndarray, w: np.ndarray, lp: np.ndarray, the
             loss = (wt * lq.exp() * (lq - lpt)).sum()
         loss.backward()
         opt.step()
+        with torch.no_grad():
+            theta.copy_(torch.from_numpy(keep_in_box(theta.numpy(), x[0], x[-1])))
     return theta.detach().numpy()
 
 
