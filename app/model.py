@@ -22,6 +22,7 @@ __all__ = [
     "teacher_from_spec",
     "objective_specs",
     "fit_options",
+    "lab_1d_args",
     "lab_1d_runs",
     "landscape_pair",
     "sweep_fits",
@@ -89,6 +90,25 @@ def _student(teacher: kc.GaussianMixture, preset: str, student: str, k: int):
     if preset in kc.PRESETS and kc.PRESETS[preset].space == "1d":
         return kc.PRESETS[preset].student
     return starting_student(teacher, 1)
+
+
+def lab_1d_args(
+    state: Mapping[str, Any], kinds: Sequence[str], student: str | None = None, k: int | None = None
+) -> tuple:
+    """The plain, hashable arguments of :func:`lab_1d_runs` / :func:`lab_1d` for a page's state."""
+    return (
+        teacher_spec(state),
+        state["preset"],
+        state["student"] if student is None else student,
+        state["k"] if k is None else k,
+        objective_specs(kinds, state),
+        state["estimator"],
+        state["samples"],
+        state["lr"],
+        state["steps"],
+        state["inits"],
+        state["seed"],
+    )
 
 
 def lab_1d_runs(

@@ -27,19 +27,7 @@ try:
     spec = model.teacher_spec(state)
     teacher = model.teacher_from_spec(spec)
     with st.spinner("Training…"):
-        runs, summaries = ui.cached["lab_1d"](
-            spec,
-            state["preset"],
-            state["student"],
-            state["k"],
-            model.objective_specs(kinds, state),
-            state["estimator"],
-            state["samples"],
-            state["lr"],
-            state["steps"],
-            state["inits"],
-            state["seed"],
-        )
+        runs, summaries = ui.cached["lab_1d"](*model.lab_1d_args(state, kinds))
 except ValueError as err:
     ui.error(err)
 

@@ -28,19 +28,7 @@ try:
     specs = model.objective_specs((left, right), state)
     with st.spinner("Computing the surfaces…"):
         lands = ui.cached["landscape_pair"](spec, specs[0], specs[1], state["grid"])
-        runs = ui.cached["lab_1d_runs"](
-            spec,
-            state["preset"],
-            "gaussian",
-            1,
-            specs,
-            state["estimator"],
-            state["samples"],
-            state["lr"],
-            state["steps"],
-            state["inits"],
-            state["seed"],
-        )
+        runs = ui.cached["lab_1d_runs"](*model.lab_1d_args(state, (left, right), student="gaussian", k=1))
 except ValueError as err:
     ui.error(err)
 
