@@ -86,7 +86,7 @@ def fit_options(estimator: str, samples: int) -> dict[str, Any]:
 def _student(teacher: kc.GaussianMixture, preset: str, student: str, k: int):
     """Start 0: the preset's own student when it fits the choice, else a neutral start."""
     if student == "mixture":
-        return starting_student(teacher, k) if k > 1 else starting_student(teacher, 1)
+        return starting_student(teacher, k)
     if preset in kc.PRESETS and kc.PRESETS[preset].space == "1d":
         return kc.PRESETS[preset].student
     return starting_student(teacher, 1)

@@ -99,7 +99,6 @@ def _f(name, kind, default, label, **kw) -> Field:
     return Field(name, kind, default, label, **kw)
 
 
-_BIMODAL = PRESETS["bimodal"].teacher
 _TEACHER_DEFAULTS = {
     "w": [0.5, 0.5, 0.5, 0.5, 0.5, 0.5],
     "m": [-3.0, 3.0, 0.0, -6.0, 6.0, 8.0],

@@ -45,7 +45,6 @@ __all__ = [
     "d_integrand",
     "resolve",
     "akl_weights",
-    "kind_names",
     "kl_direction",
 ]
 
@@ -104,10 +103,6 @@ KINDS: dict[str, Kind] = {}
 def _register(kind: Kind) -> Kind:
     KINDS[kind.name] = kind
     return kind
-
-
-def kind_names() -> list[str]:
-    return list(KINDS)
 
 
 def resolve(kind: str, params: dict[str, Any]) -> tuple[Kind, dict[str, float]]:

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from app import model, ui
+from kl_core.presets import PRESETS
 from kl_core.viz import capacity_figure, sweep_figure
 
 state = ui.setup()
@@ -43,7 +44,5 @@ st.caption(
 )
 with st.spinner("Fitting mixtures…"):
     cap = ui.cached["capacity_fits"](state["kmax"], state["lr"], state["steps"], min(state["inits"], 4), state["seed"])
-st.plotly_chart(
-    capacity_figure(model.kc.PRESETS[model.CAPACITY_TEACHER].teacher, cap), key="capacity_chart", width="stretch"
-)
+st.plotly_chart(capacity_figure(PRESETS[model.CAPACITY_TEACHER].teacher, cap), key="capacity_chart", width="stretch")
 ui.finish()
