@@ -176,6 +176,10 @@ _FIELD_LIST: list[Field] = [
     _f("objectives2d", "multi", ("forward_kl", "reverse_kl"), "Objectives (2-D)", choices=tuple(OBJECTIVES)),
     _f("steps2d", "int", 200, "Steps (2-D)", low=50, high=1000, step=50),
     _f("inits2d", "int", 4, "Starts (2-D)", low=1, high=8, step=1),
+    # -- token lab (app/pages/tokens.py) -------------------------------------------------------------
+    # -- RL connection (app/pages/rl.py) ---------------------------------------------------------------
+    # -- language-model lab (app/pages/lm.py) ------------------------------------------------------
+    # -- guided lesson (app/pages/lesson.py) -------------------------------------------------------
 ]
 
 FIELDS: dict[str, Field] = {f.name: f for f in _FIELD_LIST}

@@ -156,7 +156,8 @@ def _cmd_presets(args: argparse.Namespace) -> str:
     return _table(["name", "space", "lesson"], [[p.name, p.space, p.lesson] for p in PRESETS.values()])
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> tuple[argparse.ArgumentParser, dict[str, Any]]:
+    """The parser and its {command: handler} table (the built-in commands and the extensions')."""
     parser = _Parser(prog="kl-lab", description="Forward vs reverse KL, measured.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -190,12 +191,29 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("presets", help="list the named scenarios")
     p.add_argument("--json", action="store_true")
-    return parser
+    commands = {"fit": _cmd_fit, "divergence": _cmd_divergence, "presets": _cmd_presets}
+    commands.update(_extensions(sub))
+    return parser, commands
+
+
+# Subcommands that live beside the code they drive: each module has ``add_commands(sub)``, which adds
+# its parsers to ``sub`` and returns {command name: handler(args) -> str}. Such a module imports its
+# heavy dependencies (models, exporters) inside its handlers, so ``kl-lab fit`` does not pay for them.
+EXTENSIONS: tuple[str, ...] = ()
+
+
+def _extensions(sub: Any) -> dict[str, Any]:
+    import importlib
+
+    handlers: dict[str, Any] = {}
+    for name in EXTENSIONS:
+        handlers.update(importlib.import_module(name).add_commands(sub))
+    return handlers
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    commands = {"fit": _cmd_fit, "divergence": _cmd_divergence, "presets": _cmd_presets}
+    parser, commands = _parser()
+    args = parser.parse_args(argv)
     try:
         print(commands[args.command](args))
     except ValueError as err:
