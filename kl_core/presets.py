@@ -53,7 +53,63 @@ def _city_table(floor: float = 1e-3) -> Categorical:
     return Categorical(probs=np.where(valid > 0, valid, floor))
 
 
+def _answers_table(shape: tuple[int, ...], valid: dict[tuple[int, ...], float], floor: float = 1e-3) -> Categorical:
+    """A joint over token positions: the listed cells are the valid answers, every other cell
+    gets ``floor`` (an invalid combination that reverse KL must still see as finite)."""
+    table = np.full(shape, floor)
+    for cell, weight in valid.items():
+        table[cell] = weight
+    return Categorical(probs=table)
+
+
+# single-position next-token pairs: (token, teacher probability, student probability);
+# the student is a smaller model that ranks the tokens differently
+_BREAKFAST = (
+    ("eggs", 0.20, 0.10),
+    ("toast", 0.15, 0.13),
+    ("cereal", 0.12, 0.16),
+    ("pancakes", 0.10, 0.04),
+    ("fruit", 0.08, 0.09),
+    ("bacon", 0.07, 0.03),
+    ("coffee", 0.06, 0.14),
+    ("oatmeal", 0.06, 0.08),
+    ("yogurt", 0.05, 0.07),
+    ("waffles", 0.05, 0.02),
+    ("nothing", 0.04, 0.06),
+    ("pizza", 0.02, 0.08),
+)
+_CAPITAL = (
+    ("Canberra", 0.58, 0.28),
+    ("Sydney", 0.18, 0.34),
+    ("Melbourne", 0.09, 0.14),
+    ("a", 0.03, 0.04),
+    ("the", 0.03, 0.05),
+    ("Perth", 0.02, 0.03),
+    ("Brisbane", 0.02, 0.03),
+    ("located", 0.015, 0.02),
+    ("Adelaide", 0.015, 0.02),
+    ("Hobart", 0.01, 0.02),
+    ("Darwin", 0.01, 0.015),
+    ("not", 0.01, 0.015),
+)
+
+
+def _next_token(name: str, title: str, lesson: str, pairs: tuple[tuple[str, float, float], ...]) -> Preset:
+    """A single-position preset: teacher and student next-token distributions over the same tokens."""
+    tokens, teacher, student = zip(*pairs)
+    return Preset(
+        name,
+        title,
+        lesson,
+        Categorical(probs=list(teacher)),
+        FactorizedCategorical(probs=[np.array(student)]),
+        dict(_TOKENS),
+        labels=(tuple(tokens),),
+    )
+
+
 _DEFAULT = {"steps": 400, "lr": 0.05, "inits": 8}
+_TOKENS = {"steps": 300, "lr": 0.1, "inits": 8}
 
 PRESETS: dict[str, Preset] = {
     p.name: p
@@ -142,6 +198,36 @@ PRESETS: dict[str, Preset] = {
             FactorizedCategorical(shape=(3, 3)),
             {"steps": 300, "lr": 0.1, "inits": 8},
             labels=(("New", "Los", "San"), ("York", "Angeles", "Francisco")),
+        ),
+        Preset(
+            "yes_no_tokens",
+            "Yes/No with a reason",
+            "Forward KL says 'Yes, sharks'; reverse KL picks Yes or No and keeps only the reasons that fit it.",
+            _answers_table((2, 4), {(0, 0): 0.30, (0, 1): 0.25, (1, 2): 0.20, (1, 3): 0.25}),
+            FactorizedCategorical(shape=(2, 4)),
+            dict(_TOKENS),
+            labels=(("Yes,", "No,"), ("lifeguards", "calm water", "sharks", "strong currents")),
+        ),
+        Preset(
+            "three_tokens",
+            "Three tokens: Ho Chi Minh / Rio de Janeiro / Salt Lake City",
+            "Forward KL spreads over 'Rio Chi City' and 24 other invalid triples; reverse KL names one city.",
+            _answers_table((3, 3, 3), {(0, 0, 0): 0.40, (1, 1, 1): 0.35, (2, 2, 2): 0.25}),
+            FactorizedCategorical(shape=(3, 3, 3)),
+            dict(_TOKENS),
+            labels=(("Ho", "Rio", "Salt"), ("Chi", "de", "Lake"), ("Minh", "Janeiro", "City")),
+        ),
+        _next_token(
+            "breakfast_next_token",
+            "Next token: 'For breakfast I had …'",
+            "Twelve plausible tokens: temperature and top-k/top-p reshape the student's distribution.",
+            _BREAKFAST,
+        ),
+        _next_token(
+            "capital_next_token",
+            "Next token: 'The capital of Australia is …'",
+            "The student ranks Sydney first: cooling it (temperature < 1) makes it confidently wrong.",
+            _CAPITAL,
         ),
     ]
 }
