@@ -6,6 +6,7 @@ from kl_core.fitting import Optimizer, Trajectory, adam, fit, sgd
 from kl_core.landscape import Landscape, Minimum, landscape
 from kl_core.metrics import StudentSummary, low_density_mass, mode_coverage, mode_shares, summarize
 from kl_core.presets import PRESETS, Preset, get_preset
+from kl_core.tokens import kl_estimate, token_divergence
 
 __all__ = [
     "Gaussian",
@@ -31,4 +32,6 @@ __all__ = [
     "PRESETS",
     "Preset",
     "get_preset",
+    "token_divergence",
+    "kl_estimate",
 ]
