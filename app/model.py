@@ -13,6 +13,8 @@ import numpy as np
 
 import kl_core as kc
 from kl_core.presets import starting_student
+from kl_core.scenario import ESTIMATOR_OPTIONS, fit_1d, fit_2d
+from kl_core.scenario import start_student as _student
 from kl_core.viz import Run, run_summaries
 
 __all__ = [
@@ -35,12 +37,6 @@ __all__ = [
 TeacherSpec = tuple[tuple[float, float, float], ...]  # (weight, mean, std) per mode
 ObjectiveSpec = tuple[str, tuple[tuple[str, float], ...]]  # (kind, sorted params)
 
-ESTIMATOR_OPTIONS: dict[str, dict[str, str]] = {
-    "exact": {"estimator": "exact"},
-    "off_policy": {"estimator": "mc", "sampler": "teacher"},
-    "on_policy_pathwise": {"estimator": "mc", "sampler": "student", "gradient": "pathwise"},
-    "on_policy_score": {"estimator": "mc", "sampler": "student", "gradient": "score"},
-}
 CAPACITY_TEACHER = "five_modes"
 
 
@@ -83,15 +79,6 @@ def fit_options(estimator: str, samples: int) -> dict[str, Any]:
     return {**ESTIMATOR_OPTIONS[estimator], "n": int(samples)}
 
 
-def _student(teacher: kc.GaussianMixture, preset: str, student: str, k: int):
-    """Start 0: the preset's own student when it fits the choice, else a neutral start."""
-    if student == "mixture":
-        return starting_student(teacher, k)
-    if preset in kc.PRESETS and kc.PRESETS[preset].space == "1d":
-        return kc.PRESETS[preset].student
-    return starting_student(teacher, 1)
-
-
 def lab_1d_args(
     state: Mapping[str, Any], kinds: Sequence[str], student: str | None = None, k: int | None = None
 ) -> tuple:
@@ -124,26 +111,8 @@ def lab_1d_runs(
     inits: int,
     seed: int,
 ) -> list[Run]:
-    """One fit per objective, same teacher, start and seed: the page-1 experiment."""
-    teacher = teacher_from_spec(spec)
-    start = _student(teacher, preset, student, k)
-    learn = ("mean",) if student == "gaussian_fixed_std" else None
-    runs = []
-    for kind, params in objectives:
-        traj = kc.fit(
-            teacher,
-            start,
-            kind,
-            steps=steps,
-            lr=lr,
-            inits=inits,
-            seed=seed,
-            learn=learn,
-            **fit_options(estimator, samples),
-            **dict(params),
-        )
-        runs.append(Run(kind, dict(params), traj))
-    return runs
+    """One fit per objective, same teacher, start and seed: the page-1 experiment (kl_core.scenario.fit_1d)."""
+    return fit_1d(spec, preset, student, k, objectives, estimator, samples, lr, steps, inits, seed)
 
 
 def landscape_pair(
@@ -194,16 +163,8 @@ def capacity_fits(
 def lab_2d_runs(
     preset: str, objectives: tuple[ObjectiveSpec, ...], steps: int, inits: int, lr: float, seed: int
 ) -> list[Run]:
-    p = kc.PRESETS[preset]
-    settings = {k: v for k, v in p.settings.items() if k not in ("steps", "inits", "lr")}
-    return [
-        Run(
-            kind,
-            dict(params),
-            kc.fit(p.teacher, p.student, kind, steps=steps, lr=lr, inits=inits, seed=seed, **settings, **dict(params)),
-        )
-        for kind, params in objectives
-    ]
+    """One fit per objective of a 2-D preset (kl_core.scenario.fit_2d)."""
+    return fit_2d(preset, objectives, steps, inits, lr, seed)
 
 
 Summaries = list[list[kc.StudentSummary | None]]
