@@ -33,6 +33,7 @@ __all__ = [
     "answer_rows",
     "token_caption",
     "decoding_figure",
+    "decoding_caption",
 ]
 
 # a student as such (decoded, trained by no objective): halfway between the two KL students' colours
@@ -516,3 +517,31 @@ def decoding_figure(
     fig.update_yaxes(title_text="probability", rangemode="tozero", row=1, col=2)
     fig.update_layout(barmode="group")
     return style(fig, height=460)
+
+
+def decoding_caption(sweep: DecodingSweep, labels: Sequence[str] | None = None, temperature: float = 1.0) -> str:
+    """One sentence with live numbers: the decoded distribution's top token and every divergence
+    at the current temperature, and the temperature where forward and reverse KL are lowest.
+    """
+    names = token_labels(sweep.teacher.shape, None if labels is None else [labels])[0]
+    j = int(np.argmin(np.abs(sweep.temperatures - float(temperature))))
+    q = sweep.decoded[j]
+    top = int(np.argmax(q))
+    kept = int(np.sum(q > 0))
+    parts = [
+        f"At temperature {sweep.temperatures[j]:g} the decoded {sweep.transform} puts {q[top]:.0%} on "
+        f"'{names[top]}' (the teacher: {sweep.teacher[top]:.0%}) and keeps {kept} of {q.size} tokens"
+    ]
+    values = []
+    for (kind, params), row in zip(sweep.objectives, sweep.values):
+        v = row[j]
+        values.append(f"{label_for(kind, dict(params))} {'∞' if not np.isfinite(v) else f'{v:.3f}'}")
+    text = parts[0] + "; divergences from the teacher: " + ", ".join(values) + "."
+    best = []
+    for (kind, params), row in zip(sweep.objectives, sweep.values):
+        if kind in ("forward_kl", "reverse_kl") and np.isfinite(row).any():
+            k = int(np.nanargmin(np.where(np.isfinite(row), row, np.nan)))
+            best.append(f"{label_for(kind, dict(params))} at T = {sweep.temperatures[k]:g}")
+    if best:
+        text += " Lowest over the sweep: " + "; ".join(best) + "."
+    return text
