@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kl_core.divergences import KINDS
+from kl_core.lesson import N_STEPS
 from kl_core.presets import PRESETS
 
 __all__ = ["Field", "FIELDS", "DEFAULTS", "parse", "to_query", "hidden_controls", "is_embed", "teacher_fields"]
@@ -177,9 +178,43 @@ _FIELD_LIST: list[Field] = [
     _f("steps2d", "int", 200, "Steps (2-D)", low=50, high=1000, step=50),
     _f("inits2d", "int", 4, "Starts (2-D)", low=1, high=8, step=1),
     # -- token lab (app/pages/tokens.py) -------------------------------------------------------------
+    _f(
+        "tok_preset",
+        "choice",
+        "city_tokens",
+        "Joint teacher",
+        choices=(*[n for n, p in PRESETS.items() if p.space == "discrete" and len(p.teacher.shape) > 1], "custom"),
+        help="Correlated answers over token positions; 'custom' opens an editable table.",
+    ),
+    _f("tok_objectives", "multi", ("forward_kl", "reverse_kl"), "Objectives (tokens)", choices=tuple(KINDS)),
+    _f("tok_mu", "float", 0.5, "AKL μ", low=0.05, high=1.0, step=0.05, help="Head/tail split of adaptive KL."),
+    _f("tok_steps", "int", 300, "Steps (tokens)", low=50, high=1000, step=50),
+    _f("tok_inits", "int", 8, "Starts (tokens)", low=1, high=16, step=1),
+    _f("tok_lr", "float", 0.1, "Learning rate (tokens)", low=0.01, high=0.5, step=0.01),
+    _f("tok_seed", "int", 0, "Seed (tokens)", low=0, high=10_000, step=1),
+    _f("tok_start", "int", 0, "Start shown", low=0, high=15, step=1, help="Which start the heatmaps show."),
+    _f(
+        "tok_next",
+        "choice",
+        "breakfast_next_token",
+        "Next-token pair",
+        choices=tuple(n for n, p in PRESETS.items() if p.space == "discrete" and len(p.teacher.shape) == 1),
+    ),
+    _f("tok_temp", "float", 1.0, "Temperature", low=0.1, high=3.0, step=0.05),
+    _f("tok_topk", "int", 0, "Top-k (0 = off)", low=0, high=12, step=1),
+    _f("tok_topp", "float", 1.0, "Top-p (1 = off)", low=0.05, high=1.0, step=0.05),
+    _f(
+        "tok_decode",
+        "choice",
+        "student",
+        "Decode",
+        choices=("student", "teacher"),
+        help="Which distribution temperature and top-k/top-p act on; the teacher at T=1 is the reference.",
+    ),
     # -- RL connection (app/pages/rl.py) ---------------------------------------------------------------
     # -- language-model lab (app/pages/lm.py) ------------------------------------------------------
     # -- guided lesson (app/pages/lesson.py) -------------------------------------------------------
+    _f("lesson_step", "int", 1, "Lesson step", low=1, high=N_STEPS, step=1, help="Jump to any step of the lesson."),
 ]
 
 FIELDS: dict[str, Field] = {f.name: f for f in _FIELD_LIST}
