@@ -1,0 +1,108 @@
+"""Benchmark: kc.token_divergence against TRL's GKDTrainer.generalized_jsd_loss on identical inputs.
+
+Inputs: teacher and student logits of shape (B, T, V) = (4, 256, 32768), float32, CPU; the generalized
+JSD with beta in {0, 0.5, 1} (0 is forward KL, 1 reverse KL); one forward and one backward pass.
+For each pair we report the values' relative difference, the best wall time of ``--repeat`` runs,
+and the extra peak memory: the rise of the process's peak resident set (VmHWM, reset through
+/proc/self/clear_refs before each run) over the memory held before the call (inputs already
+allocated). Both implementations allocate the student's gradient (B*T*V floats), which is counted.
+
+    pip install -e ".[bench]"      # trl
+    python bench/bench_tokens.py [--repeat 3] [--vocab 32768]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import time
+import warnings
+
+import torch
+
+import kl_core as kc
+
+os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+
+
+def trl_loss():
+    warnings.filterwarnings("ignore")
+    try:
+        from trl.experimental.gkd import GKDTrainer
+    except ImportError:  # older TRL releases
+        from trl import GKDTrainer
+    return GKDTrainer.generalized_jsd_loss
+
+
+def _status(field: str) -> int:
+    """A memory figure of this process from /proc/self/status, in bytes."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def _reset_peak() -> None:
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # resets VmHWM (the peak resident set) to the current resident set
+
+
+def run_once(fn, teacher: torch.Tensor, student: torch.Tensor) -> tuple[float, float, int]:
+    """(loss value, seconds, extra peak bytes) of one forward + backward pass."""
+    student.grad = None
+    gc.collect()
+    _reset_peak()
+    before = _status("VmRSS")
+    start = time.perf_counter()
+    loss = fn(teacher, student)
+    loss.backward()
+    seconds = time.perf_counter() - start
+    extra = _status("VmHWM") - before
+    value = float(loss)
+    del loss
+    return value, seconds, extra
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--time", type=int, default=256)
+    parser.add_argument("--vocab", type=int, default=32768)
+    args = parser.parse_args()
+
+    gen = torch.Generator().manual_seed(0)
+    shape = (args.batch, args.time, args.vocab)
+    teacher = torch.randn(shape, generator=gen) * 3
+    student = (torch.randn(shape, generator=gen) * 3).requires_grad_(True)
+    reference = trl_loss()
+    print(f"B, T, V = {shape}, float32, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(f"{'beta':>5} {'impl':>12} {'value':>12} {'rel. diff':>10} {'time (s)':>9} {'extra peak MB':>14}")
+    rows = []
+    for beta in (0.0, 0.5, 1.0):
+        impls = {
+            "TRL": lambda t, s, b=beta: reference(s, t, beta=b),
+            "kl_core": lambda t, s, b=beta: kc.token_divergence(t, s, "jsd", beta=b),
+        }
+        results = {}
+        for name, fn in impls.items():
+            runs = [run_once(fn, teacher, student) for _ in range(args.repeat)]
+            value = runs[0][0]
+            results[name] = (value, min(r[1] for r in runs), min(r[2] for r in runs))
+        ref_value = results["TRL"][0]
+        for name, (value, seconds, extra) in results.items():
+            diff = abs(value - ref_value) / abs(ref_value)
+            print(f"{beta:>5} {name:>12} {value:>12.6f} {diff:>10.1e} {seconds:>9.3f} {extra / 2**20:>14.0f}")
+        (v0, t0, m0), (v1, t1, m1) = results["TRL"], results["kl_core"]
+        rows.append((beta, t0 / t1, m1 / m0, abs(v1 - v0) / abs(v0)))
+    print()
+    print("| beta | speed vs TRL (target >= 1.0x) | extra peak memory vs TRL (target <= 0.3x) | rel. diff |")
+    print("|---|---|---|---|")
+    for beta, speed, memory, diff in rows:
+        print(f"| {beta} | {speed:.2f}x | {memory:.2f}x | {diff:.1e} |")
+
+
+if __name__ == "__main__":
+    main()
