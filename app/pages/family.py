@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from app import model, ui
+from app import export_ui, model, ui
 from kl_core.presets import PRESETS
 from kl_core.viz import capacity_figure, sweep_figure
 
@@ -31,8 +31,9 @@ try:
 except ValueError as err:
     ui.error(err)
 
+figures = {"Sweep": sweep_figure(teacher, fits, sweep)} if fits else {}
 if fits:
-    st.plotly_chart(sweep_figure(teacher, fits, sweep), key="sweep_chart", width="stretch")
+    st.plotly_chart(figures["Sweep"], key="sweep_chart", width="stretch")
 for note in notes:
     st.info(f"Skipped {note}")
 
@@ -44,5 +45,7 @@ st.caption(
 )
 with st.spinner("Fitting mixtures…"):
     cap = ui.cached["capacity_fits"](state["kmax"], state["lr"], state["steps"], min(state["inits"], 4), state["seed"])
-st.plotly_chart(capacity_figure(PRESETS[model.CAPACITY_TEACHER].teacher, cap), key="capacity_chart", width="stretch")
+figures["Capacity"] = capacity_figure(PRESETS[model.CAPACITY_TEACHER].teacher, cap)
+st.plotly_chart(figures["Capacity"], key="capacity_chart", width="stretch")
+export_ui.export_panel(figures, "family")
 ui.finish()

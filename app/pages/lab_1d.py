@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from app import model, ui
+from app import export_ui, model, ui
 from kl_core.viz import animation_1d, caption, results_rows
 
 state = ui.setup()
@@ -31,7 +31,8 @@ try:
 except ValueError as err:
     ui.error(err)
 
-st.plotly_chart(animation_1d(teacher, runs, n_frames=40, frame_ms=state["speed"]), key="lab_1d_chart", width="stretch")
+fig = animation_1d(teacher, runs, n_frames=40, frame_ms=state["speed"])
+st.plotly_chart(fig, key="lab_1d_chart", width="stretch")
 
 st.subheader("Where the students ended")
 for run, summary in zip(runs, summaries):
@@ -39,4 +40,5 @@ for run, summary in zip(runs, summaries):
 for run, summary in zip(runs, summaries):
     with st.expander(f"Final students: {run.display_label}", expanded=len(runs) <= 2):
         st.dataframe(results_rows(teacher, run, summaries=summary), hide_index=True, width="stretch")
+export_ui.export_panel(fig, "lab_1d", scenario=export_ui.scenario_1d(state, kinds))
 ui.finish()

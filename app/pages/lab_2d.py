@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from app import model, ui
+from app import export_ui, model, ui
 from kl_core.presets import PRESETS
 from kl_core.viz import animation_2d, caption, results_rows
 
@@ -30,10 +30,12 @@ except ValueError as err:
     ui.error(err)
 
 teacher = PRESETS[preset].teacher
-st.plotly_chart(animation_2d(teacher, runs, frame_ms=state["speed"]), key="lab_2d_chart", width="stretch")
+fig = animation_2d(teacher, runs, frame_ms=state["speed"])
+st.plotly_chart(fig, key="lab_2d_chart", width="stretch")
 for run, summary in zip(runs, summaries):
     st.markdown(f"- {caption(teacher, run, summaries=summary)}")
 for run, summary in zip(runs, summaries):
     with st.expander(f"Final students: {run.display_label}"):
         st.dataframe(results_rows(teacher, run, summaries=summary), hide_index=True, width="stretch")
+export_ui.export_panel(fig, "lab_2d", scenario=export_ui.scenario_2d(state, kinds))
 ui.finish()

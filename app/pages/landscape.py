@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from app import model, ui
+from app import export_ui, model, ui
 from kl_core.viz import label_for, landscape_figure
 
 state = ui.setup()
@@ -32,7 +32,8 @@ try:
 except ValueError as err:
     ui.error(err)
 
-st.plotly_chart(landscape_figure(lands, runs), key="landscape_chart", width="stretch")
+fig = landscape_figure(lands, runs)
+st.plotly_chart(fig, key="landscape_chart", width="stretch")
 cols = st.columns(2)
 for col, land in zip(cols, lands):
     col.markdown(f"**{label_for(land.objective, land.objective_params)}**: {len(land.minima)} local minima")
@@ -44,4 +45,5 @@ for col, land in zip(cols, lands):
         hide_index=True,
         width="stretch",
     )
+export_ui.export_panel(fig, "landscape")
 ui.finish()

@@ -46,6 +46,8 @@ __all__ = [
     "still_figure",
     "frame_figures",
     "render_session",
+    "check_size",
+    "check_fps",
     "to_png",
     "to_svg",
     "to_gif",
@@ -210,12 +212,29 @@ def frame_figures(fig: go.Figure | dict, *, max_frames: int | None = None, backg
 # -- rendering with kaleido -------------------------------------------------------------------------
 
 
-def _size(still: dict, width: int | None, height: int | None) -> tuple[int, int]:
-    width = DEFAULT_WIDTH if width is None else width
-    height = int(still["layout"].get("height") or DEFAULT_HEIGHT) if height is None else height
+def check_size(width: int | None, height: int | None, *, even: bool = False) -> None:
+    """ValueError unless ``width`` and ``height`` are None or pixel counts in [16, 4096] (even for MP4)."""
     for name, value in (("width", width), ("height", height)):
+        if value is None:
+            continue
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 16 <= value <= MAX_PIXELS:
             raise ValueError(f"{name} must be an integer in [16, {MAX_PIXELS}] pixels, got {value!r}")
+        if even and value % 2:
+            raise ValueError(f"{name} must be even for MP4 (H.264 stores colour per 2x2 pixels), got {value}")
+
+
+def check_fps(fps: float) -> None:
+    """ValueError unless ``fps`` is a number in [0.5, 60]."""
+    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0.5 <= fps <= MAX_FPS:
+        raise ValueError(f"fps must be a number in [0.5, {MAX_FPS}], got {fps!r}")
+
+
+def _size(still: dict, width: int | None, height: int | None, even: bool = False) -> tuple[int, int]:
+    if height is None:  # the figure's own height; rounded up to even for MP4 (an explicit one must be even)
+        height = int(still["layout"].get("height") or DEFAULT_HEIGHT)
+        height += height % 2 if even else 0
+    width = DEFAULT_WIDTH if width is None else width
+    check_size(width, height, even=even)
     return int(width), int(height)
 
 
@@ -315,13 +334,10 @@ def _movie_frames(
     """The animation's frames as an (F, H, W, 3) uint8 array, and the frame duration in ms."""
     import imageio.v3 as iio
 
-    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0.5 <= fps <= MAX_FPS:
-        raise ValueError(f"fps must be a number in [0.5, {MAX_FPS}], got {fps!r}")
+    check_fps(fps)
+    check_size(width, height, even=even)  # before any work
     stills = frame_figures(fig, max_frames=max_frames, background=background)
-    width, height = _size(stills[0], width, height)
-    if even and (width % 2 or height % 2):
-        name, value = ("width", width) if width % 2 else ("height", height)
-        raise ValueError(f"{name} must be even for MP4 (H.264 stores colour per 2x2 pixels), got {value}")
+    width, height = _size(stills[0], width, height, even)
     pngs = _render(stills, "png", width, height, 1.0)
     images = np.stack([iio.imread(p)[..., :3] for p in pngs])  # (F, H, W, 3); RGB, opaque background
     return images, 1000.0 / fps

@@ -1,0 +1,214 @@
+"""The "Export" expander of a page: HTML, PNG, SVG, GIF and MP4 of its figure, and its scenario as JSON.
+
+A page calls :func:`export_panel` once, after its figure is drawn and before ``ui.finish()``.
+Nothing is rendered on a normal rerun: the HTML is built when its download is clicked, the images
+and movies when their Render button is pressed (then cached on the figure's JSON). Hidden in
+``?embed=true`` views.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from app import model, ui
+from app import state as schema
+from kl_core.scenario import Scenario
+from kl_core.viz import export
+
+__all__ = ["export_panel", "scenario_1d", "scenario_2d", "apply_scenario", "render"]
+
+RASTER = {  # label: (format, mime type)
+    "PNG": ("png", "image/png"),
+    "SVG": ("svg", "image/svg+xml"),
+    "GIF": ("gif", "image/gif"),
+    "MP4": ("mp4", "video/mp4"),
+}
+_MESSAGE = "_export_message"  # (kind, text) shown once after an upload
+
+
+def scenario_1d(state: Mapping[str, Any], kinds: Sequence[str]) -> Scenario | None:
+    """The 1-D lab's state as a Scenario (None if it cannot be one, which the page's own checks report)."""
+    args = model.lab_1d_args(state, kinds)
+    spec, preset, student, k, objectives, estimator, samples, lr, steps, inits, seed = args
+    try:
+        return Scenario(
+            space="1d",
+            preset=preset,
+            teacher=spec,
+            student=student,
+            components=k,
+            objectives=objectives,
+            estimator=estimator,
+            samples=samples,
+            lr=lr,
+            steps=steps,
+            inits=inits,
+            seed=seed,
+            frame_ms=state["speed"],
+        )
+    except ValueError:
+        return None
+
+
+def scenario_2d(state: Mapping[str, Any], kinds: Sequence[str]) -> Scenario | None:
+    """The 2-D lab's state as a Scenario (None if it cannot be one)."""
+    try:
+        return Scenario(
+            space="2d",
+            preset=state["preset2d"],
+            objectives=model.objective_specs(kinds, state),
+            lr=state["lr"],
+            steps=state["steps2d"],
+            inits=state["inits2d"],
+            seed=state["seed"],
+            frame_ms=state["speed"],
+        )
+    except ValueError:
+        return None
+
+
+def apply_scenario(scenario: Scenario) -> dict[str, Any]:
+    """The 1-D lab's state fields for a scenario; ValueError if the app's controls cannot show it."""
+    if scenario.space != "1d":
+        raise ValueError(f"this page restores 1-D scenarios; the file holds a {scenario.space} scenario")
+    kinds = [kind for kind, _ in scenario.objectives]
+    if len(set(kinds)) != len(kinds):
+        raise ValueError("objectives: the app shows each kind once; this scenario repeats one")
+    params = {kind: dict(p) for kind, p in scenario.objectives}
+    skews = {params[k]["alpha"] for k in ("skew_forward_kl", "skew_reverse_kl") if k in params}
+    if len(skews) > 1:
+        raise ValueError("objectives: the app uses one α for both skew KLs; this scenario has two")
+    fields: dict[str, Any] = {"preset": scenario.preset, "modes": len(scenario.teacher)}
+    for i, (w, m, s) in enumerate(scenario.teacher, start=1):
+        fields.update({f"w{i}": w, f"m{i}": m, f"s{i}": s})
+    fields.update(
+        student=scenario.student,
+        k=scenario.components,
+        objectives=tuple(kinds),
+        estimator=scenario.estimator,
+        samples=scenario.samples,
+        lr=scenario.lr,
+        steps=scenario.steps,
+        inits=scenario.inits,
+        seed=scenario.seed,
+        speed=scenario.frame_ms,
+    )
+    if "jsd" in params:
+        fields["beta"] = params["jsd"]["beta"]
+    if "alpha" in params:
+        fields["alpha"] = params["alpha"]["alpha"]
+    if skews:
+        fields["skew"] = skews.pop()
+    for name, value in fields.items():  # the app's own ranges, as for a URL (they match the scenario's)
+        schema.FIELDS[name].parse(schema.FIELDS[name].dump(value))
+    return fields
+
+
+def _on_upload(key: str) -> None:
+    """Restore the uploaded scenario into the page's state (a callback: widgets may still be set here)."""
+    upload = st.session_state.get(key)
+    if upload is None:
+        return
+    try:
+        fields = apply_scenario(Scenario.from_json(upload.getvalue()))
+    except ValueError as err:
+        st.session_state[_MESSAGE] = ("error", f"Could not restore {upload.name}: {err}")
+        return
+    for name, value in fields.items():
+        ui._set(name, value)  # the canonical state and its widget alike
+    st.session_state[_MESSAGE] = ("success", f"Restored the scenario from {upload.name}.")
+
+
+def _embedded() -> bool:
+    """True in an ``?embed=true`` view (Streamlit keeps ``embed`` out of st.query_params; st.context has it)."""
+    try:
+        if st.context.is_embedded:
+            return True
+    except (AttributeError, RuntimeError):  # older streamlit, or no browser context (AppTest)
+        pass
+    return schema.is_embed(st.query_params.to_dict())
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _render_cached(fig_json: str, fmt: str, width: int, fps: float) -> bytes:
+    import json
+
+    fig = json.loads(fig_json)
+    options: dict[str, Any] = {"width": width}
+    if fmt in ("gif", "mp4"):
+        options["fps"] = fps
+    return export.export(fig, fmt, **options)
+
+
+def render(fig: go.Figure, fmt: str, width: int, fps: float) -> bytes:
+    """``fig`` as a PNG/SVG/GIF/MP4 file's bytes, cached on the figure's JSON and the options."""
+    return _render_cached(fig.to_json(), fmt, width, fps)
+
+
+def export_panel(fig: go.Figure | Mapping[str, go.Figure], name: str, scenario: Scenario | None = None) -> None:
+    """An "Export" expander for the page's figure (or a {label: figure} choice) and its scenario.
+
+    With a 1-D ``scenario`` it also offers a scenario upload that restores the page's controls.
+    """
+    if _embedded():
+        return
+    figures = dict(fig) if isinstance(fig, Mapping) else {"figure": fig}
+    with st.expander("Export"):
+        label = next(iter(figures))
+        if len(figures) > 1:
+            label = st.selectbox("Figure", list(figures), key=f"export_{name}_figure")
+        chosen = figures[label]
+        stem = name if len(figures) == 1 else f"{name}_{label.lower().replace(' ', '_')}"
+        st.download_button(
+            "HTML (interactive, plays offline)",
+            data=lambda: export.to_html(chosen, title=f"KL Lab: {stem}"),
+            file_name=f"{stem}.html",
+            mime="text/html",
+            on_click="ignore",
+            key=f"export_{name}_html",
+        )
+        cols = st.columns([2, 1, 1])
+        kind = cols[0].radio("Image or movie", list(RASTER), horizontal=True, key=f"export_{name}_format")
+        width = cols[1].number_input("Width (px)", 160, 3840, export.DEFAULT_WIDTH, 16, key=f"export_{name}_width")
+        fps = cols[2].number_input("Frames/s", 1, 30, 12, 1, key=f"export_{name}_fps", disabled=kind in ("PNG", "SVG"))
+        fmt, mime = RASTER[kind]
+        st.caption(
+            "PNG and SVG show the figure as displayed (the fitted students); GIF and MP4 every frame. "
+            "Rendering takes a few seconds (a GIF of 40 frames about 10-20 s)."
+        )
+        if st.button(f"Render {kind}", key=f"export_{name}_render"):
+            try:
+                with st.spinner(f"Rendering {kind}…"):
+                    data = render(chosen, fmt, int(width), float(fps))
+            except (ValueError, RuntimeError) as err:
+                st.error(f"Could not render {kind}: {err}")
+            else:
+                st.download_button(
+                    f"Download {kind} ({len(data) / 1e6:.2f} MB)",
+                    data=data,
+                    file_name=f"{stem}.{fmt}",
+                    mime=mime,
+                    on_click="ignore",
+                    key=f"export_{name}_download",
+                    type="primary",
+                )
+        if scenario is not None:
+            st.divider()
+            st.download_button(
+                "Scenario (JSON)",
+                data=scenario.to_json(),
+                file_name=f"{name}_scenario.json",
+                mime="application/json",
+                on_click="ignore",
+                key=f"export_{name}_json",
+            )
+            if scenario.space == "1d":
+                key = f"export_{name}_upload"
+                st.file_uploader("Restore a scenario (JSON)", type=["json"], key=key, on_change=_on_upload, args=(key,))
+            message = st.session_state.pop(_MESSAGE, None)
+            if message is not None:
+                (st.error if message[0] == "error" else st.success)(message[1])
