@@ -12,6 +12,7 @@ st.set_page_config(page_title="KL Lab: forward vs reverse KL", page_icon="🔀",
 PAGES = Path(__file__).parent / "pages"
 navigation = st.navigation(
     [
+        st.Page(PAGES / "lesson.py", title="Start here", url_path="lesson"),
         st.Page(PAGES / "lab_1d.py", title="Mode covering vs mode seeking", url_path="lab", default=True),
         st.Page(PAGES / "landscape.py", title="Loss landscape", url_path="landscape"),
         st.Page(PAGES / "family.py", title="Divergence family", url_path="family"),

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kl_core.divergences import KINDS
+from kl_core.lesson import N_STEPS
 from kl_core.presets import PRESETS
 
 __all__ = ["Field", "FIELDS", "DEFAULTS", "parse", "to_query", "hidden_controls", "is_embed", "teacher_fields"]
@@ -213,6 +214,7 @@ _FIELD_LIST: list[Field] = [
     # -- RL connection (app/pages/rl.py) ---------------------------------------------------------------
     # -- language-model lab (app/pages/lm.py) ------------------------------------------------------
     # -- guided lesson (app/pages/lesson.py) -------------------------------------------------------
+    _f("lesson_step", "int", 1, "Lesson step", low=1, high=N_STEPS, step=1, help="Jump to any step of the lesson."),
 ]
 
 FIELDS: dict[str, Field] = {f.name: f for f in _FIELD_LIST}

@@ -17,7 +17,17 @@ from app import state as schema
 from kl_core.presets import PRESETS, random_teacher
 from kl_core.viz import label_for
 
-__all__ = ["setup", "control", "objective_controls", "training_controls", "teacher_editor", "finish", "cached", "error"]
+__all__ = [
+    "setup",
+    "control",
+    "set_value",
+    "objective_controls",
+    "training_controls",
+    "teacher_editor",
+    "finish",
+    "cached",
+    "error",
+]
 
 _STATE, _HIDDEN, _EMBED = "_kl_state", "_kl_hidden", "_kl_embed"
 
@@ -128,6 +138,11 @@ def training_controls(estimator: bool = True) -> None:
     for name in ("lr", "steps", "inits"):
         control(name)
     control("seed", "number")
+
+
+def set_value(name: str, value: Any) -> None:
+    """Change a control's value from a callback (e.g. a Next button), whether or not it is drawn."""
+    _set(name, value)
 
 
 def _set(name: str, value: Any) -> None:

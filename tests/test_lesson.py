@@ -1,0 +1,211 @@
+"""The guided lesson (kl_core.lesson) and its static site (kl_core.site): live numbers, figures, pages.
+
+Every quoted number is checked against an independent computation: a closed form (moment
+matching, product of marginals, the KL-regularised RL optimum), a fresh ``kc.fit`` with the same
+settings, or the loss landscape's minima.
+"""
+
+import base64
+import math
+import re
+
+import numpy as np
+import pytest
+
+import kl_core as kc
+from kl_core.cli import main
+from kl_core.lesson import BETAS, N_STEPS, STEPS, Step, get_step
+from kl_core.site import PLOTLY_JS, build_site, markdown_to_html, page_name
+from kl_core.viz.lesson import first_frame
+
+BY_KEY = {s.key: s for s in STEPS}
+
+
+def decode(arr) -> np.ndarray:
+    """Arrays of a figure rebuilt from a dict are plotly's base64 typed arrays."""
+    if isinstance(arr, dict) and "bdata" in arr:
+        return np.frombuffer(base64.b64decode(arr["bdata"]), arr["dtype"]).astype(float)
+    return np.asarray(arr, dtype=float)
+
+
+def test_six_to_eight_steps_with_unique_keys_and_valid_answers():
+    assert 6 <= N_STEPS == len(STEPS) <= 8
+    assert len(BY_KEY) == N_STEPS
+    for step in STEPS:
+        assert 0 <= step.answer < len(step.choices) and len(set(step.choices)) == len(step.choices)
+        assert step.is_correct(step.answer) and not step.is_correct((step.answer + 1) % len(step.choices))
+    # the right answer is not always in the same place
+    assert len({s.answer for s in STEPS}) >= 2
+
+
+@pytest.mark.parametrize("step", STEPS, ids=lambda s: s.key)
+def test_every_step_renders_text_and_a_figure_with_data(step):
+    text, why = step.text(), step.explanation()
+    for t in (text, why):
+        assert "{" not in t and "}" not in t and "nan" not in t.lower().split()
+    fig, preview = step.figure(), step.preview()
+    assert fig.data and all(len(t.y) > 0 for t in fig.data if t.y is not None)
+    assert preview.data and not preview.frames
+    if step.draw_preview is None:  # an animation: the preview is its first frame
+        assert len(fig.frames) >= 5
+
+
+def test_distillation_numbers_are_the_two_kls_of_both_candidates():
+    step = BY_KEY["distillation"]
+    teacher = kc.get_preset("bimodal").teacher
+    wide, narrow = kc.Gaussian(0.0, math.sqrt(10.0)), kc.Gaussian(3.0, 1.0)  # moment match; the right bump
+    expected = [
+        kc.divergence(teacher, wide, "forward_kl"),
+        kc.divergence(teacher, narrow, "forward_kl"),
+        kc.divergence(teacher, wide, "reverse_kl"),
+        kc.divergence(teacher, narrow, "reverse_kl"),
+    ]
+    why = step.explanation()
+    assert [f"{v:.2f}" in why for v in expected] == [True] * 4
+    # the "depends" answer holds: each direction prefers a different candidate
+    assert expected[0] < expected[1] and expected[3] < expected[2]
+    # KL(bump || two equal, well-separated bumps) ~ log 2 (the other bump's density there is ~e^-18)
+    assert step.facts()["b_rev"] == pytest.approx(math.log(2), abs=0.01)
+
+
+def test_forward_step_quotes_the_moment_matched_student():
+    f = BY_KEY["forward"].facts()
+    # oracle: forward KL with a Gaussian student = moment matching, N(0, sqrt(1 + 3^2))
+    assert f["fwd_mean"] == pytest.approx(0.0, abs=0.01) and f["fwd_std"] == pytest.approx(math.sqrt(10), abs=0.01)
+    assert f["fwd_cover"] == 8
+    assert "mean +0.00, std 3.16" in BY_KEY["forward"].explanation()
+
+
+def test_reverse_step_mean_equals_a_fresh_fit_and_the_landscape_minimum():
+    p = kc.get_preset("bimodal")
+    traj = kc.fit(p.teacher, p.student, "reverse_kl", steps=400, lr=0.05, inits=1, seed=0)
+    s = traj.final[0]
+    why = BY_KEY["reverse"].explanation()
+    assert f"mean {s.mean:+.2f}, std {s.std:.2f}" in why
+    assert "mean +2.98, std 1.02" in why  # the 1-D lab's default reverse-KL student
+    right = max(kc.landscape(p.teacher, "reverse_kl", n=60).minima, key=lambda m: m.mean)
+    assert s.mean == pytest.approx(right.mean, abs=0.01) and s.std == pytest.approx(right.std, abs=0.01)
+    assert f"{kc.divergence(p.teacher, s, 'reverse_kl'):.3f}" in why
+
+
+def test_both_step_counts_where_each_start_lands():
+    p = kc.get_preset("bimodal")
+    rev = kc.fit(p.teacher, p.student, "reverse_kl", steps=400, lr=0.05, inits=8, seed=0)
+    left = sum(1 for s in rev.final if s.mean < -2 and s.std < 1.5)
+    right = sum(1 for s in rev.final if s.mean > 2 and s.std < 1.5)
+    wide = sum(1 for s in rev.final if s.std > 2)
+    assert left + right + wide == 8 and left > 0 and right > 0
+    f = BY_KEY["both"].facts()
+    assert (f["rev_left"], f["rev_right"], f["rev_middle"]) == (left, right, wide)
+    why = BY_KEY["both"].explanation()
+    assert f"{left} on the left bump" in why and f"{right} on the right bump" in why
+    assert "has 1 minimum" in why and f"has {len(kc.landscape(p.teacher, 'reverse_kl', n=60).minima)}:" in why
+
+
+def test_family_ends_are_exactly_forward_and_reverse_and_the_switch_is_quoted():
+    f = BY_KEY["family"].facts()
+    fits = dict(f["fits"])
+    fwd = BY_KEY["forward"].facts()["traj"]
+    rev = BY_KEY["reverse"].facts()["traj"]
+    # jsd at beta = 0 / 1 is special-cased to forward / reverse KL: the same students as those fits
+    assert fits[0.0].final[0].std == pytest.approx(fwd.final[0].std, abs=1e-6)
+    assert fits[1.0].final[0].mean == pytest.approx(rev.final[0].mean, abs=1e-6)
+    stds = np.array(f["stds"])
+    assert f["switches"] == 1 and stds[0] > 3.0 and stds[-1] < 1.1
+    k = BETAS.index(f["first_narrow"])
+    assert stds[k - 1] > 2.5 and stds[k] < 1.5
+    assert f"β = {f['last_wide']:g}" in BY_KEY["family"].explanation()
+
+
+def test_token_step_forward_student_is_the_product_of_the_teacher_marginals():
+    f = BY_KEY["tokens"].facts()
+    table = kc.get_preset("city_tokens").teacher.probs
+    m1, m2 = table.sum(1), table.sum(0)
+    product = np.outer(m1, m2)  # oracle: forward KL over factorised students = product of marginals
+    assert f["fwd_new_angeles"] == pytest.approx(product[0, 1], abs=2e-3)
+    assert f["fwd_invalid"] == pytest.approx(1 - np.trace(product), abs=5e-3)
+    assert f["rev_invalid"] < 0.02 and f["rev_city_p"] > 0.98
+    why = BY_KEY["tokens"].explanation()
+    assert f"{f['fwd_new_angeles']:.1%}" in why and f"{f['fwd_invalid']:.0%}" in why and "New York" in why
+
+
+def test_on_policy_step_checks_the_rlhf_identity():
+    f = BY_KEY["on_policy"].facts()
+    # oracle: pi* ∝ pi_ref exp(r / beta) (closed form), the maximum of E_q[r] - beta KL(q || pi_ref) is beta log Z
+    pi_ref, reward, beta = np.array([0.4, 0.3, 0.15, 0.1, 0.05]), np.array([0.0, 0.5, 1.0, 2.0, 0.2]), 0.5
+    assert f["bound"] == pytest.approx(beta * math.log(np.sum(pi_ref * np.exp(reward / beta))), rel=1e-12)
+    assert f["J"] == pytest.approx(f["J2"], abs=1e-9) and f["J"] <= f["bound"] + 1e-12
+    assert f["bound"] - f["J"] < 2e-3 and f["rl_gap"] < 0.03
+    # the on-policy (REINFORCE) student lands on a bump; the Monte-Carlo loss agrees with the exact KL(q || p)
+    assert f["on_mean"] > 2.5 and f["on_std"] < 1.3 and abs(f["off_mean"]) < 0.3 and f["off_std"] > 2.9
+    assert abs(f["mc_value"] - f["exact"]) < 4 * f["mc_se"]
+    why = BY_KEY["on_policy"].explanation()
+    assert f"{f['J']:.4f}" in why and f"{f['bound']:.4f}" in why and f"{f['on_mean']:+.2f}" in why
+
+
+def test_language_step_trades_diversity_for_validity():
+    f = BY_KEY["language_models"].facts()
+    table = kc.get_preset("city_tokens").teacher.probs
+    m1, m2 = table.sum(1), table.sum(0)
+    assert f["valid0"] == pytest.approx(float(m1 @ m2), abs=5e-3)  # beta = 0 is forward KL: product of marginals
+    assert f["valid1"] > 0.98 and f["eff1"] < 1.1 and f["eff0"] > 2.0
+    why = BY_KEY["language_models"].explanation()
+    assert f"valid {f['valid0']:.0%}" in why and f"{f['eff1']:.2f} effective" in why
+
+
+def test_get_step_and_step_validation():
+    assert get_step(1) is STEPS[0] and get_step(N_STEPS) is STEPS[-1]
+    for bad in (0, N_STEPS + 1, "2", True):
+        with pytest.raises(ValueError, match="lesson step"):
+            get_step(bad)
+    s = STEPS[0]
+    with pytest.raises(ValueError, match="answer must be in"):
+        Step(s.key, s.title, s.body, s.question, s.choices, len(s.choices), s.why, s.compute, s.draw)
+
+
+def test_first_frame_shows_the_start():
+    fig = BY_KEY["reverse"].figure()
+    start = first_frame(fig)
+    frame = fig.frames[0]
+    for index, trace in zip(frame.traces, frame.data):
+        np.testing.assert_array_equal(decode(start.data[index].y), decode(trace.y))
+    assert not np.array_equal(decode(start.data[1].y), decode(fig.data[1].y))  # the start is not the end
+    assert start.layout.sliders[0].active == 0 and len(start.frames) == len(fig.frames)
+    still = first_frame(fig, keep_controls=False)
+    assert not still.frames and not still.layout.sliders and not still.layout.updatemenus
+
+
+def test_markdown_subset():
+    assert markdown_to_html("a **b**\n\n*c* <d> `e`") == (
+        "<p>a <strong>b</strong></p>\n<p><em>c</em> &lt;d&gt; <code>e</code></p>"
+    )
+    assert "<em>" not in markdown_to_html("π* ∝ π_ref, KL(q‖π*)")
+
+
+def test_site_writes_index_pages_and_one_shared_plotly_js(tmp_path, capsys):
+    out = tmp_path / "site"
+    assert main(["site", str(out)]) == 0
+    assert "8 step pages" in capsys.readouterr().out
+    names = sorted(p.name for p in out.iterdir())
+    expected = sorted(["index.html", PLOTLY_JS] + [page_name(i, s.key) for i, s in enumerate(STEPS, start=1)])
+    assert names == expected
+    assert (out / PLOTLY_JS).stat().st_size > 1_000_000
+    for path in out.glob("*.html"):
+        page = path.read_text(encoding="utf-8")
+        srcs = re.findall(r"<script[^>]*\bsrc=[\"']([^\"']+)", page)
+        assert srcs == [PLOTLY_JS], (path.name, srcs)  # the shared file, relative; nothing external
+        assert "<link" not in page and not re.search(r"""(src|href)=["']https?:""", page)
+        assert page.count("Plotly.newPlot") >= 1
+        for href in re.findall(r"href='([^']+)'", page):
+            assert (out / href).is_file(), (path.name, href)
+    reverse = (out / page_name(3, "reverse")).read_text(encoding="utf-8")
+    assert "mean +2.98, std 1.02" in reverse and "data-answer='1'" in reverse and "<details>" in reverse
+
+
+def test_site_rejects_a_file_as_out_dir(tmp_path, capsys):
+    target = tmp_path / "file.txt"
+    target.write_text("x")
+    assert main(["site", str(target)]) == 2
+    assert "out_dir" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="hero"):
+        build_site(tmp_path / "x", steps=STEPS[:1], hero="both")
