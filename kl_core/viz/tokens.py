@@ -126,7 +126,8 @@ def joint_animation(
         A figure whose initial data shows the last frame. Traces carry ``meta``: ``{"role":
         "teacher_joint"}``, ``{"role": "joint", "run", "start"}`` (z = the joint as a 2-D grid),
         ``{"role": "marginal", "run", "position"}`` (run -1: the teacher), ``{"role":
-        "invalid_mass", "run", "start"}`` (x = steps), ``{"role": "now", "run"}``, ``{"role": "invalid"}``.
+        "invalid_mass", "run", "starts"}`` (x = steps; several starts in one trace are separated by
+        NaN), ``{"role": "now", "run"}``, ``{"role": "invalid"}``.
     """
     runs = check_runs(runs)
     _check_teacher(teacher, runs)
@@ -271,26 +272,31 @@ def joint_animation(
             legendgroup="teacher",
             showlegend=False,
             hovertemplate=f"teacher: {teacher_invalid:.3f}<extra></extra>",
-            meta={"role": "invalid_mass", "run": -1, "start": -1},
+            meta={"role": "invalid_mass", "run": -1, "starts": []},
         ),
         row=2,
         col=mass_col,
     )
     for c, run in enumerate(runs):
-        x = np.arange(run.trajectory.steps + 1)
-        for i in range(run.trajectory.inits):
-            shown = i == start
+        n = run.trajectory.steps + 1
+        others = [i for i in range(run.trajectory.inits) if i != start]
+        # the other starts share one faint trace, separated by gaps (NaN): one trace instead of S - 1
+        gap_x = np.concatenate([np.append(np.arange(n), np.nan) for _ in others]) if others else np.array([])
+        gap_y = np.concatenate([np.append(curves[c][:, i], np.nan) for i in others]) if others else np.array([])
+        for x, y, shown in ((gap_x, gap_y, False), (np.arange(n), curves[c][:, start], True)):
+            if not shown and not others:
+                continue
             fig.add_trace(
                 go.Scatter(
                     x=compact(x),
-                    y=compact(curves[c][:, i]),
+                    y=compact(y),
                     mode="lines",
                     line=dict(color=run.color if shown else rgba(run.color, 0.3), width=2.5 if shown else 1),
-                    name=f"{run.display_label}, start {i}",
+                    name=f"{run.display_label}, start {start}" if shown else f"{run.display_label}, other starts",
                     legendgroup=f"run{c}",
                     showlegend=False,
-                    hovertemplate=f"{run.display_label}, start {i}<br>step %{{x}}: %{{y:.3f}}<extra></extra>",
-                    meta={"role": "invalid_mass", "run": c, "start": i},
+                    hovertemplate=f"{run.display_label}<br>step %{{x}}: %{{y:.3f}}<extra></extra>",
+                    meta={"role": "invalid_mass", "run": c, "starts": [start] if shown else others},
                 ),
                 row=2,
                 col=mass_col,
@@ -318,11 +324,7 @@ def joint_animation(
     frames = []
     for f, step in enumerate(steps):
         data: list[dict] = [{"type": "heatmap", "z": compact(_grid(tables[c][f, start]))} for c in range(R)]
-        data += [
-            {"type": "bar", "x": names[j], "y": compact(marginals[c][j][f, start])}
-            for j in range(positions)
-            for c in range(R)
-        ]
+        data += [{"type": "bar", "y": compact(marginals[c][j][f, start])} for j in range(positions) for c in range(R)]
         for c, run in enumerate(runs):
             s = min(int(step), run.trajectory.steps)
             data.append({"type": "scatter", "x": [s], "y": [float(curves[c][s, start])]})
