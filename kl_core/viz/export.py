@@ -128,7 +128,8 @@ def _escape(text: str) -> str:
 
 def _merge(base: Any, update: Any) -> Any:
     """``update`` laid over ``base``: objects merge key by key, anything else replaces (as plotly.animate does)."""
-    if isinstance(base, dict) and isinstance(update, dict):
+    # a typed array ({"dtype", "bdata"[, "shape"]}) is one value, not an object to merge into
+    if isinstance(base, dict) and isinstance(update, dict) and "bdata" not in update:
         out = dict(base)
         for key, value in update.items():
             out[key] = _merge(base.get(key), value)

@@ -1,0 +1,204 @@
+"""Exports: HTML/div text, PNG/SVG stills, GIF/MP4 frames and sizes (read back with imageio), and ``kl-lab export``.
+
+One kaleido browser serves the whole module (``render_session``), so the images cost ~0.3 s each.
+"""
+
+import base64
+import io
+import json
+import re
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+from kl_core.cli import main
+from kl_core.scenario import Scenario, scenario_figure
+from kl_core.viz import export
+from kl_core.viz.animation import CONTROLS_HEIGHT
+
+SMALL = Scenario(steps=50, inits=2, seed=0)
+FRAMES = 5  # frame_steps(50, 5): steps 0, 12, 25, 38, 50
+
+
+@pytest.fixture(scope="module")
+def fig():
+    return scenario_figure(SMALL, n_frames=FRAMES)
+
+
+@pytest.fixture(scope="module")
+def kaleido_browser():
+    with export.render_session():
+        yield
+
+
+def decode(arr) -> np.ndarray:
+    """Plotly's typed arrays (``{"dtype", "bdata"}``) or plain lists, as numbers."""
+    if isinstance(arr, dict):
+        return np.frombuffer(base64.b64decode(arr["bdata"]), arr["dtype"]).astype(float)
+    return np.asarray(arr, dtype=float)
+
+
+def animated_ys(still: dict, fig) -> list[np.ndarray]:
+    return [decode(still["data"][i]["y"]) for i in fig.frames[0].traces]
+
+
+# -- HTML ------------------------------------------------------------------------------------------
+
+
+def test_html_is_self_contained_with_every_frame(fig):
+    html = export.to_html(fig, title="KL Lab <test>")
+    assert not re.search(r'<script[^>]+src="https://cdn\.plot\.ly', html)  # the inlined plotly.js names the CDN in text
+    assert "<title>KL Lab &lt;test&gt;</title>" in html
+    assert len(html) > 3_000_000 and "Plotly.newPlot" in html  # plotly.js (~4.7 MB) is inside
+    frames = json.loads(re.search(r"Plotly\.addFrames\([^,]+,\s*(\[.*?\])\)", html, re.S).group(1))
+    assert [f["name"] for f in frames] == ["0", "12", "25", "38", "50"]
+    assert '"label":"Play"' in html.replace(" ", "")
+
+
+def test_div_snippet_and_script_src(fig):
+    div = export.to_div(fig, div_id="kl-lab-fit")
+    assert div.startswith("<div") and '<div id="kl-lab-fit"' in div and "<html" not in div
+    assert len(div) < 1_000_000 and "Plotly.addFrames" in div  # no plotly.js, only the figure
+    page = export.to_html(fig, plotlyjs="plotly.min.js")
+    assert '<script charset="utf-8" src="plotly.min.js"></script>' in page and len(page) < 1_000_000
+    with pytest.raises(ValueError, match="plotlyjs must be"):
+        export.to_html(fig, plotlyjs="cdn")
+
+
+# -- stills ------------------------------------------------------------------------------------------
+
+
+def test_still_is_the_displayed_state_without_controls(fig):
+    base = fig.to_dict()
+    still = export.still_figure(fig)
+    assert "updatemenus" not in still["layout"] and "sliders" not in still["layout"]
+    assert still["layout"]["height"] == base["layout"]["height"] - CONTROLS_HEIGHT
+    assert still["layout"]["margin"]["b"] == base["layout"]["margin"]["b"] - CONTROLS_HEIGHT
+    # displayed state = the initial data = the last frame (the fitted students)
+    last = export.still_figure(fig, -1)
+    for a, b in zip(animated_ys(still, fig), animated_ys(last, fig)):
+        np.testing.assert_array_equal(a, b)
+    first = export.still_figure(fig, "0")
+    assert any(not np.array_equal(a, b) for a, b in zip(animated_ys(first, fig), animated_ys(last, fig)))
+    for i, trace in zip(fig.frames[0].traces, fig.frames[0].data):
+        np.testing.assert_array_equal(decode(first["data"][i]["y"]), trace.y)
+    assert first["data"][0]["type"] == base["data"][0]["type"]  # untouched properties are kept
+    with pytest.raises(ValueError, match="frame must be an index"):
+        export.still_figure(fig, 5)
+
+
+def test_frame_figures_spread_evenly_with_both_ends(fig):
+    stills = export.frame_figures(fig, max_frames=3)
+    assert len(stills) == 3 and len(export.frame_figures(fig)) == FRAMES
+    for still, frame in zip(stills, [fig.frames[0], fig.frames[2], fig.frames[4]]):
+        np.testing.assert_array_equal(decode(still["data"][frame.traces[0]]["y"]), frame.data[0].y)
+    with pytest.raises(ValueError, match="max_frames must be an integer >= 2"):
+        export.frame_figures(fig, max_frames=1)
+
+
+def test_png_and_svg(fig, kaleido_browser):
+    png = export.to_png(fig, width=400, height=300)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    image = iio.imread(png)
+    assert image.shape[:2] == (300, 400)
+    assert (image[0, 0, :3] == 255).all()  # an opaque white background, readable on a slide
+    assert iio.imread(export.to_png(fig, width=400, height=300, scale=2)).shape[:2] == (600, 800)
+    svg = export.to_svg(fig, width=400, height=300).decode()
+    assert svg.lstrip().startswith("<svg") and 'width="400"' in svg and 'height="300"' in svg
+    with pytest.raises(ValueError, match=r"width must be an integer in \[16, 4096\]"):
+        export.to_png(fig, width=10)
+
+
+def test_gif_has_every_frame_at_the_asked_size_and_rate(fig, kaleido_browser, tmp_path):
+    data = export.to_gif(fig, tmp_path / "fit.gif", fps=5, width=320, height=240)
+    assert data[:6] == b"GIF89a" and (tmp_path / "fit.gif").read_bytes() == data
+    frames = iio.imread(data, extension=".gif", index=None)
+    assert frames.shape[:3] == (FRAMES, 240, 320)
+    meta = iio.immeta(data, extension=".gif")
+    assert meta["loop"] == 0 and meta["duration"] == 200  # 1000 ms / 5 fps
+    assert (
+        len(iio.imread(export.to_gif(fig, fps=5, width=64, height=48, max_frames=3), extension=".gif", index=None)) == 3
+    )
+
+
+def test_mp4_has_every_frame_at_the_asked_size(fig, kaleido_browser, tmp_path):
+    data = export.to_mp4(fig, tmp_path / "fit.mp4", fps=8, width=320, height=240)
+    assert data[4:8] == b"ftyp"
+    frames = iio.imread(tmp_path / "fit.mp4", plugin="FFMPEG")
+    assert frames.shape == (FRAMES, 240, 320, 3)
+    assert iio.immeta(tmp_path / "fit.mp4", plugin="FFMPEG")["fps"] == 8
+    with pytest.raises(ValueError, match="width must be even for MP4"):
+        export.to_mp4(fig, width=321, height=240)
+    with pytest.raises(ValueError, match=r"fps must be a number in \[0.5, 60\]"):
+        export.to_mp4(fig, fps=0)
+
+
+# -- the CLI -----------------------------------------------------------------------------------------
+
+CLI = ["export", "--steps", "50", "--inits", "2", "--frames", "4", "--width", "160", "--height", "120", "--fps", "4"]
+
+
+@pytest.mark.parametrize("fmt", ["html", "div", "json", "png", "svg", "gif", "mp4"])
+def test_cli_exports_every_format(fmt, kaleido_browser, tmp_path, capsys):
+    out = tmp_path / f"fit.{'html' if fmt == 'div' else fmt}"
+    assert main([*CLI, "--objectives", "reverse_kl,jsd", "--beta", "0.3", "--format", fmt, "--out", str(out)]) == 0
+    assert str(out) in capsys.readouterr().out
+    data = out.read_bytes()
+    if fmt == "json":
+        s = Scenario.from_json(data)
+        assert s.objectives == (("reverse_kl", ()), ("jsd", (("beta", 0.3),))) and (s.steps, s.inits) == (50, 2)
+    elif fmt in ("html", "div"):
+        text = data.decode()
+        assert "JSD (\\u03b2=0.3)" in text and ("<html" in text) == (fmt == "html")
+    elif fmt == "svg":
+        assert b'width="160"' in data[:500]
+    else:
+        frames = iio.imread(io.BytesIO(data), extension=f".{fmt}", index=None)
+        frames = frames[None] if fmt == "png" else frames  # a PNG is one (H, W, C) image
+        assert frames.shape[:3] == ((1 if fmt == "png" else 4), 120, 160)
+
+
+def test_cli_exports_a_saved_scenario_with_overrides(tmp_path, capsys):
+    saved = tmp_path / "s.json"
+    saved.write_text(Scenario(space="2d", preset="three_clusters", steps=60, inits=1, seed=3).to_json())
+    out = tmp_path / "s2.json"
+    assert main(["export", "--scenario", str(saved), "--seed", "9", "--out", str(out)]) == 0
+    assert Scenario.from_json(out.read_text()) == Scenario(
+        space="2d", preset="three_clusters", steps=60, inits=1, seed=9
+    )
+    assert main(["export", "--scenario", str(saved), "--frames", "3", "--out", str(tmp_path / "s.html")]) == 0
+    assert "(html, " in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--format", "gif", "--fps", "0"], "fps must be a number in [0.5, 60], got 0.0"),
+        (["--format", "mp4", "--width", "321"], "width must be even for MP4"),
+        (["--format", "png", "--height", "5"], "height must be an integer in [16, 4096] pixels, got 5"),
+        (["--objectives", "forward_kl,magic"], "--objectives must be a comma-separated list"),
+        (["--steps", "10"], "steps must be in [50, 1500], got 10"),
+        (["--format", "xyz"], "argument --format: invalid choice: 'xyz'"),
+        (["--preset", "city_tokens"], "argument --preset: invalid choice"),
+        (["--scenario", "/nonexistent.json"], "--scenario: no such file"),
+        (["--preset", "ring", "--scenario", "x.json"], "not allowed with argument"),
+        (["--fps", "fast"], "argument --fps: invalid float value"),
+    ],
+)
+def test_cli_bad_flags_exit_2_with_one_line(args, message, tmp_path, capsys):
+    code = None
+    try:
+        code = main(["export", *args, "--out", str(tmp_path / "x.gif")])
+    except SystemExit as exit_:  # argparse's own errors
+        code = exit_.code
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.startswith("kl-lab: error:") and err.count("\n") == 1
+    assert not (tmp_path / "x.gif").exists()
+
+
+def test_cli_export_rejects_a_bad_scenario_file(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"version": 1, "training": {"lr": "fast"}}')
+    assert main(["export", "--scenario", str(bad), "--out", str(tmp_path / "x.html")]) == 2
+    assert "training.lr must be a number in [0.005, 0.5], got 'fast'" in capsys.readouterr().err
