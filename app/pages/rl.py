@@ -1,0 +1,207 @@
+"""Page: reverse KL is RL: gradient estimators, the KL-regularised optimum, k1/k2/k3, PPO with a KL penalty."""
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from app import ui
+from kl_core import rl
+from kl_core.viz.rl import (
+    ESTIMATOR_LABELS,
+    kl_histogram_figure,
+    kl_sweep_figure,
+    ppo_figure,
+    ppo_kl_figure,
+    regularised_figure,
+    regularised_rows,
+    training_figure,
+    variance_figure,
+)
+
+cache = st.cache_data(max_entries=32, show_spinner=False)
+demo_study, training_curves = cache(rl.demo_study), cache(rl.training_curves)
+regularised_fits, ppo_demo = cache(rl.regularised_fits), cache(rl.ppo_demo)
+kl_estimator_samples, kl_estimator_sweep = cache(rl.kl_estimator_samples), cache(rl.kl_estimator_sweep)
+surrogate_gradients = cache(rl.surrogate_gradients)
+MATCH = {"zero": "nothing: 0 in expectation", "reverse_kl": "∇ KL(S‖T), reverse", "forward_kl": "∇ KL(T‖S), forward"}
+
+state = ui.setup()
+st.title("Reverse KL is RL")
+part = ui.control("rl_part", "select")
+
+if part == "gradients":
+    st.sidebar.header("Student and training")
+    setting = ui.control("rl_setting", "select")
+    for name in ("rl_samples", "rl_steps", "rl_lr"):
+        ui.control(name)
+    ui.control("rl_seed", "number")
+    try:
+        study = demo_study(setting, state["rl_seed"])
+        curves = training_curves(setting, state["rl_samples"], state["rl_steps"], state["rl_lr"], state["rl_seed"])
+    except ValueError as err:
+        ui.error(err)
+    j = rl.DEMO_SIZES.index(32)
+    var = dict(zip(study.estimators, study.variance[:, j]))
+    st.header("1. Reverse KL is maximum-entropy RL")
+    st.markdown(
+        f"KL(S‖T) = −E_S[log T(x)] − H(S): minimising it maximises the **reward log T(x)** plus an **entropy "
+        "bonus**, the objective of maximum-entropy RL. Its gradient can be estimated from student samples: "
+        "*pathwise* differentiates through x = m + s·ε (continuous students only); *score function* "
+        "(REINFORCE) weights ∇log S(x) by f(x) = log S(x) − log T(x); the *leave-one-out baseline* subtracts "
+        "from each f(xᵢ) the mean of the other samples' f, which keeps it unbiased. At the start "
+        f"({'N(−4, 0.5)' if setting == 'gaussian' else 'a bump on the left, 20 arms'}, KL = {curves[0].kl[0]:.3f}) "
+        f"with n = 32 samples the total variance is "
+        + ", ".join(f"{ESTIMATOR_LABELS[e]} {v:.3g}" for e, v in var.items())
+        + f"; the baseline divides REINFORCE's variance by {var['score'] / var['score_loo']:.2f}."
+    )
+    cols = st.columns(2)
+    cols[0].plotly_chart(variance_figure(study), key="rl_variance", width="stretch")
+    cols[1].plotly_chart(training_figure(curves), key="rl_training", width="stretch")
+    rows = [
+        {
+            "estimator": ESTIMATOR_LABELS[e],
+            "mean estimate (n=32)": np.array2string(study.mean[i, j], precision=3, max_line_width=200),
+            "exact gradient": np.array2string(study.exact, precision=3, max_line_width=200),
+            "variance (n=32)": float(study.variance[i, j]),
+        }
+        for i, e in enumerate(study.estimators)
+    ]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    st.caption(
+        "Final exact KL after training: "
+        + ", ".join(f"{ESTIMATOR_LABELS[c.estimator]} {c.kl[-1]:.4f}" for c in curves)
+        + f" nats ({study.reps} repetitions per variance point; the same seed for every estimator)."
+    )
+
+elif part == "regularised":
+    st.sidebar.header("Bandit")
+    arms, tilt, beta = ui.control("rl_arms"), ui.control("rl_tilt"), ui.control("rl_beta")
+    ui.control("rl_seed", "number")
+    try:
+        fits = regularised_fits(arms, tilt, beta, 400, 0.05, 64, state["rl_seed"])
+    except ValueError as err:
+        ui.error(err)
+    b, opt = fits.bandit, fits.bandit.log_optimum
+    (rl_m, rl_s), (rev_m, rev_s), (fwd_m, fwd_s) = (
+        (p[0], np.exp(p[1])) for p in (fits.restricted[k].params[-1] for k in ("rl", "reverse_kl", "forward_kl"))
+    )
+    st.header("2. KL-regularised RL: the RLHF objective")
+    st.markdown(
+        f"A policy over {arms} responses, a reference π_ref (two bumps) and a reward r(x) = {tilt:g}·x. "
+        "Maximising E_S[r] − β·KL(S‖π_ref) has the exact optimum **π\\* ∝ π_ref·exp(r/β)**, because "
+        "E_S[r] − β·KL(S‖π_ref) = −β·KL(S‖π\\*) + β·log Z: the RL objective *is* the reverse KL to π\\*. "
+        f"Here β = {beta:g}, log Z = {b.log_normaliser:.3f} and the optimum's value is β·log Z = "
+        f"{b.objective(opt):.3f}. A full categorical student reaches π\\* both ways: by sampled policy gradient "
+        f"(KL(S‖π\\*) = {rl.table_kl(fits.rl_full, opt):.4f}) and by fitting the reverse KL directly "
+        f"(KL = {rl.table_kl(fits.reverse_full, opt):.2e}). A two-parameter student S ∝ exp(−(x − m)²/2s²) cannot, "
+        f"and there the direction matters. The RL fit (m = {rl_m:.3f}, s = {rl_s:.3f}) and the reverse-KL fit to "
+        f"π\\* (m = {rev_m:.3f}, s = {rev_s:.3f}) are the same student and seek one mode; the forward-KL fit "
+        "KL(π\\*‖S), i.e. reward-weighted regression (maximum likelihood on π_ref samples weighted by exp(r/β)), "
+        f"covers π\\*'s mass instead (m = {fwd_m:.3f}, s = {fwd_s:.3f})."
+    )
+    st.plotly_chart(regularised_figure(fits), key="rl_regularised", width="stretch")
+    st.dataframe(pd.DataFrame(regularised_rows(fits)), hide_index=True, width="stretch")
+
+elif part == "estimators":
+    st.sidebar.header("Distributions")
+    mu = ui.control("rl_mu")
+    n = ui.control("rl_kl_samples")
+    ui.control("rl_seed", "number")
+    try:
+        samples = kl_estimator_samples(mu, n, state["rl_seed"])
+        sweep = kl_estimator_sweep(None, 20_000, state["rl_seed"])
+        grads = surrogate_gradients(mu, 200_000, state["rl_seed"])
+    except ValueError as err:
+        ui.error(err)
+    moments = rl.kl_estimator_moments(mu)
+    st.header("3. The KL estimators k1, k2, k3")
+    st.markdown(
+        f"From samples x ~ q = N(0, 1) (the student) with r = p(x)/q(x), p = N({mu:g}, 1): k1 = −log r, "
+        "k2 = ½(log r)², k3 = (r − 1) − log r (Schulman, *Approximating KL divergence*). The true KL(q‖p) is "
+        f"μ²/2 = {mu * mu / 2:.3f}. k1 is unbiased with std {moments['k1'][1]:.3f} (std/mean = 2/μ = "
+        f"{2 / mu:.2f}); k2 has mean {moments['k2'][0]:.3f} (relative bias μ²/4 = {mu * mu / 4:.3f}); k3 is unbiased "
+        f"with std {moments['k3'][1]:.3f} = √(e^μ² − 1 − μ²): small when q and p are close, exploding as they separate."
+    )
+    cols = st.columns(2)
+    cols[0].plotly_chart(kl_histogram_figure(samples), key="rl_histogram", width="stretch")
+    cols[1].plotly_chart(kl_sweep_figure(sweep, mu), key="rl_sweep", width="stretch")
+    st.subheader("The pitfall: an estimator's gradient is not the gradient of what it estimates")
+    st.markdown(
+        "Used as a loss on on-policy samples held fixed (detached), each k is differentiated through log S only, "
+        "with ∇ log S = g: ∇k1 = g, whose mean is 0; ∇k2 = (log S − log T)·g, whose mean is ∇KL(S‖T); "
+        "∇k3 = (1 − r)·g, whose mean is E_S[g] − E_T[g] = ∇KL(T‖S), the *forward* KL's gradient. "
+        f"Measured on {200_000:,} samples at the student N(0, 1), parameters (mean, log std):"
+    )
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "estimator": k,
+                    "unbiased for KL(S‖T)?": "yes" if k != "k2" else f"no (bias {moments['k2'][0] - mu * mu / 2:.3f})",
+                    "mean estimate": float(grads.mean_kl[i]),
+                    "mean ∇ as a loss": f"({grads.mean[i, 0]:.3f} ± {grads.se[i, 0]:.3f}, "
+                    f"{grads.mean[i, 1]:.3f} ± {grads.se[i, 1]:.3f})",
+                    "matches": MATCH[grads.matches[i]],
+                    "exact value": np.array2string(getattr(grads, grads.matches[i]), precision=3),
+                }
+                for i, k in enumerate(rl.KL_ESTIMATORS)
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+    )
+    st.caption(
+        f"Exact: ∇KL(S‖T) = {np.array2string(grads.reverse_kl, precision=3)}, ∇KL(T‖S) = "
+        f"{np.array2string(grads.forward_kl, precision=3)}. The reverse-KL gradient is E_S[(log S − log T)·g]: "
+        "k1 in the *reward* (the InstructGPT penalty) gives it too, which is why the PPO part offers both."
+    )
+
+else:
+    st.sidebar.header("Bandit")
+    arms, tilt, beta = ui.control("rl_arms"), ui.control("rl_tilt"), ui.control("rl_beta")
+    st.sidebar.header("PPO")
+    penalty = ui.control("rl_penalty", "select")
+    for name in ("rl_updates", "rl_batch", "rl_epochs", "rl_clip", "rl_ppo_lr"):
+        ui.control(name)
+    ui.control("rl_seed", "number")
+    try:
+        run = ppo_demo(
+            arms,
+            tilt,
+            beta,
+            penalty,
+            state["rl_updates"],
+            state["rl_batch"],
+            state["rl_epochs"],
+            state["rl_clip"],
+            state["rl_ppo_lr"],
+            state["rl_seed"],
+        )
+    except ValueError as err:
+        ui.error(err)
+    how = {
+        "exact": "β·KL(π‖π_ref) computed exactly on the table and differentiated",
+        "k1_reward": "−β·log(π_old(x)/π_ref(x)) added to each sample's reward (InstructGPT, TRL)",
+        "k3_loss": "β·k3 on the samples, r = π_ref(x)/π(x), as a loss (GRPO)",
+    }[penalty]
+    b = run.bandit
+    st.header("4. PPO with a KL penalty on a bandit")
+    st.markdown(
+        f"A softmax policy over {arms} responses starts at π_ref. Each update samples {state['rl_batch']} responses "
+        f"from the old policy; advantages are rewards minus the leave-one-out mean; {state['rl_epochs']} epochs of 4 "
+        f"minibatches descend PPO's clipped surrogate (ε = {state['rl_clip']:g}) plus the KL penalty: {how}. "
+        f"After {state['rl_updates']} updates KL(π‖π\\*) = {run.kl_optimum[-1]:.4f} (from {run.kl_optimum[0]:.3f}) "
+        f"and KL(π‖π_ref) = {run.kl_reference[-1]:.3f} (π\\* has {rl.table_kl(b.log_optimum, b.log_reference):.3f}); "
+        f"{100 * run.clip_fraction[-1]:.0f}% of the last update's sample-gradients were clipped. "
+        + (
+            "Careful: k3's gradient as a loss is the *forward* KL's, so PPO settles where E[r] − β·KL(π_ref‖π) "
+            f"is largest (KL to that point {run.kl_target[-1]:.4f}), not at π\\*."
+            if penalty == "k3_loss"
+            else "Both the exact penalty and k1 in the reward have π\\* as their fixed point "
+            "(E[(log π − log π_ref)·∇log π] = ∇KL(π‖π_ref)); what remains is sampling noise: Adam's steps do not "
+            "shrink with the gradient."
+        )
+    )
+    st.plotly_chart(ppo_figure(run), key="rl_ppo", width="stretch")
+    st.plotly_chart(ppo_kl_figure(run), key="rl_ppo_kl", width="stretch")
+ui.finish()
