@@ -212,6 +212,46 @@ _FIELD_LIST: list[Field] = [
         help="Which distribution temperature and top-k/top-p act on; the teacher at T=1 is the reference.",
     ),
     # -- RL connection (app/pages/rl.py) ---------------------------------------------------------------
+    _f(
+        "rl_part",
+        "choice",
+        "gradients",
+        "Part",
+        choices=("gradients", "regularised", "estimators", "ppo"),
+        help="gradients: reverse KL as max-entropy RL; regularised: the RLHF objective and its optimum π*; "
+        "estimators: k1/k2/k3; ppo: PPO with a KL penalty on a bandit.",
+    ),
+    _f(
+        "rl_setting",
+        "choice",
+        "gaussian",
+        "Student (gradients)",
+        choices=("gaussian", "categorical"),
+        help="A 1-D Gaussian (mean, log std) or a categorical over 20 arms (logits), against a two-mode teacher.",
+    ),
+    _f("rl_samples", "int", 16, "Samples per gradient step", low=2, high=512, step=2),
+    _f("rl_steps", "int", 300, "Adam steps", low=50, high=600, step=50),
+    _f("rl_lr", "float", 0.05, "Learning rate", low=0.005, high=0.3, step=0.005),
+    _f("rl_seed", "int", 0, "Seed", low=0, high=10_000, step=1),
+    _f("rl_arms", "int", 24, "Responses (arms)", low=12, high=40, step=1),
+    _f("rl_tilt", "float", 1.0, "Reward slope (r = slope·x)", low=-3.0, high=3.0, step=0.1),
+    _f("rl_beta", "float", 0.5, "KL coefficient β", low=0.05, high=5.0, step=0.05),
+    _f("rl_mu", "float", 1.0, "Separation μ (p = N(μ, 1))", low=0.1, high=3.0, step=0.1),
+    _f("rl_kl_samples", "int", 2000, "Samples for the histograms", low=100, high=20_000, step=100),
+    _f(
+        "rl_penalty",
+        "choice",
+        "exact",
+        "KL penalty",
+        choices=("exact", "k1_reward", "k3_loss"),
+        help="exact: β·KL(π‖π_ref) on the whole table; k1_reward: −β·log(π_old/π_ref) added to each sample's "
+        "reward (InstructGPT, TRL); k3_loss: β·k3 on the samples as a loss (GRPO).",
+    ),
+    _f("rl_updates", "int", 100, "PPO updates", low=10, high=300, step=10),
+    _f("rl_batch", "int", 128, "Samples per update", low=16, high=512, step=16),
+    _f("rl_epochs", "int", 4, "Epochs per update", low=1, high=8, step=1),
+    _f("rl_clip", "float", 0.2, "Clip ε", low=0.05, high=0.5, step=0.05),
+    _f("rl_ppo_lr", "float", 0.02, "PPO learning rate (Adam)", low=0.005, high=0.1, step=0.005),
     # -- language-model lab (app/pages/lm.py) ------------------------------------------------------
     # -- guided lesson (app/pages/lesson.py) -------------------------------------------------------
     _f("lesson_step", "int", 1, "Lesson step", low=1, high=N_STEPS, step=1, help="Jump to any step of the lesson."),
