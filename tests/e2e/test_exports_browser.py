@@ -1,0 +1,162 @@
+"""Exports in a real browser: the standalone HTML and the embed snippet play offline; the app's Export panel.
+
+The HTML files are opened from file:// with every http(s) request blocked (and recorded), so a file
+that needed the network would fail here. Data is read from ``el._fullData`` (typed arrays).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kl_core.scenario import Scenario, scenario_figure
+from kl_core.viz import export
+
+try:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+except ImportError:  # the fixtures skip these tests (or fail them in CI)
+    PlaywrightTimeoutError = TimeoutError
+
+pytestmark = pytest.mark.e2e
+
+PLOT = ".js-plotly-plot"
+APP_IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+CHART = '[data-testid="stPlotlyChart"] .js-plotly-plot'
+TIMEOUT_MS = 60_000  # the first page load computes the default fits (slow on a busy 2-core machine)
+
+# The "Embed in an explainer page" snippet of the README, verbatim: plotly.js from a local file, then the div.
+EXPLAINER_PAGE = """<!doctype html>
+<html>
+<head><meta charset="utf-8"><title>Why reverse KL seeks modes</title></head>
+<body>
+  <h1>Why reverse KL seeks modes</h1>
+  <p>Press Play: the forward-KL student spreads over both modes, the reverse-KL student picks one.</p>
+  <script src="plotly.min.js"></script>
+  {div}
+</body>
+</html>
+"""
+
+# True once the plot is drawn; then the y arrays of the traces the frames animate.
+DRAWN = "el => Array.isArray(el._fullData) && el._fullData.length > 0 && el._fullLayout !== undefined"
+ANIMATED_YS = """el => {
+    const traces = el._transitionData._frames[0].traces;
+    return traces.map(i => Array.from(el._fullData[i].y));
+}"""
+CHANGED = """([selector, before]) => {
+    const el = document.querySelector(selector);
+    const traces = el._transitionData._frames[0].traces;
+    return traces.some((i, k) => {
+        const y = Array.from(el._fullData[i].y);
+        return y.length !== before[k].length || y.some((v, j) => v !== before[k][j]);
+    });
+}"""
+
+
+@pytest.fixture(scope="module")
+def fig():
+    return scenario_figure(Scenario(steps=50, inits=2), n_frames=10)
+
+
+@pytest.fixture
+def offline_page(browser):
+    """A page whose http(s) requests are aborted and recorded; console errors recorded too."""
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    requests: list[str] = []
+    errors: list[str] = []
+
+    def block(route):
+        requests.append(route.request.url)
+        route.abort()
+
+    context.route("http://**/*", block)
+    context.route("https://**/*", block)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    yield page, requests, errors
+    context.close()
+
+
+def press_play_and_see_data_advance(page) -> None:
+    page.wait_for_selector(PLOT)
+    plot = page.locator(PLOT).first
+    page.wait_for_function(f"() => {{ const el = document.querySelector('{PLOT}'); return el && ({DRAWN})(el); }}")
+    assert plot.evaluate("el => el._transitionData._frames.length") == 10
+    before = plot.evaluate(ANIMATED_YS)
+    page.locator(".updatemenu-button", has_text="Play").first.click()
+    try:
+        page.wait_for_function(CHANGED, arg=[PLOT, before], polling="raf", timeout=10_000)
+    except PlaywrightTimeoutError:
+        pytest.fail("after Play no animated trace changed within 10 s", pytrace=False)
+
+
+def test_exported_html_plays_offline_from_a_file(offline_page, fig, tmp_path: Path):
+    page, requests, errors = offline_page
+    path = tmp_path / "fit.html"
+    path.write_text(export.to_html(fig, title="KL Lab"), encoding="utf-8")
+    page.goto(path.as_uri())
+    press_play_and_see_data_advance(page)
+    assert requests == [] and errors == []
+
+
+def test_embed_snippet_plays_in_an_explainer_page(offline_page, fig, tmp_path: Path):
+    import plotly.offline
+
+    page, requests, errors = offline_page
+    (tmp_path / "plotly.min.js").write_text(plotly.offline.get_plotlyjs(), encoding="utf-8")
+    (tmp_path / "explainer.html").write_text(EXPLAINER_PAGE.format(div=export.to_div(fig)), encoding="utf-8")
+    page.goto((tmp_path / "explainer.html").as_uri())
+    assert page.locator("h1").inner_text() == "Why reverse KL seeks modes"
+    press_play_and_see_data_advance(page)
+    assert requests == [] and errors == []
+
+
+def wait_idle_with_chart(page) -> None:
+    page.wait_for_selector(CHART, timeout=TIMEOUT_MS)
+    page.wait_for_selector(APP_IDLE, timeout=TIMEOUT_MS)
+
+
+def export_expander(page):
+    return page.locator('[data-testid="stExpander"]', has=page.locator("summary", has_text="Export"))
+
+
+def test_app_export_panel_restores_a_scenario_and_hides_when_embedded(page, page_errors, tmp_path: Path):
+    page.goto("/?embed=true")
+    wait_idle_with_chart(page)
+    assert export_expander(page).count() == 0, "the Export panel shows in an embed view"
+
+    page.goto("/")
+    wait_idle_with_chart(page)
+    panel = export_expander(page)
+    assert panel.count() == 1
+    panel.locator("summary").click()
+    uploader = panel.locator('input[type="file"]')
+
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"version": 1, "training": {"lr": 7}}))
+    uploader.set_input_files(str(bad))
+    message = panel.locator('[data-testid="stAlertContentError"]')
+    message.wait_for(timeout=TIMEOUT_MS)
+    assert "training.lr must be in [0.005, 0.5], got 7" in message.inner_text()
+
+    good = tmp_path / "good.json"
+    scenario = Scenario(preset="three_modes", objectives=(("jsd", (("beta", 0.3),)),), steps=100, inits=3, seed=7)
+    good.write_text(scenario.to_json())
+    uploader.set_input_files(str(good))
+    try:  # the state is restored, the page reruns and writes it to the URL
+        page.wait_for_function(
+            "() => ['preset=three_modes', 'objectives=jsd', 'beta=0.3', 'steps=100', 'inits=3', 'seed=7']"
+            ".every(p => window.location.search.includes(p))",
+            timeout=TIMEOUT_MS,
+        )
+    except PlaywrightTimeoutError:
+        pytest.fail(f"the restored scenario did not reach the URL: {page.url}", pytrace=False)
+    page.wait_for_selector(APP_IDLE, timeout=TIMEOUT_MS)
+    titles = page.locator(CHART).first.evaluate("el => el._fullLayout.annotations.map(a => a.text)")
+    assert "JSD (β=0.3)" in titles and "forward KL" not in titles
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert not page_errors, str(page_errors)
