@@ -1,0 +1,120 @@
+"""The guided lesson in a real browser: the static site from file:// (no server, no network) and the app's page.
+
+The site is built once (three of the steps, to keep it quick) into a temporary directory and opened
+with file:// URLs: its figures must draw from the shared plotly.min.js beside the pages, and Play
+must advance the animation. Chart data is read from ``el._fullData`` (typed arrays).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kl_core.lesson import STEPS
+from kl_core.site import build_site, page_name
+
+pytestmark = pytest.mark.e2e
+
+CHART = ".js-plotly-plot"
+APP_CHART = '[data-testid="stPlotlyChart"] .js-plotly-plot'
+APP_IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+TIMEOUT_MS = 30_000
+SITE_STEPS = [s for s in STEPS if s.key in ("distillation", "both", "tokens")]
+
+# the y values of the first chart's trace picked by a JS predicate, as a plain array
+TRACE_Y = """([selector, role]) => {
+    const el = document.querySelector(selector);
+    if (!el || !el._fullData) return null;
+    const t = el._fullData.find(
+        d => d.meta && d.meta.role === role && (d.meta.start === undefined || d.meta.start === 0));
+    return t ? Array.from(t.y) : null;
+}"""
+CHART_DRAWN = """(selector) => {
+    const el = document.querySelector(selector);
+    return el !== null && Array.isArray(el._fullData) && el._fullData.length > 0
+        && el.querySelector('.main-svg') !== null;
+}"""
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("lesson_site")
+    build_site(out, steps=SITE_STEPS, hero="both")
+    return out
+
+
+@pytest.fixture
+def file_page(browser, page_errors):
+    """A page with no base URL (file:// only), its errors recorded like the app pages'."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.on("console", page_errors.record_console)
+    page.on("pageerror", lambda e: page_errors.page.append(str(e)))
+    yield page
+    context.close()
+
+
+def play_and_check_it_advances(page, role: str) -> None:
+    page.wait_for_function(CHART_DRAWN, arg=CHART)
+    before = page.evaluate(TRACE_Y, [CHART, role])
+    assert before, f"no {role} trace drawn"
+    page.locator(f"{CHART} .updatemenu-button").first.click()  # Play
+    page.wait_for_function(
+        "([selector, role, before]) => { const y = (" + TRACE_Y + ")([selector, role]);"
+        " return y !== null && y.some((v, i) => Math.abs(v - before[i]) > 1e-6); }",
+        arg=[CHART, role, before],
+    )
+
+
+def test_site_index_draws_from_file_and_play_advances(file_page, page_errors, site):
+    assert (site / "plotly.min.js").is_file()
+    file_page.goto((site / "index.html").as_uri())
+    assert file_page.locator("h1").inner_text().startswith("Forward vs reverse KL")
+    play_and_check_it_advances(file_page, "student")
+    assert file_page.locator("ol.steps li").count() == len(SITE_STEPS)
+    assert not page_errors, str(page_errors)
+
+
+def test_site_step_page_plays_and_reveals_the_answer(file_page, page_errors, site):
+    number = SITE_STEPS.index(next(s for s in SITE_STEPS if s.key == "tokens")) + 1
+    step = SITE_STEPS[number - 1]
+    file_page.goto((site / page_name(number, step.key)).as_uri())
+    play_and_check_it_advances(file_page, "student")  # the bars move from the uniform start
+    details = file_page.locator(".question details")
+    assert details.get_attribute("open") is None
+    wrong = (step.answer + 1) % len(step.choices)
+    file_page.locator(f".question input[value='{wrong}']").check()
+    assert file_page.locator(".feedback").inner_text() == "Not quite."
+    assert details.get_attribute("open") is not None
+    file_page.locator(f".question input[value='{step.answer}']").check()
+    assert file_page.locator(".feedback").inner_text() == "Right."
+    assert "New Angeles" in details.inner_text()
+    assert not page_errors, str(page_errors)
+
+
+def test_app_lesson_answer_reveals_the_fit_and_next_moves_on(page, page_errors):
+    page.goto("/lesson?lesson_step=3")
+    page.wait_for_selector(APP_IDLE)
+    page.wait_for_function(CHART_DRAWN, arg=APP_CHART)
+    page.get_by_text("On the right bump, narrow").click()
+    page.get_by_text("Right.", exact=True).wait_for()
+    page.wait_for_selector(APP_IDLE)
+    page.wait_for_function(CHART_DRAWN, arg=APP_CHART)
+    # the revealed figure is the fit: start 0's student peaks on the right bump, at +2.98
+    x_at_peak = page.evaluate(
+        """(selector) => {
+            const el = document.querySelector(selector);
+            const t = el._fullData.find(d => d.meta && d.meta.role === 'student' && d.meta.start === 0);
+            const y = Array.from(t.y), x = Array.from(t.x);
+            return x[y.indexOf(Math.max(...y))];
+        }""",
+        APP_CHART,
+    )
+    assert x_at_peak == pytest.approx(2.98, abs=0.15)
+    page.get_by_role("button", name="Next →").click()
+    page.get_by_role("heading", name="4. Side by side: the start decides").wait_for()
+    page.wait_for_selector(APP_IDLE)
+    assert "lesson_step=4" in page.url
+    assert not page_errors, str(page_errors)
