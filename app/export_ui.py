@@ -178,7 +178,8 @@ def export_panel(fig: go.Figure | Mapping[str, go.Figure], name: str, scenario: 
         fmt, mime = RASTER[kind]
         st.caption(
             "PNG and SVG show the figure as displayed (the fitted students); GIF and MP4 every frame. "
-            "Rendering takes a few seconds (a GIF of 40 frames about 10-20 s)."
+            "Rendering takes a few seconds for a still and about 0.5-1.5 s per frame for a movie "
+            "(40 frames: 20-60 s)."
         )
         if st.button(f"Render {kind}", key=f"export_{name}_render"):
             try:
