@@ -230,7 +230,7 @@ _FIELD_LIST: list[Field] = [
         help="A 1-D Gaussian (mean, log std) or a categorical over 20 arms (logits), against a two-mode teacher.",
     ),
     _f("rl_samples", "int", 16, "Samples per gradient step", low=2, high=512, step=2),
-    _f("rl_steps", "int", 300, "Adam steps", low=50, high=600, step=50),
+    _f("rl_steps", "int", 300, "Adam steps", low=50, high=400, step=50),
     _f("rl_lr", "float", 0.05, "Learning rate", low=0.005, high=0.3, step=0.005),
     _f("rl_seed", "int", 0, "Seed", low=0, high=10_000, step=1),
     _f("rl_arms", "int", 24, "Responses (arms)", low=12, high=40, step=1),
@@ -247,7 +247,7 @@ _FIELD_LIST: list[Field] = [
         help="exact: β·KL(π‖π_ref) on the whole table; k1_reward: −β·log(π_old/π_ref) added to each sample's "
         "reward (InstructGPT, TRL); k3_loss: β·k3 on the samples as a loss (GRPO).",
     ),
-    _f("rl_updates", "int", 100, "PPO updates", low=10, high=300, step=10),
+    _f("rl_updates", "int", 100, "PPO updates", low=10, high=200, step=10),
     _f("rl_batch", "int", 128, "Samples per update", low=16, high=512, step=16),
     _f("rl_epochs", "int", 4, "Epochs per update", low=1, high=8, step=1),
     _f("rl_clip", "float", 0.2, "Clip ε", low=0.05, high=0.5, step=0.05),

@@ -118,7 +118,7 @@ def _quad_reverse_kl(teacher, m, s):
     return q(f), np.array([q(lambda x: f(x) * (x - m) / s**2), q(lambda x: f(x) * (((x - m) / s) ** 2 - 1))])
 
 
-@pytest.mark.parametrize("theta", [(-4.0, math.log(0.5)), (0.3, math.log(2.0)), (1.0, math.log(8.0))])
+@pytest.mark.parametrize("theta", [(-4.0, math.log(0.5)), (1.0, math.log(8.0))])
 def test_gaussian_exact_kl_and_gradient_match_quadrature(theta):
     problem = rl.GaussianProblem(rl.DEMO_TEACHER)
     kl, grad = problem.exact(np.array(theta))

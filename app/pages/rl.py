@@ -36,7 +36,7 @@ if part == "gradients":
         ui.control(name)
     ui.control("rl_seed", "number")
     try:
-        study = demo_study(setting, state["rl_seed"])
+        study = demo_study(setting, state["rl_seed"], reps=200)
         curves = training_curves(setting, state["rl_samples"], state["rl_steps"], state["rl_lr"], state["rl_seed"])
     except ValueError as err:
         ui.error(err)
