@@ -356,7 +356,7 @@ def _on_policy_facts() -> Facts:
         pi_star,
         FactorizedCategorical(shape=(5,)),
         "reverse_kl",
-        steps=600,
+        steps=300,
         lr=0.05,
         seed=SEED,
         estimator="mc",

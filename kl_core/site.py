@@ -158,9 +158,10 @@ def _index_page(steps: Sequence[Any], hero: Any) -> str:
         "Distilling a **teacher** p into a smaller **student** q means minimising a divergence between them. "
         "Classic distillation (soft labels, SFT on teacher outputs) minimises the **forward KL**, KL(p‖q), and "
         "the student spreads to cover everything the teacher does. On-policy distillation and RL-style training "
-        "(PPO, KL-regularised RL, RLHF) let the student sample its own outputs and the teacher grade them: that "
-        "minimises the **reverse KL**, KL(q‖p), and the student picks some of the teacher's answers and does "
-        "them well. Every number and figure below was computed by KL Lab when this site was built.\n\n"
+        "(PPO, KL-regularised RL, RLHF) let the student sample its own outputs and the teacher (or a reward "
+        "model) grade them: that minimises the **reverse KL**, KL(q‖p), and the student picks some of the "
+        "teacher's answers and gives them reliably. Every number and figure below was computed by KL Lab when "
+        "this site was built.\n\n"
         "Below: the same student, trained from the same starts under both objectives. Press Play."
     )
     body = (
