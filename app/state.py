@@ -40,6 +40,7 @@ class Field:
     step: float | None = None
     choices: tuple[str, ...] = ()
     help: str = ""
+    labels: tuple[tuple[str, str], ...] = ()  # display names of some choices (the URL keeps the value)
 
     def parse(self, raw: Any) -> Any:
         """The typed value of a raw URL string; ValueError (naming the field and range) if invalid."""
@@ -218,6 +219,12 @@ _FIELD_LIST: list[Field] = [
         "gradients",
         "Part",
         choices=("gradients", "regularised", "estimators", "ppo"),
+        labels=(
+            ("gradients", "1. Reverse KL is max-entropy RL"),
+            ("regularised", "2. KL-regularised RL (RLHF)"),
+            ("estimators", "3. KL estimators k1, k2, k3"),
+            ("ppo", "4. PPO with a KL penalty"),
+        ),
         help="gradients: reverse KL as max-entropy RL; regularised: the RLHF objective and its optimum π*; "
         "estimators: k1/k2/k3; ppo: PPO with a KL penalty on a bandit.",
     ),
@@ -227,6 +234,7 @@ _FIELD_LIST: list[Field] = [
         "gaussian",
         "Student (gradients)",
         choices=("gaussian", "categorical"),
+        labels=(("gaussian", "1-D Gaussian"), ("categorical", "Categorical, 20 arms")),
         help="A 1-D Gaussian (mean, log std) or a categorical over 20 arms (logits), against a two-mode teacher.",
     ),
     _f("rl_samples", "int", 16, "Samples per gradient step", low=2, high=512, step=2),
@@ -244,6 +252,11 @@ _FIELD_LIST: list[Field] = [
         "exact",
         "KL penalty",
         choices=("exact", "k1_reward", "k3_loss"),
+        labels=(
+            ("exact", "exact KL on the table"),
+            ("k1_reward", "k1 in the reward (InstructGPT, TRL)"),
+            ("k3_loss", "k3 as a loss (GRPO)"),
+        ),
         help="exact: β·KL(π‖π_ref) on the whole table; k1_reward: −β·log(π_old/π_ref) added to each sample's "
         "reward (InstructGPT, TRL); k3_loss: β·k3 on the samples as a loss (GRPO).",
     ),

@@ -69,6 +69,10 @@ def _to_widget(field: schema.Field, value: Any) -> Any:
 
 
 def _format(name: str):
+    field = schema.FIELDS[name]
+    if field.labels:
+        labels = dict(field.labels)
+        return lambda value: labels.get(value, str(value))
     if name in ("objectives", "objectives2d", "left", "right", "tok_objectives"):
         return lambda kind: label_for(kind, {})
     if name in ("estimator",):
