@@ -17,8 +17,8 @@ navigation = st.navigation(
         st.Page(PAGES / "landscape.py", title="Loss landscape", url_path="landscape"),
         st.Page(PAGES / "family.py", title="Divergence family", url_path="family"),
         st.Page(PAGES / "lab_2d.py", title="2-D lab", url_path="lab_2d"),
-        st.Page(PAGES / "rl.py", title="Reverse KL is RL", url_path="rl"),
         st.Page(PAGES / "tokens.py", title="Token lab", url_path="tokens"),
+        st.Page(PAGES / "rl.py", title="Reverse KL is RL", url_path="rl"),
         st.Page(PAGES / "theory.py", title="Theory", url_path="theory"),
     ]
 )
