@@ -175,7 +175,7 @@ def test_every_method_runs_on_hugging_face_gpt2_models():
     def gpt2(seed: int, n_embd: int) -> lm.HFCausalLM:
         config = transformers.GPT2Config(
             vocab_size=lang.vocab_size, n_positions=8, n_embd=n_embd, n_layer=1, n_head=2, resid_pdrop=0.0,
-            embd_pdrop=0.0, attn_pdrop=0.0,
+            embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=0, eos_token_id=0,
         )  # fmt: skip
         with torch.random.fork_rng(devices=[]):  # transformers initialises from the global RNG: contain it
             torch.manual_seed(seed)
