@@ -124,10 +124,26 @@ def export_expander(page):
     return page.locator('[data-testid="stExpander"]', has=page.locator("summary", has_text="Export"))
 
 
-def test_app_export_panel_restores_a_scenario_and_hides_when_embedded(page, page_errors, tmp_path: Path):
-    page.goto("/?embed=true")
-    wait_idle_with_chart(page)
-    assert export_expander(page).count() == 0, "the Export panel shows in an embed view"
+# The README's iframe snippet, with the running app's address.
+IFRAME_PAGE = """<!doctype html>
+<html><body>
+<h1>Forward vs reverse KL</h1>
+<iframe src="{app_url}/?embed=true&hide=lr,steps,inits"
+        width="100%" height="900" style="border: 0" title="KL Lab: forward vs reverse KL"></iframe>
+</body></html>
+"""
+
+
+def test_app_export_panel_restores_a_scenario_and_hides_when_embedded(page, page_errors, app_url, tmp_path: Path):
+    (tmp_path / "iframe.html").write_text(IFRAME_PAGE.format(app_url=app_url), encoding="utf-8")
+    page.goto((tmp_path / "iframe.html").as_uri())
+    frame = page.frame_locator("iframe")
+    frame.locator(CHART).first.wait_for(timeout=TIMEOUT_MS)
+    frame.locator(APP_IDLE).wait_for(timeout=TIMEOUT_MS)
+    assert frame.locator("h1", has_text="Mode covering vs mode seeking").count() == 1
+    assert frame.locator('[data-testid="stExpander"] summary', has_text="Export").count() == 0, (
+        "the Export panel shows in an embed view"
+    )
 
     page.goto("/")
     wait_idle_with_chart(page)
