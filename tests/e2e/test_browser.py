@@ -43,6 +43,9 @@ PAGES = [
     AppPage("landscape", "/landscape", "Loss landscape"),
     AppPage("family", "/family", "Divergence family"),
     AppPage("lab_2d", "/lab_2d", "2-D lab"),
+    AppPage("lesson", "/lesson", "Start here: forward vs reverse KL"),
+    AppPage("tokens", "/tokens", "Token lab"),
+    AppPage("rl", "/rl", "Reverse KL is RL"),
     AppPage("theory", "/theory", "Theory", has_chart=False),
 ]
 
