@@ -123,16 +123,6 @@ def _on_upload(key: str) -> None:
     st.session_state[_MESSAGE] = ("success", f"Restored the scenario from {upload.name}.")
 
 
-def _embedded() -> bool:
-    """True in an ``?embed=true`` view (Streamlit keeps ``embed`` out of st.query_params; st.context has it)."""
-    try:
-        if st.context.is_embedded:
-            return True
-    except (AttributeError, RuntimeError):  # older streamlit, or no browser context (AppTest)
-        pass
-    return schema.is_embed(st.query_params.to_dict())
-
-
 @st.cache_data(max_entries=16, show_spinner=False)
 def _render_cached(fig_json: str, fmt: str, width: int, fps: float) -> bytes:
     import json
@@ -154,7 +144,7 @@ def export_panel(fig: go.Figure | Mapping[str, go.Figure], name: str, scenario: 
 
     With a 1-D ``scenario`` it also offers a scenario upload that restores the page's controls.
     """
-    if _embedded():
+    if ui.embedded():
         return
     figures = dict(fig) if isinstance(fig, Mapping) else {"figure": fig}
     with st.expander("Export"):

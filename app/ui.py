@@ -47,11 +47,21 @@ def setup() -> dict[str, Any]:
             state.update(_teacher_fields(model.spec_from_teacher(PRESETS[state["preset"]].teacher)))
         st.session_state[_STATE] = state
         st.session_state[_HIDDEN] = schema.hidden_controls(params)
-        st.session_state[_EMBED] = schema.is_embed(params)
+        st.session_state[_EMBED] = embedded(params)
         st.session_state["_kl_warnings"] = warnings
     for w in st.session_state.pop("_kl_warnings", []):
         st.warning(w, icon="⚠️")
     return st.session_state[_STATE]
+
+
+def embedded(params: dict[str, Any] | None = None) -> bool:
+    """True in an ``?embed=true`` view (Streamlit keeps ``embed`` out of st.query_params; st.context has it)."""
+    try:
+        if st.context.is_embedded:
+            return True
+    except (AttributeError, RuntimeError):  # older streamlit, or no browser context (AppTest)
+        pass
+    return schema.is_embed(st.query_params.to_dict() if params is None else params)
 
 
 def _key(name: str) -> str:
