@@ -64,6 +64,10 @@ def test_compare_starts_every_method_from_the_same_student(demo):
         "sucre", "la_paz", "amsterdam", "the_hague", "pretoria", "cape_town", "bloemfontein", "kuala_lumpur",
         "putrajaya", "colombo", "kotte", "porto_novo", "cotonou", "invalid",
     }  # fmt: skip
+    np.testing.assert_array_equal(r.series("step"), [0, 150])
+    assert r.series("validity")[-1] == r.final.validity
+    with pytest.raises(ValueError, match="valid metrics"):
+        r.series("samples")
     student = r.load_student()
     again = lm.evaluate(lm.SyntheticTeacher(lm.get_language("cities")), student, seed=0)
     assert again.reverse_kl == pytest.approx(r.final.reverse_kl, rel=1e-5)

@@ -103,8 +103,9 @@ class DistillResult:
 
     def series(self, name: str) -> np.ndarray:
         """One scalar metric over the evaluation steps, e.g. ``series("validity")``."""
-        if name not in Evaluation.__dataclass_fields__ or name in ("mode_share", "samples"):
-            raise ValueError(f"unknown metric {name!r}; valid metrics: {', '.join(Evaluation.SCALARS)}")
+        valid = ("step", *Evaluation.SCALARS, "forward_kl_se", "reverse_kl_se", "objective_se")
+        if name not in valid:
+            raise ValueError(f"unknown metric {name!r}; valid metrics: {', '.join(valid)}")
         return np.array([float(getattr(e, name)) for e in self.history])
 
     def load_student(self) -> TinyLM:
