@@ -95,8 +95,7 @@ def variance_figure(study: GradientStudy, title: str = "") -> go.Figure:
     )
     fig.update_xaxes(type="log", title_text="samples per gradient estimate (n)")
     fig.update_yaxes(type="log", title_text="variance (sum over parameters)")
-    fig.update_layout(title=title or f"Gradient estimator variance ({study.reps} repetitions per point)")
-    return style(fig, height=360, bottom=50)
+    return _legend_below(style(fig, height=420), title or f"Estimator variance ({study.reps} repetitions per point)")
 
 
 def training_figure(curves: Sequence[TrainingCurve], title: str = "") -> go.Figure:
@@ -119,8 +118,17 @@ def training_figure(curves: Sequence[TrainingCurve], title: str = "") -> go.Figu
         )
     fig.update_xaxes(title_text="Adam step")
     fig.update_yaxes(title_text="KL(S‖T) (nats, exact)", rangemode="tozero")
-    fig.update_layout(title=title or "Training curves: one estimator per curve, same seed")
-    return style(fig, height=360, bottom=50)
+    return _legend_below(style(fig, height=420), title or "Training curves (same start, same seed)")
+
+
+def _legend_below(fig: go.Figure, title: str) -> go.Figure:
+    """Title on top, legend under the x axis: half-width figures wrap a long legend over the title."""
+    fig.update_layout(
+        title=dict(text=title, x=0.0, xanchor="left", y=0.98, yanchor="top", font=dict(size=14)),
+        legend=dict(orientation="h", yanchor="top", y=-0.2, x=0.0, xanchor="left"),
+        margin=dict(t=50, b=130),
+    )
+    return fig
 
 
 def regularised_figure(fits: RegularisedFits) -> go.Figure:
