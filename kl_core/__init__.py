@@ -6,7 +6,6 @@ from kl_core.fitting import Optimizer, Trajectory, adam, fit, sgd
 from kl_core.landscape import Landscape, Minimum, landscape
 from kl_core.metrics import StudentSummary, low_density_mass, mode_coverage, mode_shares, summarize
 from kl_core.presets import PRESETS, Preset, get_preset
-from kl_core.tokens import kl_estimate, token_divergence
 
 __all__ = [
     "Gaussian",
@@ -35,3 +34,13 @@ __all__ = [
     "token_divergence",
     "kl_estimate",
 ]
+
+_LAZY = {"token_divergence": "kl_core.tokens", "kl_estimate": "kl_core.tokens"}  # these import torch (~2 s)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'kl_core' has no attribute {name!r}")

@@ -3,6 +3,8 @@
     kl-lab distill --language cities --methods forward_kl,reverse_kl --steps 300 --seed 0 --device auto [--json]
 
 Prints one row per method (final metrics) or, with ``--json``, every method's metric history.
+It lives outside ``kl_core.lm`` because importing that package loads torch, and every ``kl-lab``
+command builds this parser.
 """
 
 from __future__ import annotations
@@ -20,11 +22,22 @@ def _float_or_none(x: float) -> float | None:
 
 
 def _cmd_distill(args: argparse.Namespace) -> str:
-    from kl_core.lm.distill import compare, default_student
-    from kl_core.lm.languages import get_language
+    from kl_core.lm.distill import BATCH_SIZE, DEMO_METHODS, DEMO_STEPS, EVAL_EVERY, LR, compare, default_student
+    from kl_core.lm.languages import DEFAULT_LANGUAGE, get_language
     from kl_core.lm.methods import METHODS
     from kl_core.lm.model import LMConfig
 
+    # the parser leaves defaults to None so that building it does not import torch (every kl-lab command does)
+    for name, value in (
+        ("language", DEFAULT_LANGUAGE),
+        ("methods", ",".join(DEMO_METHODS)),
+        ("steps", DEMO_STEPS),
+        ("lr", LR),
+        ("batch_size", BATCH_SIZE),
+        ("eval_every", EVAL_EVERY),
+    ):
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     language = get_language(args.language)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not methods:
@@ -107,16 +120,13 @@ def _cmd_distill(args: argparse.Namespace) -> str:
 
 def add_commands(sub: Any) -> dict[str, Any]:
     """Add ``distill`` to the ``kl-lab`` subparsers; returns {command: handler}."""
-    from kl_core.lm.distill import BATCH_SIZE, DEMO_METHODS, DEMO_STEPS, EVAL_EVERY, LR
-    from kl_core.lm.languages import DEFAULT_LANGUAGE, LANGUAGES
-
     p = sub.add_parser("distill", help="distil a synthetic language into a tiny student (LM lab)")
-    p.add_argument("--language", default=DEFAULT_LANGUAGE, choices=list(LANGUAGES))
-    p.add_argument("--methods", default=",".join(DEMO_METHODS), help="comma-separated methods (kl_core.lm.METHODS)")
-    p.add_argument("--steps", type=int, default=DEMO_STEPS)
-    p.add_argument("--lr", type=float, default=LR)
-    p.add_argument("--batch-size", type=int, default=BATCH_SIZE)
-    p.add_argument("--eval-every", type=int, default=EVAL_EVERY)
+    p.add_argument("--language", help="cities (default), arithmetic or stories (kl_core.lm.LANGUAGES)")
+    p.add_argument("--methods", help="comma-separated methods (default forward_kl,reverse_kl; kl_core.lm.METHODS)")
+    p.add_argument("--steps", type=int, help="training steps per method (default 300)")
+    p.add_argument("--lr", type=float, help="learning rate (default 0.01)")
+    p.add_argument("--batch-size", type=int, help="prompts per step (default 64)")
+    p.add_argument("--eval-every", type=int, help="steps between evaluations (default 50)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:i]")
     p.add_argument("--context", type=int, help="student context window (default 1: a bigram model)")
