@@ -26,18 +26,25 @@ APP_IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 CHART = '[data-testid="stPlotlyChart"] .js-plotly-plot'
 TIMEOUT_MS = 60_000  # the first page load computes the default fits (slow on a busy 2-core machine)
 
-# The "Embed in an explainer page" snippet of the README, verbatim: plotly.js from a local file, then the div.
-EXPLAINER_PAGE = """<!doctype html>
-<html>
-<head><meta charset="utf-8"><title>Why reverse KL seeks modes</title></head>
-<body>
-  <h1>Why reverse KL seeks modes</h1>
-  <p>Press Play: the forward-KL student spreads over both modes, the reverse-KL student picks one.</p>
-  <script src="plotly.min.js"></script>
-  {div}
-</body>
-</html>
-"""
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def readme_snippet(marker: str) -> str:
+    """The fenced block right after ``<!-- embed:marker -->`` in README.md: the tests use the README's own text."""
+    text = README.read_text(encoding="utf-8")
+    start = text.index(f"<!-- embed:{marker} -->")
+    block = text[text.index("```html\n", start) + len("```html\n") :]
+    return block[: block.index("```")]
+
+
+# The "Embed in an explainer page" snippet of the README: plotly.js from a local file, then the div.
+EXPLAINER_PAGE = (
+    readme_snippet("page")
+    .replace("{", "{{")
+    .replace("}", "}}")
+    .replace("<!-- the contents of fit.div.html -->", "{div}")
+)
+assert "{div}" in EXPLAINER_PAGE, "the README's explainer page lost its placeholder comment"
 
 # True once the plot is drawn; then the y arrays of the traces the frames animate.
 DRAWN = "el => Array.isArray(el._fullData) && el._fullData.length > 0 && el._fullLayout !== undefined"
@@ -124,14 +131,13 @@ def export_expander(page):
     return page.locator('[data-testid="stExpander"]', has=page.locator("summary", has_text="Export"))
 
 
-# The README's iframe snippet, with the running app's address.
-IFRAME_PAGE = """<!doctype html>
-<html><body>
-<h1>Forward vs reverse KL</h1>
-<iframe src="{app_url}/?embed=true&hide=lr,steps,inits"
-        width="100%" height="900" style="border: 0" title="KL Lab: forward vs reverse KL"></iframe>
-</body></html>
-"""
+# The README's iframe snippet, pointed at the running app.
+IFRAME_PAGE = (
+    "<!doctype html>\n<html><body>\n<h1>Forward vs reverse KL</h1>\n"
+    + readme_snippet("iframe").replace("https://YOUR-KL-LAB-HOST", "{app_url}")
+    + "</body></html>\n"
+)
+assert "{app_url}" in IFRAME_PAGE, "the README's iframe snippet lost its host placeholder"
 
 
 def test_app_export_panel_restores_a_scenario_and_hides_when_embedded(page, page_errors, app_url, tmp_path: Path):
