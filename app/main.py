@@ -18,6 +18,7 @@ navigation = st.navigation(
         st.Page(PAGES / "family.py", title="Divergence family", url_path="family"),
         st.Page(PAGES / "lab_2d.py", title="2-D lab", url_path="lab_2d"),
         st.Page(PAGES / "tokens.py", title="Token lab", url_path="tokens"),
+        st.Page(PAGES / "lm.py", title="Language-model lab", url_path="lm"),
         st.Page(PAGES / "rl.py", title="Reverse KL is RL", url_path="rl"),
         st.Page(PAGES / "theory.py", title="Theory", url_path="theory"),
     ]
