@@ -74,7 +74,7 @@ if teacher == "neural" and language not in neural_languages():
 try:
     device_name = str(resolve_device(device))
 except ValueError as err:
-    st.warning(f"{err} Training runs on the CPU.", icon="⚠️")
+    st.warning(f"{err}. Training runs on the CPU.", icon="⚠️")
     device, device_name = "cpu", "cpu"
 params = {"gkd": {"beta": state["lm_beta"], "lam": state["lm_lam"]}} if "gkd" in methods else {}
 params |= {m: {"alpha": state["lm_alpha"]} for m in ("skew_forward_kl", "skew_reverse_kl") if m in methods}
