@@ -9,7 +9,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `app.*` importab
 
 st.set_page_config(page_title="KL Lab: forward vs reverse KL", page_icon="🔀", layout="wide")
 
-PAGES = Path(__file__).parent / "pages"
+PAGES = Path(__file__).parent / "views"  # not "pages/": Streamlit would treat it as legacy multipage
 navigation = st.navigation(
     [
         st.Page(PAGES / "lesson.py", title="Start here", url_path="lesson"),
@@ -18,8 +18,8 @@ navigation = st.navigation(
         st.Page(PAGES / "family.py", title="Divergence family", url_path="family"),
         st.Page(PAGES / "lab_2d.py", title="2-D lab", url_path="lab_2d"),
         st.Page(PAGES / "tokens.py", title="Token lab", url_path="tokens"),
-        st.Page(PAGES / "lm.py", title="Language-model lab", url_path="lm"),
         st.Page(PAGES / "rl.py", title="Reverse KL is RL", url_path="rl"),
+        st.Page(PAGES / "lm.py", title="Language-model lab", url_path="lm"),
         st.Page(PAGES / "theory.py", title="Theory", url_path="theory"),
     ]
 )

@@ -178,7 +178,7 @@ _FIELD_LIST: list[Field] = [
     _f("objectives2d", "multi", ("forward_kl", "reverse_kl"), "Objectives (2-D)", choices=tuple(OBJECTIVES)),
     _f("steps2d", "int", 200, "Steps (2-D)", low=50, high=1000, step=50),
     _f("inits2d", "int", 4, "Starts (2-D)", low=1, high=8, step=1),
-    # -- token lab (app/pages/tokens.py) -------------------------------------------------------------
+    # -- token lab (app/views/tokens.py) -------------------------------------------------------------
     _f(
         "tok_preset",
         "choice",
@@ -212,7 +212,7 @@ _FIELD_LIST: list[Field] = [
         choices=("student", "teacher"),
         help="Which distribution temperature and top-k/top-p act on; the teacher at T=1 is the reference.",
     ),
-    # -- RL connection (app/pages/rl.py) ---------------------------------------------------------------
+    # -- RL connection (app/views/rl.py) ---------------------------------------------------------------
     _f(
         "rl_part",
         "choice",
@@ -265,7 +265,7 @@ _FIELD_LIST: list[Field] = [
     _f("rl_epochs", "int", 4, "Epochs per update", low=1, high=8, step=1),
     _f("rl_clip", "float", 0.2, "Clip ε", low=0.05, high=0.5, step=0.05),
     _f("rl_ppo_lr", "float", 0.02, "PPO learning rate (Adam)", low=0.005, high=0.1, step=0.005),
-    # -- language-model lab (app/pages/lm.py) ------------------------------------------------------
+    # -- language-model lab (app/views/lm.py) ------------------------------------------------------
     # (choices spelled out to keep torch out of this module; tests/test_lm_page.py checks them against kl_core.lm)
     _f(
         "lm_language",
@@ -332,7 +332,7 @@ _FIELD_LIST: list[Field] = [
     _f("lm_steps", "int", 300, "Steps (LM)", low=5, high=1000, step=5),
     _f("lm_seed", "int", 0, "Seed (LM)", low=0, high=10_000, step=1),
     _f("lm_device", "choice", "auto", "Device", choices=("auto", "cpu", "cuda"), help="auto = CUDA when available."),
-    # -- guided lesson (app/pages/lesson.py) -------------------------------------------------------
+    # -- guided lesson (app/views/lesson.py) -------------------------------------------------------
     _f("lesson_step", "int", 1, "Lesson step", low=1, high=N_STEPS, step=1, help="Jump to any step of the lesson."),
 ]
 

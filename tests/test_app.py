@@ -14,7 +14,7 @@ from app import state as schema
 from kl_core import PRESETS
 
 MAIN = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
-PAGES = ["pages/lab_1d.py", "pages/landscape.py", "pages/family.py", "pages/lab_2d.py", "pages/theory.py"]
+PAGES = ["views/lab_1d.py", "views/landscape.py", "views/family.py", "views/lab_2d.py", "views/theory.py"]
 
 
 def app(query: dict | None = None, page: str | None = None) -> AppTest:
@@ -47,7 +47,7 @@ def assert_clean(at: AppTest) -> None:
 def test_every_page_renders_with_defaults(page):
     at = app(page=None if page == PAGES[0] else page)
     assert_clean(at)
-    if page != "pages/theory.py":
+    if page != "views/theory.py":
         assert figures(at), "a chart is drawn"
 
 
@@ -97,7 +97,7 @@ def test_every_1d_preset(preset):
 
 @pytest.mark.parametrize("preset", schema.PRESETS_2D)
 def test_every_2d_preset(preset):
-    at = app({"preset2d": preset, "steps2d": "50", "inits2d": "2"}, page="pages/lab_2d.py")
+    at = app({"preset2d": preset, "steps2d": "50", "inits2d": "2"}, page="views/lab_2d.py")
     assert_clean(at)
     assert at.title[0].value == "2-D lab"
     assert traces(figures(at)[0], "ellipse")
@@ -150,7 +150,7 @@ def random_query(rng: random.Random, page: str) -> dict:
 
     common = ["lr", "seed"]
     names = {
-        "pages/lab_1d.py": [
+        "views/lab_1d.py": [
             "preset",
             "modes",
             "student",
@@ -166,7 +166,7 @@ def random_query(rng: random.Random, page: str) -> dict:
             "speed",
             *[f"{c}{i}" for i in range(1, 7) for c in "wms"],
         ],
-        "pages/landscape.py": [
+        "views/landscape.py": [
             "preset",
             "modes",
             "left",
@@ -181,19 +181,19 @@ def random_query(rng: random.Random, page: str) -> dict:
             "m1",
             "s1",
         ],
-        "pages/family.py": ["preset", "sweep", "points", "steps", "inits", "kmax", "m1", "s2"],
-        "pages/lab_2d.py": ["preset2d", "objectives2d", "beta", "alpha", "skew", "steps2d", "inits2d"],
+        "views/family.py": ["preset", "sweep", "points", "steps", "inits", "kmax", "m1", "s2"],
+        "views/lab_2d.py": ["preset2d", "objectives2d", "beta", "alpha", "skew", "steps2d", "inits2d"],
     }[page]
     query = {n: draw(n) for n in names + common}
     # bound the work of one draw (the ranges of every value above stay full)
-    if page == "pages/lab_1d.py":
+    if page == "views/lab_1d.py":
         query["steps"] = str(min(int(query["steps"]), 300))
         query["samples"] = str(min(int(query["samples"]), 256))
-    if page == "pages/landscape.py":
+    if page == "views/landscape.py":
         query["steps"], query["grid"] = str(min(int(query["steps"]), 200)), str(min(int(query["grid"]), 60))
-    if page == "pages/family.py":
+    if page == "views/family.py":
         query["steps"], query["points"], query["inits"] = "100", str(min(int(query["points"]), 5)), "2"
-    if page == "pages/lab_2d.py":
+    if page == "views/lab_2d.py":
         query["steps2d"], query["inits2d"] = "50", str(min(int(query["inits2d"]), 2))
     return query
 
@@ -201,9 +201,9 @@ def random_query(rng: random.Random, page: str) -> dict:
 @pytest.mark.parametrize("draw", range(60))
 def test_random_widget_combinations_never_crash(draw):
     rng = random.Random(draw)
-    page = ["pages/lab_1d.py", "pages/lab_1d.py", "pages/landscape.py", "pages/family.py", "pages/lab_2d.py"][draw % 5]
+    page = ["views/lab_1d.py", "views/lab_1d.py", "views/landscape.py", "views/family.py", "views/lab_2d.py"][draw % 5]
     query = random_query(rng, page)
-    at = app(query, page=None if page == "pages/lab_1d.py" else page)
+    at = app(query, page=None if page == "views/lab_1d.py" else page)
     assert not at.exception, (query, [e.value for e in at.exception])
     assert not at.warning, (query, [w.value for w in at.warning])  # every drawn value is valid
     for e in at.error:  # a combination that cannot be computed must say why, never crash

@@ -1,4 +1,4 @@
-"""The "Start here" page (app/pages/lesson.py), headless: every step, URL deep links, answering, bad URLs."""
+"""The "Start here" page (app/views/lesson.py), headless: every step, URL deep links, answering, bad URLs."""
 
 import json
 from pathlib import Path
@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 from kl_core.lesson import N_STEPS, STEPS
 
 MAIN = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
-PAGE = "pages/lesson.py"
+PAGE = "views/lesson.py"
 
 
 def lesson(query: dict | None = None) -> AppTest:

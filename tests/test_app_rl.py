@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the page imports `app.*`, as app/main.py arranges in a real run
 from app import state as schema  # noqa: E402
 
-PAGE = str(ROOT / "app" / "pages" / "rl.py")
+PAGE = str(ROOT / "app" / "views" / "rl.py")
 RL_FIELDS = [f for f in schema.FIELDS.values() if f.name.startswith("rl_")]
 
 

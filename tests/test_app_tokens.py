@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the page imports `app.*`, as app/main.py arranges in a real run
 from app import state as schema  # noqa: E402
 
-PAGE = str(ROOT / "app" / "pages" / "tokens.py")
+PAGE = str(ROOT / "app" / "views" / "tokens.py")
 JOINT = [c for c in schema.FIELDS["tok_preset"].choices if c != "custom"]
 SINGLE = list(schema.FIELDS["tok_next"].choices)
 
@@ -115,7 +115,7 @@ def test_the_page_is_in_the_navigation():
     at = share_components(AppTest.from_file(str(ROOT / "app" / "main.py"), default_timeout=120))
     at.query_params["steps"] = "50"  # keep the default page's fit short
     at.run()
-    at.switch_page("pages/tokens.py").run()
+    at.switch_page("views/tokens.py").run()
     assert_clean(at)
     assert at.title[0].value == "Token lab"
 

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the page imports `app.*`, as app/main.py arranges in a real run
 from app import state as schema  # noqa: E402
 
-PAGE = str(ROOT / "app" / "pages" / "lm.py")
+PAGE = str(ROOT / "app" / "views" / "lm.py")
 SHIPPED = load_comparisons(ASSETS / "comparisons.json")
 DEFAULT = SHIPPED[Settings().key()]
 LM_FIELDS = [f for f in schema.FIELDS.values() if f.name.startswith("lm_")]

@@ -46,6 +46,7 @@ PAGES = [
     AppPage("lesson", "/lesson", "Start here: forward vs reverse KL"),
     AppPage("tokens", "/tokens", "Token lab"),
     AppPage("rl", "/rl", "Reverse KL is RL"),
+    AppPage("lm", "/lm", "Language-model lab"),
     AppPage("theory", "/theory", "Theory", has_chart=False),
 ]
 
@@ -188,3 +189,26 @@ def test_play_advances_the_animation(page, page_errors):
     )
     assert exception_texts(page) == []
     assert not page_errors, str(page_errors)
+
+
+def test_a_deep_link_on_a_fresh_server_shows_the_titled_navigation(browser, tmp_path):
+    """A shared link to a sub-page is often a server's first request. With page files in a folder named
+    ``pages/`` Streamlit used to run that file directly (legacy multipage): file names in the sidebar and
+    ``No module named 'app'``. The pages live in ``app/views/``; this opens ``/theory`` first."""
+    from .harness import free_port, start_server, stop_server
+
+    port = free_port()
+    process = start_server(port, tmp_path / "server.log")
+    try:
+        fresh = browser.new_page(base_url=f"http://127.0.0.1:{port}")
+        fresh.goto("/theory")
+        nav = fresh.locator('[data-testid="stSidebarNav"]')
+        nav.wait_for(timeout=60_000)
+        fresh.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=60_000)
+        links = [t.strip() for t in nav.locator("a").all_inner_texts()]
+        assert links[:2] == ["Start here", "Mode covering vs mode seeking"], links
+        assert "Language-model lab" in links and "main" not in links
+        assert exception_texts(fresh) == []
+        fresh.close()
+    finally:
+        stop_server(process)

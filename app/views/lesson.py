@@ -50,7 +50,7 @@ else:
     st.plotly_chart(figure, key=f"lesson_figure_{step.key}", width="stretch")
     for page, label in step.links:
         try:
-            st.page_link(f"pages/{page}.py", label=f"Explore: {label}", icon="🔎")
+            st.page_link(f"views/{page}.py", label=f"Explore: {label}", icon="🔎")
         except StreamlitPageNotFoundError:  # a lab that is not (yet) part of this app
             pass
 
