@@ -38,6 +38,14 @@ def _cmd_distill(args: argparse.Namespace) -> str:
     ):
         if getattr(args, name) is None:
             setattr(args, name, value)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be an integer >= 1, got {args.threads}")
+        import torch
+
+        # the models are tiny: on a busy CPU extra intra-op threads only contend (1 thread measured ~10x faster
+        # than 2 on 2 shared cores)
+        torch.set_num_threads(args.threads)
     language = get_language(args.language)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not methods:
@@ -129,6 +137,7 @@ def add_commands(sub: Any) -> dict[str, Any]:
     p.add_argument("--eval-every", type=int, help="steps between evaluations (default 50)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:i]")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: tiny models)")
     p.add_argument("--context", type=int, help="student context window (default 1: a bigram model)")
     p.add_argument("--n-layer", type=int, help="student blocks (default 1)")
     p.add_argument("--n-embd", type=int, help="student width (default 32)")
