@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app import ui
+from app import export_ui, ui
 from kl_core import rl
 from kl_core.viz.rl import (
     ESTIMATOR_LABELS,
@@ -26,6 +26,7 @@ surrogate_gradients = cache(rl.surrogate_gradients)
 MATCH = {"zero": "nothing: 0 in expectation", "reverse_kl": "∇ KL(S‖T), reverse", "forward_kl": "∇ KL(T‖S), forward"}
 
 state = ui.setup()
+exports = {}  # label -> figure, for the Export panel
 st.title("Reverse KL is RL")
 part = ui.control("rl_part", "select")
 
@@ -55,8 +56,10 @@ if part == "gradients":
         + f"; the baseline divides REINFORCE's variance by {var['score'] / var['score_loo']:.2f}."
     )
     cols = st.columns(2)
-    cols[0].plotly_chart(variance_figure(study), key="rl_variance", width="stretch")
-    cols[1].plotly_chart(training_figure(curves), key="rl_training", width="stretch")
+    exports["Estimator variance"] = variance_figure(study)
+    exports["Training curves"] = training_figure(curves)
+    cols[0].plotly_chart(exports["Estimator variance"], key="rl_variance", width="stretch")
+    cols[1].plotly_chart(exports["Training curves"], key="rl_training", width="stretch")
     rows = [
         {
             "estimator": ESTIMATOR_LABELS[e],
@@ -99,7 +102,8 @@ elif part == "regularised":
         "KL(π\\*‖S), i.e. reward-weighted regression (maximum likelihood on π_ref samples weighted by exp(r/β)), "
         f"covers π\\*'s mass instead (m = {fwd_m:.3f}, s = {fwd_s:.3f})."
     )
-    st.plotly_chart(regularised_figure(fits), key="rl_regularised", width="stretch")
+    exports["KL-regularised fits"] = regularised_figure(fits)
+    st.plotly_chart(exports["KL-regularised fits"], key="rl_regularised", width="stretch")
     st.dataframe(pd.DataFrame(regularised_rows(fits)), hide_index=True, width="stretch")
 
 elif part == "estimators":
@@ -123,8 +127,10 @@ elif part == "estimators":
         f"with std {moments['k3'][1]:.3f} = √(e^μ² − 1 − μ²): small when q and p are close, exploding as they separate."
     )
     cols = st.columns(2)
-    cols[0].plotly_chart(kl_histogram_figure(samples), key="rl_histogram", width="stretch")
-    cols[1].plotly_chart(kl_sweep_figure(sweep, mu), key="rl_sweep", width="stretch")
+    exports["k1, k2, k3 histograms"] = kl_histogram_figure(samples)
+    exports["Bias and std against separation"] = kl_sweep_figure(sweep, mu)
+    cols[0].plotly_chart(exports["k1, k2, k3 histograms"], key="rl_histogram", width="stretch")
+    cols[1].plotly_chart(exports["Bias and std against separation"], key="rl_sweep", width="stretch")
     st.subheader("The pitfall: an estimator's gradient is not the gradient of what it estimates")
     st.markdown(
         "Used as a loss on on-policy samples held fixed (detached), each k is differentiated through log S only, "
@@ -202,6 +208,9 @@ else:
             "shrink with the gradient."
         )
     )
-    st.plotly_chart(ppo_figure(run), key="rl_ppo", width="stretch")
-    st.plotly_chart(ppo_kl_figure(run), key="rl_ppo_kl", width="stretch")
+    exports["PPO policy"] = ppo_figure(run)
+    exports["PPO KL curves"] = ppo_kl_figure(run)
+    st.plotly_chart(exports["PPO policy"], key="rl_ppo", width="stretch")
+    st.plotly_chart(exports["PPO KL curves"], key="rl_ppo_kl", width="stretch")
+export_ui.export_panel(exports, f"rl_{part}")
 ui.finish()

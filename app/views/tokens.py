@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app import model, ui
+from app import export_ui, model, ui
 from kl_core import token_lab
 from kl_core.distributions import Categorical
 from kl_core.presets import PRESETS
@@ -16,6 +16,7 @@ decoding_sweep = st.cache_data(max_entries=32, show_spinner=False)(token_lab.dec
 TEMPERATURES = np.round(np.linspace(0.1, 3.0, 59), 4)  # the sweep's grid; the current value is added to it
 
 state = ui.setup()
+exports = {}  # label -> figure, for the Export panel
 st.title("Token lab")
 st.caption(
     "The student is a product of independent per-position distributions: like a student language model "
@@ -82,6 +83,7 @@ else:
     if start != state["tok_start"]:
         st.caption(f"There are {state['tok_inits']} starts: showing start {start}.")
     figure = joint_animation(teacher, runs, labels, start=start, frame_ms=state["speed"])
+    exports["Joint distributions"] = figure
     st.plotly_chart(figure, key="tok_joint_chart", width="stretch")
     for run in runs:
         st.markdown(f"- {token_caption(teacher, run, labels)}")
@@ -106,6 +108,8 @@ try:
 except ValueError as err:
     ui.error(err)
 tokens = pair.labels[0]
-st.plotly_chart(decoding_figure(sweep, tokens, state["tok_temp"]), key="tok_decode_chart", width="stretch")
+exports["Temperature sweep"] = decoding_figure(sweep, tokens, state["tok_temp"])
+st.plotly_chart(exports["Temperature sweep"], key="tok_decode_chart", width="stretch")
 st.markdown(decoding_caption(sweep, tokens, state["tok_temp"]))
+export_ui.export_panel(exports, "tokens")
 ui.finish()
