@@ -2,10 +2,11 @@
 
 Inputs: teacher and student logits of shape (B, T, V) = (4, 256, 32768), float32, CPU; the generalized
 JSD with beta in {0, 0.5, 1} (0 is forward KL, 1 reverse KL); one forward and one backward pass.
-For each pair we report the values' relative difference, the best wall time of ``--repeat`` runs,
-and the extra peak memory: the rise of the process's peak resident set (VmHWM, reset through
-/proc/self/clear_refs before each run) over the memory held before the call (inputs already
-allocated). Both implementations allocate the student's gradient (B*T*V floats), which is counted.
+For each pair we report the values' relative difference, the gradients' relative L2 difference,
+the best wall time of ``--repeat`` runs, and the extra peak memory: the rise of the process's peak
+resident set (VmHWM, reset through /proc/self/clear_refs before each run) over the memory held before
+the call (inputs already allocated). Both implementations allocate the student's gradient
+(B*T*V floats), which is counted.
 
     pip install -e ".[bench]"      # trl
     python bench/bench_tokens.py [--repeat 3] [--vocab 32768]
@@ -86,22 +87,28 @@ def main() -> None:
             "TRL": lambda t, s, b=beta: reference(s, t, beta=b),
             "kl_core": lambda t, s, b=beta: kc.token_divergence(t, s, "jsd", beta=b),
         }
-        results = {}
+        results, grads = {}, {}
         for name, fn in impls.items():
             runs = [run_once(fn, teacher, student) for _ in range(args.repeat)]
             value = runs[0][0]
             results[name] = (value, min(r[1] for r in runs), min(r[2] for r in runs))
+            grads[name] = student.grad.clone()
+        grad_diff = float((grads["kl_core"] - grads["TRL"]).norm() / grads["TRL"].norm())
+        del grads
         ref_value = results["TRL"][0]
         for name, (value, seconds, extra) in results.items():
             diff = abs(value - ref_value) / abs(ref_value)
             print(f"{beta:>5} {name:>12} {value:>12.6f} {diff:>10.1e} {seconds:>9.3f} {extra / 2**20:>14.0f}")
         (v0, t0, m0), (v1, t1, m1) = results["TRL"], results["kl_core"]
-        rows.append((beta, t0 / t1, m1 / m0, abs(v1 - v0) / abs(v0)))
+        rows.append((beta, t0 / t1, m1 / m0, abs(v1 - v0) / abs(v0), grad_diff))
     print()
-    print("| beta | speed vs TRL (target >= 1.0x) | extra peak memory vs TRL (target <= 0.3x) | rel. diff |")
-    print("|---|---|---|---|")
-    for beta, speed, memory, diff in rows:
-        print(f"| {beta} | {speed:.2f}x | {memory:.2f}x | {diff:.1e} |")
+    print(
+        "| beta | speed vs TRL (target >= 1.0x) | extra peak memory vs TRL (target <= 0.3x) "
+        "| value rel. diff | gradient rel. diff (L2) |"
+    )
+    print("|---|---|---|---|---|")
+    for beta, speed, memory, diff, grad_diff in rows:
+        print(f"| {beta} | {speed:.2f}x | {memory:.2f}x | {diff:.1e} | {grad_diff:.1e} |")
 
 
 if __name__ == "__main__":

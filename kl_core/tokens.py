@@ -227,11 +227,11 @@ def _fused(kind: str, par: dict[str, float], lp: Tensor, lq: Tensor, grad: bool)
     q = lq.exp()
     if kind == "forward_kl" or (kind == "jsd" and par["beta"] == 0.0):
         p = lp.exp()
-        value = torch.einsum("nv,nv->n", p, lp.sub_(lq))
+        value = torch.linalg.vecdot(p, lp.sub_(lq))
         return value, (q.sub_(p) if grad else None)  # d = -p, sum d = -1
     if kind == "reverse_kl" or (kind == "jsd" and par["beta"] == 1.0):
         log_ratio = lq.sub_(lp)  # in place: lq is not needed again
-        value = torch.einsum("nv,nv->n", q, log_ratio)
+        value = torch.linalg.vecdot(q, log_ratio)
         # d = q (log q - log p + 1), sum d = KL + 1
         return value, (log_ratio.sub_(value[:, None]).mul_(q) if grad else None)
     beta = par["beta"]
