@@ -17,6 +17,7 @@ Both return ``(x, w)``: points ((n,) in 1-D, (n, 2) in 2-D) and quadrature weigh
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
@@ -73,8 +74,16 @@ def _axis_breakpoints(centres: np.ndarray, spreads: np.ndarray, steps: np.ndarra
     return b[keep]
 
 
-def _gauss_legendre_panels(breaks: np.ndarray, order: int) -> tuple[np.ndarray, np.ndarray]:
+@functools.cache
+def _gauss_legendre(order: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights of ``order``-point Gauss-Legendre on [-1, 1] (an eigenproblem: computed once)."""
     t, wt = np.polynomial.legendre.leggauss(order)
+    t.flags.writeable = wt.flags.writeable = False
+    return t, wt
+
+
+def _gauss_legendre_panels(breaks: np.ndarray, order: int) -> tuple[np.ndarray, np.ndarray]:
+    t, wt = _gauss_legendre(int(order))
     a, b = breaks[:-1, None], breaks[1:, None]
     half = 0.5 * (b - a)
     return ((a + b) * 0.5 + half * t).ravel(), (half * wt).ravel()

@@ -53,6 +53,12 @@ def traces(fig: go.Figure, role: str, **where) -> list[int]:
     return out
 
 
+def pieces(values: np.ndarray) -> list[np.ndarray]:
+    """The curves of a trace that draws several, separated by NaN gaps."""
+    values = np.asarray(values, float)
+    return [piece[~np.isnan(piece)] for piece in np.split(values, np.nonzero(np.isnan(values))[0] + 1)]
+
+
 def frame_value(fig: go.Figure, frame: int, trace_index: int, axis: str = "y") -> np.ndarray:
     """The ``axis`` array that frame ``frame`` sets on trace ``trace_index``."""
     fr = fig.frames[frame]
@@ -292,15 +298,39 @@ def test_animation_1d_loss_row(fig1d, runs):
         np.testing.assert_allclose(decode(fig1d.data[marker].y), run.trajectory.loss[-1], rtol=1e-6)
         np.testing.assert_array_equal(decode(fig1d.data[marker].x), np.full(8, STEPS))
         assert frame_value(fig1d, 0, marker, "x").tolist() == [0.0] * 8
-        lines = traces(fig1d, "loss", run=c)
-        assert len(lines) == 8
-        np.testing.assert_allclose(decode(fig1d.data[lines[3]].y), run.trajectory.loss[:, 3], rtol=1e-6)
+        (first,) = traces(fig1d, "loss", run=c, start=0)
+        np.testing.assert_allclose(decode(fig1d.data[first].y), run.trajectory.loss[:, 0], rtol=1e-6)
+        (others,) = traces(fig1d, "loss", run=c, starts=list(range(1, 8)))  # one trace, NaN gaps
+        ys, xs = pieces(decode(fig1d.data[others].y)), pieces(decode(fig1d.data[others].x))
+        assert len(ys) == len(xs) == 7
+        for i, (x, y) in enumerate(zip(xs, ys), start=1):
+            np.testing.assert_array_equal(x, np.arange(STEPS + 1))
+            np.testing.assert_allclose(y, run.trajectory.loss[:, i], rtol=1e-6)
+
+
+def test_animation_1d_other_starts_share_one_trace(fig1d, runs):
+    """Starts 1..7 are one faint trace per run, a curve per start between NaN gaps, in every frame."""
+    for c, run in enumerate(runs):
+        (k,) = traces(fig1d, "student", run=c, starts=list(range(1, 8)))
+        t = fig1d.data[k]
+        xs = pieces(decode(t.x))
+        assert len(xs) == 7 and all(np.array_equal(x, xs[0]) for x in xs)
+        x = xs[0].astype(float)
+        labels = decode(t.customdata)  # the hover names each point's start
+        assert labels.size == decode(t.y).size and np.isin(labels, np.arange(1, 8)).all()
+        for f, step in ((0, 0), (len(fig1d.frames) - 1, STEPS)):
+            drawn = pieces(frame_value(fig1d, f, k))
+            assert len(drawn) == 7
+            for i, y in enumerate(drawn, start=1):
+                np.testing.assert_allclose(y, run.trajectory.student(step, i).prob(x), **NEAR_F32)
+        (first,) = traces(fig1d, "student", run=c, start=0)
+        assert k in fig1d.frames[0].traces and t.line.width < fig1d.data[first].line.width
 
 
 def test_animation_1d_colours_and_legend(fig1d):
     for c, color in enumerate(("#0072B2", "#D55E00")):
         assert fig1d.data[traces(fig1d, "student", run=c, start=0)[0]].line.color == color
-        assert fig1d.data[traces(fig1d, "student", run=c, start=1)[0]].line.color.startswith("rgba(")
+        assert fig1d.data[traces(fig1d, "student", run=c, starts=list(range(1, 8)))[0]].line.color.startswith("rgba(")
     teacher = fig1d.data[traces(fig1d, "teacher")[0]]
     assert teacher.line.color == "#999999" and teacher.fill == "tozeroy"
     legend = [t.name for t in fig1d.data if t.showlegend is not False]

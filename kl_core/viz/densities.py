@@ -29,7 +29,12 @@ def check_1d(dist: Distribution, name: str) -> None:
 
 
 def x_range_1d(
-    teacher: Distribution, centres: Iterable[Distribution] = (), spreads: Iterable[Distribution] = ()
+    teacher: Distribution,
+    centres: Iterable[Distribution] = (),
+    spreads: Iterable[Distribution] = (),
+    *,
+    means: np.ndarray | None = None,
+    final: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[float, float]:
     """An x interval showing the teacher, the component means of ``centres`` and the bulk of ``spreads``.
 
@@ -37,17 +42,26 @@ def x_range_1d(
         teacher: a 1-D teacher; each component is shown +- 4 stds.
         centres: students whose component means must be in view (e.g. every frame's student).
         spreads: students shown +- 3 stds per component (e.g. the final students, tails included).
+        means: component means to keep in view, as an array (the same as ``centres``, without
+            building a distribution per student).
+        final: ``(means, stds)`` arrays of components shown +- 3 stds (the same as ``spreads``).
     """
     _, mu, cov = teacher.components()
     sd = np.sqrt(cov[:, 0, 0])
     lo, hi = float((mu[:, 0] - TEACHER_SPREAD * sd).min()), float((mu[:, 0] + TEACHER_SPREAD * sd).max())
-    for s in centres:
-        m = s.components()[1][:, 0]
-        lo, hi = min(lo, float(m.min())), max(hi, float(m.max()))
-    for s in spreads:
-        _, m, c = s.components()
-        half = STUDENT_SPREAD * np.sqrt(c[:, 0, 0])
-        lo, hi = min(lo, float((m[:, 0] - half).min())), max(hi, float((m[:, 0] + half).max()))
+    centre_means = [s.components()[1][:, 0] for s in centres]
+    spread_parts = [(c[1][:, 0], np.sqrt(c[2][:, 0, 0])) for c in (s.components() for s in spreads)]
+    if means is not None:
+        centre_means.append(np.asarray(means, float).ravel())
+    if final is not None:
+        spread_parts.append((np.asarray(final[0], float).ravel(), np.asarray(final[1], float).ravel()))
+    for m in centre_means:
+        if m.size:
+            lo, hi = min(lo, float(m.min())), max(hi, float(m.max()))
+    for m, s in spread_parts:
+        if m.size:
+            half = STUDENT_SPREAD * s
+            lo, hi = min(lo, float((m - half).min())), max(hi, float((m + half).max()))
     return lo, hi
 
 

@@ -22,7 +22,7 @@ from kl_core.viz.animation import CONTROLS_MARGIN, animation_controls
 from kl_core.viz.colors import rgba
 from kl_core.viz.densities import check_1d, density_cap, teacher_area, x_range_1d
 from kl_core.viz.losses import loss_axis
-from kl_core.viz.runs import Run, check_runs, frame_steps, log_densities, students_at
+from kl_core.viz.runs import Run, check_runs, component_moments, frame_steps, log_densities
 from kl_core.viz.theme import compact, style
 
 __all__ = ["animation_1d", "penalty_range", "INTEGRAND_FORMULAS"]
@@ -57,6 +57,25 @@ def penalty_range(values: np.ndarray) -> list[float]:
     return [bottom - pad, top + pad]
 
 
+def gapped(curves: np.ndarray) -> np.ndarray:
+    """Curves (..., S, n) as one line per leading index: (..., S * (n + 1) - 1), a NaN between curves.
+
+    Plotly breaks a line at a NaN, so one trace draws all S curves (one trace instead of S).
+    """
+    curves = np.asarray(curves, float)
+    *lead, n_curves, n = curves.shape
+    if n_curves == 0:
+        return np.empty((*lead, 0))
+    out = np.full((*lead, n_curves, n + 1), np.nan)
+    out[..., :n] = curves
+    return out.reshape(*lead, n_curves * (n + 1))[..., :-1]
+
+
+def start_labels(inits: int, n: int) -> np.ndarray:
+    """The start index of each point of a :func:`gapped` trace of starts 1..inits-1 (hover text)."""
+    return compact(np.repeat(np.arange(1, inits), n + 1)[:-1])
+
+
 def animation_1d(
     teacher: Distribution,
     runs: Sequence[Run],
@@ -82,7 +101,9 @@ def animation_1d(
 
     Returns:
         A figure with one frame per step of :func:`frame_steps`, named by the step number.
-        Every trace carries ``meta`` (``role``, ``run``, ``start``) naming what it draws.
+        Every trace carries ``meta`` naming what it draws: ``role``, ``run`` and ``start``, or
+        ``starts`` for the faint trace that draws starts 1.. of a row as one line broken by NaN
+        gaps (one trace instead of one per start: plotly's cost grows with the number of traces).
 
     Examples:
         >>> import kl_core as kc
@@ -99,13 +120,16 @@ def animation_1d(
     if isinstance(n_points, bool) or not isinstance(n_points, int) or n_points < 2:
         raise ValueError(f"n_points must be an integer >= 2, got {n_points!r}")
     steps = frame_steps(max(run.trajectory.steps for run in runs), n_frames)
-    students = [students_at(run, steps) for run in runs]  # [run][frame][start]
 
     if x_range is None:
+        moments = [component_moments(run, steps) for run in runs]  # (F, S, K) means and stds per run
         x_range = x_range_1d(
             teacher,
-            centres=(s for per_run in students for per_frame in per_run for s in per_frame),
-            spreads=(s for per_run in students for s in per_run[-1]),
+            means=np.concatenate([mu.ravel() for mu, _ in moments]),
+            final=(
+                np.concatenate([mu[-1].ravel() for mu, _ in moments]),
+                np.concatenate([sd[-1].ravel() for _, sd in moments]),
+            ),
         )
     lo, hi = (float(v) for v in x_range)
     if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
@@ -115,16 +139,15 @@ def animation_1d(
     p = np.exp(log_p)
 
     # every curve at every frame, computed once. Start 0 is drawn on the full grid; the other
-    # starts are thin context lines on a grid half as fine, which keeps 60 frames of 2 x 8 curves
-    # near 1 MB of JSON
+    # starts are thin context lines on a grid half as fine, all in ONE trace separated by gaps
+    # (NaN): plotly's cost, in Python and in the browser, grows with the number of traces
     x_other = np.linspace(lo, hi, max(2, (n_points + 1) // 2))
-    dens, pen = [], []
+    dens, others, pen = [], [], []
     for run in runs:
         log_q = log_densities(run, steps, x)  # (F, S, n)
-        other = np.exp(log_densities(run, steps, x_other))  # (F, S, n // 2)
-        dens.append([[np.exp(log_q[f, 0])] + list(other[f, 1:]) for f in range(len(steps))])
+        dens.append(np.exp(log_q[:, 0]))  # (F, n): start 0
+        others.append(gapped(np.exp(log_densities(run, steps, x_other)[:, 1:])))  # (F, (S-1)(n//2 + 1) - 1)
         pen.append(integrand(run.objective, log_p, log_q[:, 0], **run.params))  # (F, n): start 0's integrand
-    # dens[run][frame][start]: (n,) for start 0, (n // 2,) for the others
     # the loss of start i at frame f (a shorter run holds its last value)
     frame_loss = [run.trajectory.loss[np.minimum(steps, run.trajectory.steps)] for run in runs]  # (F, S)
 
@@ -158,9 +181,7 @@ def animation_1d(
     def axis(kind: str, row: int, col: int, **settings) -> None:
         layout.setdefault(axes[row, col][0 if kind == "x" else 1], {}).update(settings)
 
-    y_top = density_cap(
-        float(p.max()), max(float(d.max()) for per_run in dens for per_frame in per_run for d in per_frame)
-    )
+    y_top = density_cap(float(p.max()), max(float(np.nanmax(d)) for d in (*dens, *others) if d.size))
     last = len(steps) - 1
     animated: list[int] = []  # indices of the traces each frame updates, in frame data order
 
@@ -176,19 +197,35 @@ def animation_1d(
         col, color, group = c + 1, run.color, f"run{c}"
         traj = run.trajectory
         add(teacher_area(x, p, showlegend=c == 0).to_plotly_json(), 1, col, moves=False)
-        for i in range(traj.inits):
-            first = i == 0
+        add(
+            dict(
+                x=compact(x),
+                y=compact(dens[c][last]),
+                mode="lines",
+                name=run.display_label,
+                legendgroup=group,
+                showlegend=True,
+                line=dict(color=color, width=3),
+                hovertemplate="start 0<br>x=%{x:.2f}<br>density=%{y:.3f}<extra></extra>",
+                meta={"role": "student", "run": c, "start": 0},
+            ),
+            1,
+            col,
+            moves=True,
+        )
+        if traj.inits > 1:
             add(
                 dict(
-                    x=compact(x if first else x_other),
-                    y=compact(dens[c][last][i]),
+                    x=compact(gapped(np.broadcast_to(x_other, (traj.inits - 1, x_other.size)))),
+                    y=compact(others[c][last]),
+                    customdata=start_labels(traj.inits, x_other.size),
                     mode="lines",
-                    name=run.display_label if first else f"{run.display_label}, start {i}",
+                    name=f"{run.display_label}, other starts",
                     legendgroup=group,
-                    showlegend=first,
-                    line=dict(color=color if first else rgba(color, 0.45), width=3 if first else 1.2),
-                    hovertemplate=f"start {i}<br>x=%{{x:.2f}}<br>density=%{{y:.3f}}<extra></extra>",
-                    meta={"role": "student", "run": c, "start": i},
+                    showlegend=False,
+                    line=dict(color=rgba(color, 0.45), width=1.2),
+                    hovertemplate="start %{customdata}<br>x=%{x:.2f}<br>density=%{y:.3f}<extra></extra>",
+                    meta={"role": "student", "run": c, "starts": list(range(1, traj.inits))},
                 ),
                 1,
                 col,
@@ -213,19 +250,35 @@ def animation_1d(
             moves=True,
         )
         step_axis = np.arange(traj.steps + 1)
-        for i in range(traj.inits):
-            first = i == 0
+        add(
+            dict(
+                x=compact(step_axis),
+                y=compact(traj.loss[:, 0]),
+                mode="lines",
+                name=f"{run.display_label}, start 0",
+                legendgroup=group,
+                showlegend=False,
+                line=dict(color=color, width=2),
+                hovertemplate="start 0<br>step %{x}<br>loss=%{y:.4f} nats<extra></extra>",
+                meta={"role": "loss", "run": c, "start": 0},
+            ),
+            3,
+            col,
+            moves=False,
+        )
+        if traj.inits > 1:
             add(
                 dict(
-                    x=compact(step_axis),
-                    y=compact(traj.loss[:, i]),
+                    x=compact(gapped(np.broadcast_to(step_axis, (traj.inits - 1, step_axis.size)))),
+                    y=compact(gapped(traj.loss[:, 1:].T)),
+                    customdata=start_labels(traj.inits, step_axis.size),
                     mode="lines",
-                    name=f"{run.display_label}, start {i}",
+                    name=f"{run.display_label}, other starts",
                     legendgroup=group,
                     showlegend=False,
-                    line=dict(color=color if first else rgba(color, 0.45), width=2 if first else 1),
-                    hovertemplate=f"start {i}<br>step %{{x}}<br>loss=%{{y:.4f}} nats<extra></extra>",
-                    meta={"role": "loss", "run": c, "start": i},
+                    line=dict(color=rgba(color, 0.45), width=1),
+                    hovertemplate="start %{customdata}<br>step %{x}<br>loss=%{y:.4f} nats<extra></extra>",
+                    meta={"role": "loss", "run": c, "starts": list(range(1, traj.inits))},
                 ),
                 3,
                 col,
@@ -264,7 +317,9 @@ def animation_1d(
     for f, step in enumerate(steps):
         data = []
         for c, run in enumerate(runs):
-            data += [{"type": "scatter", "y": compact(d)} for d in dens[c][f]]
+            data.append({"type": "scatter", "y": compact(dens[c][f])})
+            if run.trajectory.inits > 1:
+                data.append({"type": "scatter", "y": compact(others[c][f])})
             data.append({"type": "scatter", "y": compact(pen[c][f])})
             at = min(int(step), run.trajectory.steps)
             data.append(

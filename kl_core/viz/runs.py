@@ -11,7 +11,7 @@ from kl_core.distributions import Distribution
 from kl_core.fitting import Trajectory
 from kl_core.viz.colors import color_for, label_for
 
-__all__ = ["Run", "frame_steps", "log_densities", "check_runs", "students_at"]
+__all__ = ["Run", "frame_steps", "log_densities", "check_runs", "students_at", "component_moments"]
 
 
 @dataclass(frozen=True)
@@ -96,3 +96,20 @@ def log_densities(run: Run, steps: np.ndarray, x: np.ndarray) -> np.ndarray:
     F, S, P = theta.shape
     log_q, _ = traj.family.log_prob(theta.reshape(F * S, P), np.asarray(x, float))
     return log_q.reshape(F, S, -1)
+
+
+def component_moments(run: Run, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(means, stds)``, each (F, S, K): the components of start i's 1-D student at ``steps[f]``.
+
+    Vectorised over frames and starts for the 1-D Gaussian(-mixture) family; any other 1-D family
+    unpacks each student (slower, same result).
+    """
+    traj = run.trajectory
+    at = np.minimum(np.asarray(steps, int), traj.steps)
+    if traj.family.kind == "gaussian_1d":
+        _, mu, log_std = traj.family.split(traj.params[at])
+        return mu, np.exp(log_std)
+    comps = [[traj.student(int(t), i).components() for i in range(traj.inits)] for t in at]
+    mu = np.array([[c[1][:, 0] for c in per_frame] for per_frame in comps])
+    sd = np.array([[np.sqrt(c[2][:, 0, 0]) for c in per_frame] for per_frame in comps])
+    return mu, sd
