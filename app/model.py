@@ -30,8 +30,8 @@ __all__ = [
     "sweep_fits",
     "capacity_fits",
     "lab_2d_runs",
-    "lab_1d",
-    "lab_2d",
+    "summaries_1d",
+    "summaries_2d",
 ]
 
 TeacherSpec = tuple[tuple[float, float, float], ...]  # (weight, mean, std) per mode
@@ -170,15 +170,17 @@ def lab_2d_runs(
 Summaries = list[list[kc.StudentSummary | None]]
 
 
-def lab_1d(*args: Any) -> tuple[list[Run], Summaries]:
-    """:func:`lab_1d_runs` and every final student's summary (the page's table and captions)."""
-    runs = lab_1d_runs(*args)
+def summaries_1d(args: tuple, _runs: Sequence[Run]) -> Summaries:
+    """Every final student's summary (the page's table and captions); ``_runs`` is ``lab_1d_runs(*args)``.
+
+    Separate from :func:`lab_1d_runs`, so that a page can send its figure before computing them.
+    Cached on ``args`` alone: the leading underscore tells ``st.cache_data`` not to hash ``_runs``.
+    """
     teacher = teacher_from_spec(args[0])
-    return runs, [run_summaries(teacher, run) for run in runs]
+    return [run_summaries(teacher, run) for run in _runs]
 
 
-def lab_2d(*args: Any) -> tuple[list[Run], Summaries]:
-    """:func:`lab_2d_runs` and every final student's summary."""
-    runs = lab_2d_runs(*args)
+def summaries_2d(args: tuple, _runs: Sequence[Run]) -> Summaries:
+    """:func:`summaries_1d` for the 2-D lab: ``_runs`` is ``lab_2d_runs(*args)``, cached on ``args``."""
     teacher = kc.PRESETS[args[0]].teacher
-    return runs, [run_summaries(teacher, run) for run in runs]
+    return [run_summaries(teacher, run) for run in _runs]

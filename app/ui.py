@@ -34,7 +34,10 @@ _STATE, _HIDDEN, _EMBED = "_kl_state", "_kl_hidden", "_kl_embed"
 # cached, plain-valued kl_core calls (the results are immutable and picklable)
 cached = {
     name: st.cache_data(max_entries=32, show_spinner=False)(getattr(model, name))
-    for name in ("lab_1d", "lab_1d_runs", "landscape_pair", "sweep_fits", "capacity_fits", "lab_2d")
+    for name in (
+        *("lab_1d_runs", "summaries_1d", "lab_2d_runs", "summaries_2d"),
+        *("landscape_pair", "sweep_fits", "capacity_fits"),
+    )
 }
 
 

@@ -26,13 +26,16 @@ ui.control("speed")
 try:
     spec = model.teacher_spec(state)
     teacher = model.teacher_from_spec(spec)
+    args = model.lab_1d_args(state, kinds)
     with st.spinner("Training…"):
-        runs, summaries = ui.cached["lab_1d"](*model.lab_1d_args(state, kinds))
+        runs = ui.cached["lab_1d_runs"](*args)
 except ValueError as err:
     ui.error(err)
 
+# the figure goes out first: the browser draws it while the summaries below are computed
 fig = animation_1d(teacher, runs, n_frames=40, frame_ms=state["speed"])
 st.plotly_chart(fig, key="lab_1d_chart", width="stretch")
+summaries = ui.cached["summaries_1d"](args, runs)
 
 st.subheader("Where the students ended")
 for run, summary in zip(runs, summaries):

@@ -22,16 +22,16 @@ ui.control("seed", "number")
 ui.control("speed")
 
 try:
+    args = (preset, model.objective_specs(kinds, state), state["steps2d"], state["inits2d"], state["lr"], state["seed"])
     with st.spinner("Training…"):
-        runs, summaries = ui.cached["lab_2d"](
-            preset, model.objective_specs(kinds, state), state["steps2d"], state["inits2d"], state["lr"], state["seed"]
-        )
+        runs = ui.cached["lab_2d_runs"](*args)
 except ValueError as err:
     ui.error(err)
 
 teacher = PRESETS[preset].teacher
 fig = animation_2d(teacher, runs, frame_ms=state["speed"])
-st.plotly_chart(fig, key="lab_2d_chart", width="stretch")
+st.plotly_chart(fig, key="lab_2d_chart", width="stretch")  # drawn while the summaries are computed
+summaries = ui.cached["summaries_2d"](args, runs)
 for run, summary in zip(runs, summaries):
     st.markdown(f"- {caption(teacher, run, summaries=summary)}")
 for run, summary in zip(runs, summaries):
