@@ -560,6 +560,29 @@ def test_loss_figure(runs):
 # ----------------------------------------------------------------------------------------------
 
 
+def test_style_layout_equals_style_on_a_figure():
+    """The dict version (for figures assembled without validation) gives plotly's own result."""
+    from plotly.subplots import make_subplots
+
+    from kl_core.viz.theme import style, style_layout
+
+    grid = make_subplots(rows=2, cols=2, subplot_titles=["a", "b", "c", "d"])
+    grid.update_layout(legend={"title": {"text": "kept"}}, margin={"pad": 3})
+    expected = style(go.Figure(grid), height=500, bottom=90).layout.to_plotly_json()
+    got = style_layout(grid.layout.to_plotly_json(), height=500, bottom=90)
+    assert json.loads(json.dumps(got)) == json.loads(go.Layout(got).to_json()) == json.loads(json.dumps(expected))
+
+
+def test_typed_array_is_plotlys_own_float32_encoding():
+    from kl_core.viz.theme import compact, typed_array
+
+    values = np.array([0.0, -1.5, np.nan, 3e40, 1e-3])  # a gap and a value beyond float32
+    spec = typed_array(values)
+    assert spec == go.Figure(go.Scatter(y=compact(values))).to_dict()["data"][0]["y"]
+    np.testing.assert_array_equal(decode(spec), compact(values))
+
+
+
 def _colors_in(obj) -> list[str]:
     found = []
     if isinstance(obj, dict):

@@ -9,6 +9,8 @@ start's loss curve with a marker that follows the animation.
 
 from __future__ import annotations
 
+import copy
+import functools
 import math
 from collections.abc import Sequence
 
@@ -23,7 +25,7 @@ from kl_core.viz.colors import rgba
 from kl_core.viz.densities import check_1d, density_cap, teacher_area, x_range_1d
 from kl_core.viz.losses import loss_axis
 from kl_core.viz.runs import Run, check_runs, component_moments, frame_steps, log_densities
-from kl_core.viz.theme import compact, style
+from kl_core.viz.theme import compact, style_layout, typed_array
 
 __all__ = ["animation_1d", "penalty_range", "INTEGRAND_FORMULAS"]
 
@@ -74,6 +76,30 @@ def gapped(curves: np.ndarray) -> np.ndarray:
 def start_labels(inits: int, n: int) -> np.ndarray:
     """The start index of each point of a :func:`gapped` trace of starts 1..inits-1 (hover text)."""
     return compact(np.repeat(np.arange(1, inits), n + 1)[:-1])
+
+
+@functools.lru_cache(maxsize=16)
+def _grid_layout(cols: int, titles: tuple[str, ...]) -> tuple[dict, dict]:
+    grid = make_subplots(
+        rows=3,
+        cols=cols,
+        row_heights=[0.45, 0.3, 0.25],
+        vertical_spacing=0.13,
+        horizontal_spacing=0.06 if cols > 1 else 0.0,
+        subplot_titles=titles,
+    )
+    axes = {
+        (row, col): (grid.get_subplot(row, col).xaxis.plotly_name, grid.get_subplot(row, col).yaxis.plotly_name)
+        for row in range(1, 4)
+        for col in range(1, cols + 1)
+    }
+    return grid.layout.to_plotly_json(), axes
+
+
+def _grid(cols: int, titles: tuple[str, ...]) -> tuple[dict, dict]:
+    """The 3-row subplot layout (a fresh copy: make_subplots costs ~40 ms) and the axis names per (row, col)."""
+    layout, axes = _grid_layout(cols, titles)
+    return copy.deepcopy(layout), axes
 
 
 def animation_1d(
@@ -162,20 +188,7 @@ def animation_1d(
     titles += ["loss per start"] + [""] * (cols - 1)
     # plotly objects cost ~10 ms per trace to build and validate; this figure has hundreds of
     # curves, so its traces, axes and frames are plain dicts, assembled once without validation
-    grid = make_subplots(
-        rows=3,
-        cols=cols,
-        row_heights=[0.45, 0.3, 0.25],
-        vertical_spacing=0.13,
-        horizontal_spacing=0.06 if cols > 1 else 0.0,
-        subplot_titles=titles,
-    )
-    layout = grid.layout.to_plotly_json()
-    axes = {
-        (row, col): (grid.get_subplot(row, col).xaxis.plotly_name, grid.get_subplot(row, col).yaxis.plotly_name)
-        for row in range(1, 4)
-        for col in range(1, cols + 1)
-    }
+    layout, axes = _grid(cols, tuple(titles))
     traces: list[dict] = []
 
     def axis(kind: str, row: int, col: int, **settings) -> None:
@@ -313,17 +326,21 @@ def animation_1d(
     axis("y", 2, 1, title={"text": "pointwise integrand (nats per unit x)"})
     axis("y", 3, 1, title={"text": "loss (nats)"})
 
-    frames = []
+    frames = []  # their arrays as typed-array specs: plotly then neither converts nor validates them
     for f, step in enumerate(steps):
         data = []
         for c, run in enumerate(runs):
-            data.append({"type": "scatter", "y": compact(dens[c][f])})
+            data.append({"type": "scatter", "y": typed_array(dens[c][f])})
             if run.trajectory.inits > 1:
-                data.append({"type": "scatter", "y": compact(others[c][f])})
-            data.append({"type": "scatter", "y": compact(pen[c][f])})
+                data.append({"type": "scatter", "y": typed_array(others[c][f])})
+            data.append({"type": "scatter", "y": typed_array(pen[c][f])})
             at = min(int(step), run.trajectory.steps)
             data.append(
-                {"type": "scatter", "x": compact(np.full(run.trajectory.inits, at)), "y": compact(frame_loss[c][f])}
+                {
+                    "type": "scatter",
+                    "x": typed_array(np.full(run.trajectory.inits, at)),
+                    "y": typed_array(frame_loss[c][f]),
+                }
             )
         frames.append({"data": data, "traces": animated, "name": str(int(step))})
     # fixed margins: with automargin plotly measures every tick label and legend item in the page
@@ -332,8 +349,7 @@ def animation_1d(
     for key in layout:
         if key.startswith(("xaxis", "yaxis")):
             layout[key]["automargin"] = False
-    fig = go.Figure({"data": traces, "layout": layout, "frames": frames}, _validate=False)
-
     names = [str(int(s)) for s in steps]
-    fig.update_layout(**animation_controls(names, names, prefix="step ", frame_ms=frame_ms))
-    return style(fig, height=820, bottom=CONTROLS_MARGIN)
+    layout.update(animation_controls(names, names, prefix="step ", frame_ms=frame_ms))
+    style_layout(layout, height=820, bottom=CONTROLS_MARGIN)
+    return go.Figure({"data": traces, "layout": layout, "frames": frames}, _validate=False)
