@@ -82,7 +82,7 @@ def test_still_is_the_displayed_state_without_controls(fig):
     first = export.still_figure(fig, "0")
     assert any(not np.array_equal(a, b) for a, b in zip(animated_ys(first, fig), animated_ys(last, fig)))
     for i, trace in zip(fig.frames[0].traces, fig.frames[0].data):
-        np.testing.assert_array_equal(decode(first["data"][i]["y"]), trace.y)
+        np.testing.assert_array_equal(decode(first["data"][i]["y"]), decode(trace.y))
     assert first["data"][0]["type"] == base["data"][0]["type"]  # untouched properties are kept
     with pytest.raises(ValueError, match="frame must be an index"):
         export.still_figure(fig, 5)
@@ -92,7 +92,7 @@ def test_frame_figures_spread_evenly_with_both_ends(fig):
     stills = export.frame_figures(fig, max_frames=3)
     assert len(stills) == 3 and len(export.frame_figures(fig)) == FRAMES
     for still, frame in zip(stills, [fig.frames[0], fig.frames[2], fig.frames[4]]):
-        np.testing.assert_array_equal(decode(still["data"][frame.traces[0]]["y"]), frame.data[0].y)
+        np.testing.assert_array_equal(decode(still["data"][frame.traces[0]]["y"]), decode(frame.data[0].y))
     with pytest.raises(ValueError, match="max_frames must be an integer >= 2"):
         export.frame_figures(fig, max_frames=1)
 
