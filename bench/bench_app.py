@@ -12,6 +12,10 @@ direction alternates and the value stays near its default, yet each move lands o
 before in this run, so no move is a cache hit of an earlier one (for this slider, step 0.1 and page
 2.0, that holds for the first 40 moves; a revisited value is flagged). Needs Debian's chromium at
 /usr/bin/chromium and ``pip install playwright`` (never ``playwright install``).
+
+This shared 2-core machine runs some stretches up to twice as slow as others. To tell such a
+stretch from a slower app, the bench also times a fixed reference computation, the page's default
+fits (``app.model.lab_1d_runs`` on the default state), in its own process before and after the moves.
 """
 
 from __future__ import annotations
@@ -114,6 +118,22 @@ def measure(base_url: str, moves: int) -> tuple[float, list[Move]]:
             browser.close()
 
 
+def reference_seconds(repeats: int = 3) -> float:
+    """The fastest of ``repeats`` runs of the default page's fits in this process (the machine's speed now)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from app import model
+    from app import state as schema
+
+    state, _ = schema.parse({})
+    args = model.lab_1d_args(state, state["objectives"])
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        model.lab_1d_runs(*args)
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--moves", type=int, default=12, help="slider moves to time (at least 1; default 12)")
@@ -121,6 +141,7 @@ def main() -> None:
     if args.moves < 1:
         parser.error("--moves must be at least 1")
 
+    reference_before = reference_seconds()
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="bench_app_") as tmp:
         log_path = Path(tmp) / "streamlit.log"
@@ -132,6 +153,7 @@ def main() -> None:
             raise
         finally:
             stop_server(server)
+    reference_after = reference_seconds()
 
     print(f"first chart after goto (cold server): {first_chart_s:.2f} s")
     for i, move in enumerate(results, start=1):
@@ -146,7 +168,14 @@ def main() -> None:
     scripts = [move.script_seconds for move in results if move.script_seconds is not None]
     if scripts:
         print(f"  of which the script ran (median): {statistics.median(scripts):.3f} s")
-    print(f"| {what} | {len(times)} moves | {median:.3f} s | {low:.3f} s | {high:.3f} s |")
+    print(
+        f"reference (the default fits, in this process): {reference_before:.3f} s before the moves, "
+        f"{reference_after:.3f} s after"
+    )
+    print(
+        f"| {what} | {len(times)} moves | {median:.3f} s | {low:.3f} s | {high:.3f} s "
+        f"| {reference_before:.2f} / {reference_after:.2f} s |"
+    )
 
 
 if __name__ == "__main__":
