@@ -258,14 +258,28 @@ class GaussianMixtureND(Family):
             return Gaussian(mean=mu[0], cov=cov[0])
         return GaussianMixture(np.exp(logw), mu, covs=cov)
 
+    # The grid has thousands of points and d is 2 or 3: the densities are computed one coordinate
+    # at a time on contiguous (S, K, G) arrays. Batched matmuls with a 2 x 2 inner product, or
+    # sums over a last axis of length 2, cost several times more on arrays of this shape.
+
     def log_prob(self, theta: np.ndarray, x: np.ndarray):
-        """theta (S, P), x (G, d) or (S, G, d) -> log q (S, G) and cached terms."""
+        """theta (S, P), x (G, d) or (S, G, d) -> log q (S, G) and cached terms.
+
+        The cached ``z`` is L^{-1} (x - mu) stored coordinate first, (d, S, K, G).
+        """
         logw, mu, logdiag, L = self.split(theta)
-        Linv = np.linalg.inv(L)  # (S, K, d, d)
-        xs = x[None, None] if x.ndim == 2 else x[:, None]
-        diff = xs - mu[:, :, None, :]  # (S, K, G, d)
-        z = diff @ np.swapaxes(Linv, -1, -2)  # L^{-1} (x - mu), batched matmul
-        lc = -0.5 * (z * z).sum(-1) - (logdiag.sum(-1) + 0.5 * self.d * _LOG_2PI - logw)[..., None]
+        Linv = np.linalg.inv(L)  # (S, K, d, d), lower triangular
+        coords = [x[..., j] for j in range(self.d)]  # (G,) or (S, G) each
+        diff = [
+            (c[None, None, :] if c.ndim == 1 else c[:, None, :]) - mu[:, :, j, None] for j, c in enumerate(coords)
+        ]  # (S, K, G) each
+        z = np.empty((self.d,) + diff[0].shape)
+        for i in range(self.d):
+            z[i] = Linv[:, :, i, 0, None] * diff[0]
+            for j in range(1, i + 1):
+                z[i] += Linv[:, :, i, j, None] * diff[j]
+        lc = -0.5 * (z * z).sum(0)  # (S, K, G)
+        lc -= (logdiag.sum(-1) + 0.5 * self.d * _LOG_2PI - logw)[..., None]
         if self.K == 1:
             return lc[:, 0], (z, None, Linv, L, logw)
         lq = logsumexp(lc, axis=1)
@@ -279,15 +293,29 @@ class GaussianMixtureND(Family):
         parts += [d_mu.reshape(S, -1), d_logdiag.reshape(S, -1), d_off.reshape(S, -1)]
         return np.concatenate(parts, axis=-1)
 
+    def _precision_z(self, z: np.ndarray, Linv: np.ndarray) -> np.ndarray:
+        """L^{-T} z = Sigma^{-1} (x - mu), coordinate first (d, S, K, G)."""
+        y = np.empty_like(z)
+        for j in range(self.d):
+            y[j] = Linv[:, :, j, j, None] * z[j]
+            for i in range(j + 1, self.d):
+                y[j] += Linv[:, :, i, j, None] * z[i]
+        return y
+
     def log_prob_vjp(self, theta: np.ndarray, aux, c: np.ndarray) -> np.ndarray:
         z, r, Linv, L, logw = aux
-        c = np.broadcast_to(c, z.shape[:1] + z.shape[2:3])  # (S, G)
+        c = np.broadcast_to(c, z.shape[1:2] + z.shape[3:4])  # (S, G)
         a = c[:, None, :] if r is None else c[:, None, :] * r  # (S, K, G)
-        y = z @ Linv  # L^{-T} z = Sigma^{-1} (x - mu), (S, K, G, d)
-        d_mu = (a[..., None, :] @ y)[..., 0, :]  # (S, K, d)
+        y = self._precision_z(z, Linv)
+        d_mu = np.stack([(a * y[j]).sum(-1) for j in range(self.d)], axis=-1)  # (S, K, d)
         A = a.sum(-1)
         # d log N / dL = L^{-T} (z z^T - I), weighted by a and summed over the grid
-        M = np.swapaxes(z * a[..., None], -1, -2) @ z - A[..., None, None] * np.eye(self.d)
+        az = [a * z[i] for i in range(self.d)]
+        M = np.empty(A.shape + (self.d, self.d))
+        for i in range(self.d):
+            for j in range(i + 1):
+                M[..., i, j] = M[..., j, i] = (az[i] * z[j]).sum(-1)
+        M -= A[..., None, None] * np.eye(self.d)
         dL = np.swapaxes(Linv, -1, -2) @ M
         d_logit = A - np.exp(logw) * c.sum(-1, keepdims=True)
         return self._assemble(d_logit, d_mu, np.tril(dL), L)
@@ -306,14 +334,14 @@ class GaussianMixtureND(Family):
 
     def grad_x(self, theta: np.ndarray, aux) -> np.ndarray:
         z, r, Linv, _, _ = aux
-        g = -(z @ Linv)
+        g = -np.moveaxis(self._precision_z(z, Linv), 0, -1)  # (S, K, G, d)
         return g[:, 0] if r is None else (r[..., None] * g).sum(1)
 
     def path_vjp(self, theta: np.ndarray, x: np.ndarray, aux, cot: np.ndarray) -> np.ndarray:
         if self.K != 1:
             raise ValueError("gradient='pathwise' needs a single-Gaussian N-D student; use gradient='score'")
         z, _, _, L, logw = aux
-        eps = z[:, 0]  # x = mu + L eps  =>  eps = L^{-1} (x - mu) = z
+        eps = np.moveaxis(z[:, :, 0], 0, -1)  # x = mu + L eps  =>  eps = L^{-1} (x - mu) = z, (S, n, d)
         d_mu = cot.sum(1)[:, None, :]
         dL = np.tril(np.einsum("sni,snj->sij", cot, eps))[:, None]
         return self._assemble(None, d_mu, dL, L)
