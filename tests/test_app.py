@@ -1,13 +1,12 @@
 """The Streamlit app, headless (AppTest): every page, every preset, random widget combinations."""
 
-import base64
-import json
 import math
 import random
 from pathlib import Path
 
 import numpy as np
 import pytest
+from spec_tools import assert_clean, decode, figures, traces
 from streamlit.testing.v1 import AppTest
 
 from app import state as schema
@@ -27,36 +26,12 @@ def app(query: dict | None = None, page: str | None = None) -> AppTest:
     return at
 
 
-def figures(at: AppTest) -> list[dict]:
-    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
-
-
-def decode(arr) -> np.ndarray:
-    """Plotly arrays arrive as base64 typed arrays in the spec."""
-    if isinstance(arr, dict) and "bdata" in arr:
-        return np.frombuffer(base64.b64decode(arr["bdata"]), arr["dtype"]).astype(float)
-    return np.asarray(arr, dtype=float)
-
-
-def assert_clean(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-
-
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_renders_with_defaults(page):
     at = app(page=None if page == PAGES[0] else page)
     assert_clean(at)
     if page != "views/theory.py":
         assert figures(at), "a chart is drawn"
-
-
-def traces(fig: dict, role: str, **match) -> list[dict]:
-    return [
-        t
-        for t in fig["data"]
-        if (t.get("meta") or {}).get("role") == role and all(t["meta"].get(k) == v for k, v in match.items())
-    ]
 
 
 def student_moments(fig: dict, run: int, start: int = 0) -> tuple[float, float]:

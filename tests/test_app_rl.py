@@ -4,8 +4,6 @@ Oracles: kl_core.divergence for the starting KL, brute-force normalisation for p
 sqrt(e^{mu^2} - 1 - mu^2) for k3's std.
 """
 
-import base64
-import json
 import math
 import random
 import sys
@@ -13,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from spec_tools import assert_clean, decode, figures, traces
 from streamlit.testing.v1 import AppTest
 
 import kl_core as kc
@@ -20,6 +19,7 @@ import kl_core.rl as rl
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the page imports `app.*`, as app/main.py arranges in a real run
+
 from app import state as schema  # noqa: E402
 
 PAGE = str(ROOT / "app" / "views" / "rl.py")
@@ -31,30 +31,6 @@ def page(query: dict | None = None) -> AppTest:
     for k, v in (query or {}).items():
         at.query_params[k] = v
     return at.run()
-
-
-def figures(at: AppTest) -> list[dict]:
-    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
-
-
-def decode(arr) -> np.ndarray:
-    """Plotly arrays arrive as base64 typed arrays in the spec."""
-    if isinstance(arr, dict) and "bdata" in arr:
-        return np.frombuffer(base64.b64decode(arr["bdata"]), arr["dtype"]).astype(float)
-    return np.asarray(arr, dtype=float)
-
-
-def traces(fig: dict, role: str, **match) -> list[dict]:
-    return [
-        t
-        for t in fig["data"]
-        if (t.get("meta") or {}).get("role") == role and all(t["meta"].get(k) == v for k, v in match.items())
-    ]
-
-
-def assert_clean(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
 
 
 def test_defaults_render_the_gradient_part_with_its_numbers():

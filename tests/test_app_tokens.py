@@ -4,8 +4,6 @@ Oracles: the forward-KL student of a factorised family is the product of the tea
 (numpy sums); decoded next-token distributions by softmax / top-k written out here.
 """
 
-import base64
-import json
 import random
 import sys
 from pathlib import Path
@@ -13,12 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from scipy.special import softmax
+from spec_tools import assert_clean, decode, figures, traces
 from streamlit.testing.v1 import AppTest
 
 from kl_core import PRESETS
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the page imports `app.*`, as app/main.py arranges in a real run
+
 from app import state as schema  # noqa: E402
 
 PAGE = str(ROOT / "app" / "views" / "tokens.py")
@@ -50,35 +50,12 @@ def page(query: dict | None = None) -> AppTest:
     return remember_components(at.run())
 
 
-def figures(at: AppTest) -> list[dict]:
-    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
-
-
-def decode(arr) -> np.ndarray:
-    if isinstance(arr, dict) and "bdata" in arr:
-        return np.frombuffer(base64.b64decode(arr["bdata"]), arr["dtype"]).astype(float)
-    return np.asarray(arr, dtype=float)
-
-
 def grid(z) -> np.ndarray:
     """A heatmap's z: a list of rows, each a list or a base64 array."""
     if isinstance(z, dict) and "bdata" in z:
         flat = decode(z)
         return flat.reshape([int(n) for n in str(z["shape"]).split(",")]) if "shape" in z else flat
     return np.array([decode(row) for row in z])
-
-
-def traces(fig: dict, role: str, **match) -> list[dict]:
-    return [
-        t
-        for t in fig["data"]
-        if (t.get("meta") or {}).get("role") == role and all(t["meta"].get(k) == v for k, v in match.items())
-    ]
-
-
-def assert_clean(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
 
 
 def product_of_marginals(p: np.ndarray) -> np.ndarray:

@@ -3,7 +3,6 @@
 One kaleido browser serves the whole module (``render_session``), so the images cost ~0.3 s each.
 """
 
-import base64
 import io
 import json
 import re
@@ -11,6 +10,7 @@ import re
 import imageio.v3 as iio
 import numpy as np
 import pytest
+from spec_tools import decode
 
 from kl_core.cli import main
 from kl_core.scenario import Scenario, scenario_figure
@@ -30,13 +30,6 @@ def fig():
 def kaleido_browser():
     with export.render_session():
         yield
-
-
-def decode(arr) -> np.ndarray:
-    """Plotly's typed arrays (``{"dtype", "bdata"}``) or plain lists, as numbers."""
-    if isinstance(arr, dict):
-        return np.frombuffer(base64.b64decode(arr["bdata"]), arr["dtype"]).astype(float)
-    return np.asarray(arr, dtype=float)
 
 
 def animated_ys(still: dict, fig) -> list[np.ndarray]:

@@ -5,12 +5,12 @@ matching, product of marginals, the KL-regularised RL optimum), a fresh ``kc.fit
 settings, or the loss landscape's minima.
 """
 
-import base64
 import math
 import re
 
 import numpy as np
 import pytest
+from spec_tools import decode
 
 import kl_core as kc
 from kl_core.cli import main
@@ -19,13 +19,6 @@ from kl_core.site import PLOTLY_JS, build_site, markdown_to_html, page_name
 from kl_core.viz.lesson import first_frame
 
 BY_KEY = {s.key: s for s in STEPS}
-
-
-def decode(arr) -> np.ndarray:
-    """Arrays of a figure rebuilt from a dict are plotly's base64 typed arrays."""
-    if isinstance(arr, dict) and "bdata" in arr:
-        return np.frombuffer(base64.b64decode(arr["bdata"]), arr["dtype"]).astype(float)
-    return np.asarray(arr, dtype=float)
 
 
 def test_six_to_eight_steps_with_unique_keys_and_valid_answers():

@@ -17,14 +17,7 @@ import kl_core as kc
 from kl_core import lm
 from kl_core.lm.languages import Language, Mode, Prompt, fixed
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # tiny tensors: intra-op threads only add overhead on the shared 2-core CI machine
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")  # tests/conftest.py
 
 
 def tiny_language() -> Language:

@@ -24,14 +24,7 @@ from kl_core.lm.neural import (
     train_neural_teacher,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: one torch thread is several times faster on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")  # tests/conftest.py
 
 
 def all_answers(language: lm.Language) -> tuple[torch.Tensor, torch.Tensor]:

@@ -5,7 +5,6 @@ enumeration of a student's answers for its mode histogram, a rerun of the shippe
 evaluation (same seed), and the asset JSON itself for what the page shows.
 """
 
-import base64
 import json
 import random
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from spec_tools import assert_clean, decode
 from streamlit.testing.v1 import AppTest
 
 from kl_core import lm
@@ -23,6 +23,7 @@ from kl_core.viz.lm import METHOD_COLORS, PANELS, metrics_figure, modes_figure, 
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the page imports `app.*`, as app/main.py arranges in a real run
+
 from app import state as schema  # noqa: E402
 
 PAGE = str(ROOT / "app" / "views" / "lm.py")
@@ -31,19 +32,7 @@ DEFAULT = SHIPPED[Settings().key()]
 LM_FIELDS = [f for f in schema.FIELDS.values() if f.name.startswith("lm_")]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: one torch thread is several times faster on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def decode(arr) -> np.ndarray:
-    if isinstance(arr, dict) and "bdata" in arr:
-        return np.frombuffer(base64.b64decode(arr["bdata"]), arr["dtype"]).astype(float)
-    return np.asarray(arr, dtype=float)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")  # tests/conftest.py
 
 
 def page(query: dict | None = None) -> AppTest:
@@ -51,11 +40,6 @@ def page(query: dict | None = None) -> AppTest:
     for k, v in (query or {}).items():
         at.query_params[k] = v
     return at.run()
-
-
-def assert_clean(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
 
 
 # -- records and the shipped file ---------------------------------------------------------------------

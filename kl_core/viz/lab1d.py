@@ -206,44 +206,64 @@ def animation_1d(
             {"type": "scatter", **trace, "xaxis": x_name.replace("axis", ""), "yaxis": y_name.replace("axis", "")}
         )
 
+    def add_starts(c: int, row: int, role: str, first, rest, *, hover: str, widths, moves: bool, legend=False):
+        """Start 0 as a bold line, starts 1.. as ONE faint line broken by NaN gaps (``meta["starts"]``).
+
+        ``first`` is start 0's (x, y); ``rest`` is (x of one curve, the others' y already :func:`gapped`).
+        """
+        run, inits = runs[c], runs[c].trajectory.inits
+        label, color, group = run.display_label, run.color, f"run{c}"
+        add(
+            dict(
+                x=compact(first[0]),
+                y=compact(first[1]),
+                mode="lines",
+                name=label if legend else f"{label}, start 0",
+                legendgroup=group,
+                showlegend=legend,
+                line=dict(color=color, width=widths[0]),
+                hovertemplate=f"start 0<br>{hover}<extra></extra>",
+                meta={"role": role, "run": c, "start": 0},
+            ),
+            row,
+            c + 1,
+            moves,
+        )
+        if inits > 1:
+            x_rest = rest[0]
+            add(
+                dict(
+                    x=compact(gapped(np.broadcast_to(x_rest, (inits - 1, x_rest.size)))),
+                    y=compact(rest[1]),
+                    customdata=start_labels(inits, x_rest.size),
+                    mode="lines",
+                    name=f"{label}, other starts",
+                    legendgroup=group,
+                    showlegend=False,
+                    line=dict(color=rgba(color, 0.45), width=widths[1]),
+                    hovertemplate=f"start %{{customdata}}<br>{hover}<extra></extra>",
+                    meta={"role": role, "run": c, "starts": list(range(1, inits))},
+                ),
+                row,
+                c + 1,
+                moves,
+            )
+
     for c, run in enumerate(runs):
         col, color, group = c + 1, run.color, f"run{c}"
         traj = run.trajectory
         add(teacher_area(x, p, showlegend=c == 0).to_plotly_json(), 1, col, moves=False)
-        add(
-            dict(
-                x=compact(x),
-                y=compact(dens[c][last]),
-                mode="lines",
-                name=run.display_label,
-                legendgroup=group,
-                showlegend=True,
-                line=dict(color=color, width=3),
-                hovertemplate="start 0<br>x=%{x:.2f}<br>density=%{y:.3f}<extra></extra>",
-                meta={"role": "student", "run": c, "start": 0},
-            ),
+        add_starts(
+            c,
             1,
-            col,
+            "student",
+            (x, dens[c][last]),
+            (x_other, others[c][last]),
+            hover="x=%{x:.2f}<br>density=%{y:.3f}",
+            widths=(3, 1.2),
             moves=True,
+            legend=True,
         )
-        if traj.inits > 1:
-            add(
-                dict(
-                    x=compact(gapped(np.broadcast_to(x_other, (traj.inits - 1, x_other.size)))),
-                    y=compact(others[c][last]),
-                    customdata=start_labels(traj.inits, x_other.size),
-                    mode="lines",
-                    name=f"{run.display_label}, other starts",
-                    legendgroup=group,
-                    showlegend=False,
-                    line=dict(color=rgba(color, 0.45), width=1.2),
-                    hovertemplate="start %{customdata}<br>x=%{x:.2f}<br>density=%{y:.3f}<extra></extra>",
-                    meta={"role": "student", "run": c, "starts": list(range(1, traj.inits))},
-                ),
-                1,
-                col,
-                moves=True,
-            )
         add(
             dict(
                 x=compact(x),
@@ -263,40 +283,16 @@ def animation_1d(
             moves=True,
         )
         step_axis = np.arange(traj.steps + 1)
-        add(
-            dict(
-                x=compact(step_axis),
-                y=compact(traj.loss[:, 0]),
-                mode="lines",
-                name=f"{run.display_label}, start 0",
-                legendgroup=group,
-                showlegend=False,
-                line=dict(color=color, width=2),
-                hovertemplate="start 0<br>step %{x}<br>loss=%{y:.4f} nats<extra></extra>",
-                meta={"role": "loss", "run": c, "start": 0},
-            ),
+        add_starts(
+            c,
             3,
-            col,
+            "loss",
+            (step_axis, traj.loss[:, 0]),
+            (step_axis, gapped(traj.loss[:, 1:].T)),
+            hover="step %{x}<br>loss=%{y:.4f} nats",
+            widths=(2, 1),
             moves=False,
         )
-        if traj.inits > 1:
-            add(
-                dict(
-                    x=compact(gapped(np.broadcast_to(step_axis, (traj.inits - 1, step_axis.size)))),
-                    y=compact(gapped(traj.loss[:, 1:].T)),
-                    customdata=start_labels(traj.inits, step_axis.size),
-                    mode="lines",
-                    name=f"{run.display_label}, other starts",
-                    legendgroup=group,
-                    showlegend=False,
-                    line=dict(color=rgba(color, 0.45), width=1),
-                    hovertemplate="start %{customdata}<br>step %{x}<br>loss=%{y:.4f} nats<extra></extra>",
-                    meta={"role": "loss", "run": c, "starts": list(range(1, traj.inits))},
-                ),
-                3,
-                col,
-                moves=False,
-            )
         add(
             dict(
                 x=compact(np.full(traj.inits, min(int(steps[last]), traj.steps))),
