@@ -12,20 +12,43 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 from typing import Any
 
+from kl_core.cli_args import check_budget, choice, integer, number, seed, short
+
+# the language names, written out so that building the parser does not import torch (a test keeps them equal)
+LANGUAGE_NAMES = ("cities", "arithmetic", "stories")
+
 __all__ = ["add_commands"]
+
+
+# Limits of ``kl-lab distill`` (README, "Limits"); past them a flag is refused with one line.
+STEPS_MAX = 20_000
+BATCH_MAX = 4096
+CONTEXT_MAX = 64  # the synthetic languages' sequences are a few tokens long
+LAYERS_MAX = 16
+WIDTH_MAX = 1024  # n_embd; even (two heads)
+MAX_EVALUATIONS = 1000  # per method: --steps / --eval-every
+# the work: steps x methods x (1 + layers x width^2 x batch / 1.6e6): one unit is ~8 ms of one CPU core
+# (the default, 300 steps of 2 methods, is ~620 units; width 256 x 4 layers costs ~11.5 units a step)
+WORK_BUDGET = 20_000
+_UNIT = 1.6e6
 
 
 def _float_or_none(x: float) -> float | None:
     return None if math.isnan(x) else x
 
 
+def work_units(steps: int, methods: int, n_layer: int, n_embd: int, batch_size: int) -> float:
+    """The training's work in ~8 ms units (measured on one CPU core; a GPU is faster)."""
+    return steps * methods * (1.0 + n_layer * n_embd**2 * batch_size / _UNIT)
+
+
 def _cmd_distill(args: argparse.Namespace) -> str:
-    from kl_core.lm.distill import BATCH_SIZE, DEMO_METHODS, DEMO_STEPS, EVAL_EVERY, LR, compare, default_student
+    from kl_core.lm.distill import BATCH_SIZE, DEMO_METHODS, DEMO_STEPS, EVAL_EVERY, LR, default_student
     from kl_core.lm.languages import DEFAULT_LANGUAGE, get_language
     from kl_core.lm.methods import METHODS
-    from kl_core.lm.model import LMConfig
 
     # the parser leaves defaults to None so that building it does not import torch (every kl-lab command does)
     for name, value in (
@@ -38,32 +61,57 @@ def _cmd_distill(args: argparse.Namespace) -> str:
     ):
         if getattr(args, name) is None:
             setattr(args, name, value)
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError(f"--threads must be an integer >= 1, got {args.threads}")
-        import torch
-
-        # the models are tiny: on a busy CPU extra intra-op threads only contend (1 thread measured ~10x faster
-        # than 2 on 2 shared cores)
-        torch.set_num_threads(args.threads)
-    language = get_language(args.language)
+    if len(args.methods) > 400:
+        raise ValueError(f"--methods is {len(args.methods)} characters long; list at most {len(METHODS)} methods")
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not methods:
         raise ValueError("--methods is empty; give a comma-separated list, e.g. forward_kl,reverse_kl")
     for m in methods:
         if m not in METHODS:
-            raise ValueError(f"unknown method {m!r} in --methods; valid methods: {', '.join(METHODS)}")
+            raise ValueError(f"unknown method {short(m)} in --methods; valid methods: {', '.join(METHODS)}")
+    if len(set(methods)) < len(methods):
+        raise ValueError(f"--methods lists a method twice: {short(args.methods)}")
     params: dict[str, dict[str, Any]] = {}
+    for flag in ("beta", "alpha", "lam"):
+        if getattr(args, flag) is not None and not any(flag in METHODS[m].defaults for m in methods):
+            takers = ", ".join(m for m, v in METHODS.items() if flag in v.defaults)
+            raise ValueError(f"--{flag} is not a parameter of {', '.join(methods)}; the methods that take it: {takers}")
     for m in methods:
         given = {k: getattr(args, k) for k in ("beta", "alpha", "lam") if getattr(args, k) is not None}
         params[m] = {k: v for k, v in given.items() if k in METHODS[m].defaults}
+    if args.steps > args.eval_every * MAX_EVALUATIONS:
+        raise ValueError(
+            f"--eval-every {args.eval_every} asks for {args.steps // args.eval_every} evaluations per method; "
+            f"at most {MAX_EVALUATIONS}: use --eval-every >= {-(-args.steps // MAX_EVALUATIONS)}"
+        )
+    language = get_language(args.language)
     base = default_student(language.vocab_size)
+    n_embd = args.n_embd if args.n_embd is not None else base.n_embd
+    n_layer = args.n_layer if args.n_layer is not None else base.n_layer
+    if n_embd % base.n_head:
+        raise ValueError(f"--n-embd must be a multiple of the {base.n_head} attention heads, got {n_embd}")
+    work = work_units(args.steps, len(methods), n_layer, n_embd, args.batch_size)
+    check_budget(
+        "the training's work (steps x methods x model size, in ~8 ms units)",
+        work,
+        WORK_BUDGET,
+        "lower --steps, --batch-size, --n-layer or --n-embd, or compare fewer --methods",
+    )
+    device = _check_device(args.device)
+    import torch
+
+    from kl_core.lm.distill import compare
+    from kl_core.lm.model import LMConfig
+
+    # the models are tiny: on a busy CPU extra intra-op threads only contend (1 thread measured ~10x faster
+    # than 2 on 2 shared cores)
+    torch.set_num_threads(args.threads)
     student = LMConfig(
         vocab_size=language.vocab_size,
         context=args.context if args.context is not None else base.context,
-        n_layer=args.n_layer if args.n_layer is not None else base.n_layer,
+        n_layer=n_layer,
         n_head=base.n_head,
-        n_embd=args.n_embd if args.n_embd is not None else base.n_embd,
+        n_embd=n_embd,
     )
     results = compare(
         language,
@@ -74,7 +122,7 @@ def _cmd_distill(args: argparse.Namespace) -> str:
         lr=args.lr,
         batch_size=args.batch_size,
         seed=args.seed,
-        device=args.device,
+        device=device,
         eval_every=args.eval_every,
     )
     if args.json:
@@ -126,23 +174,49 @@ def _cmd_distill(args: argparse.Namespace) -> str:
     return title + "\n" + "\n".join(lines)
 
 
+def _check_device(device: str) -> str:
+    """``--device``: auto, cpu, cuda or cuda:i with i an index of an available GPU."""
+    match = re.fullmatch(r"auto|cpu|cuda(?::(\d{1,3}))?", device)
+    if match is None:
+        raise ValueError(f"--device must be auto, cpu, cuda or cuda:i, got {short(device)}")
+    if device.startswith("cuda"):
+        import torch
+
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError("--device cuda was asked for but CUDA is not available; use --device auto or cpu")
+        if match.group(1) is not None and int(match.group(1)) >= count:
+            raise ValueError(f"--device {device}: the GPU index must be in [0, {count - 1}]")
+    return device
+
+
 def add_commands(sub: Any) -> dict[str, Any]:
     """Add ``distill`` to the ``kl-lab`` subparsers; returns {command: handler}."""
     p = sub.add_parser("distill", help="distil a synthetic language into a tiny student (LM lab)")
-    p.add_argument("--language", help="cities (default), arithmetic or stories (kl_core.lm.LANGUAGES)")
+    p.add_argument("--language", type=choice("--language", LANGUAGE_NAMES), metavar="LANGUAGE",
+                   help="cities (default), arithmetic or stories (kl_core.lm.LANGUAGES)")  # fmt: skip
     p.add_argument("--methods", help="comma-separated methods (default forward_kl,reverse_kl; kl_core.lm.METHODS)")
-    p.add_argument("--steps", type=int, help="training steps per method (default 300)")
-    p.add_argument("--lr", type=float, help="learning rate (default 0.01)")
-    p.add_argument("--batch-size", type=int, help="prompts per step (default 64)")
-    p.add_argument("--eval-every", type=int, help="steps between evaluations (default 50)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=integer("--steps", 1, STEPS_MAX),
+                   help=f"training steps per method, 1 .. {STEPS_MAX} (default 300)")  # fmt: skip
+    p.add_argument("--lr", type=number("--lr", 0, 1, low_open=True), help="learning rate in (0, 1] (default 0.01)")
+    p.add_argument("--batch-size", type=integer("--batch-size", 1, BATCH_MAX),
+                   help=f"prompts per step, 1 .. {BATCH_MAX} (default 64)")  # fmt: skip
+    p.add_argument("--eval-every", type=integer("--eval-every", 1, STEPS_MAX),
+                   help=f"steps between evaluations (default 50; at most {MAX_EVALUATIONS} per method)")  # fmt: skip
+    p.add_argument("--seed", type=seed(), default=0, help="seed in [0, 2**32 - 1] (default 0)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:i]")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: tiny models)")
-    p.add_argument("--context", type=int, help="student context window (default 1: a bigram model)")
-    p.add_argument("--n-layer", type=int, help="student blocks (default 1)")
-    p.add_argument("--n-embd", type=int, help="student width (default 32)")
-    p.add_argument("--beta", type=float, help="gkd: JSD beta in [0, 1]")
-    p.add_argument("--alpha", type=float, help="skew_forward_kl / skew_reverse_kl: skew alpha in [0, 1]")
-    p.add_argument("--lam", type=float, help="gkd / skew methods: probability of student-generated batches")
+    p.add_argument("--threads", type=integer("--threads", 1, 256), default=1,
+                   help="torch CPU threads, 1 .. 256 (default 1: tiny models)")  # fmt: skip
+    p.add_argument("--context", type=integer("--context", 1, CONTEXT_MAX),
+                   help=f"student context window, 1 .. {CONTEXT_MAX} (default 1: a bigram model)")  # fmt: skip
+    p.add_argument("--n-layer", type=integer("--n-layer", 1, LAYERS_MAX),
+                   help=f"student blocks, 1 .. {LAYERS_MAX} (default 1)")  # fmt: skip
+    p.add_argument("--n-embd", type=integer("--n-embd", 2, WIDTH_MAX),
+                   help=f"student width, even, 2 .. {WIDTH_MAX} (default 32)")  # fmt: skip
+    p.add_argument("--beta", type=number("--beta", 0, 1), help="gkd: JSD beta in [0, 1]")
+    p.add_argument("--alpha", type=number("--alpha", 0, 1),
+                   help="skew_forward_kl / skew_reverse_kl: skew alpha in [0, 1]")  # fmt: skip
+    p.add_argument("--lam", type=number("--lam", 0, 1),
+                   help="gkd / skew methods: probability of student-generated batches, in [0, 1]")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print JSON (every evaluation) instead of a table")
     return {"distill": _cmd_distill}

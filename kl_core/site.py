@@ -211,7 +211,19 @@ def build_site(out_dir: str | Path, steps: Sequence[Any] | None = None, hero: st
 
 
 def _cmd_site(args: Any) -> str:
-    report = build_site(args.out)
+    from kl_core.cli_args import short
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"OUT {short(args.out)} exists and is not a directory (out_dir); give a folder")
+    try:  # make the folder and prove it writable before the minutes of building, not after
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".kl-lab-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise ValueError(f"OUT: cannot write to {short(args.out)}: {err.strerror or type(err).__name__}") from None
+    report = build_site(out)
     names = ", ".join(p.name for p in report.pages)
     return (
         f"wrote {report.index.name}, {len(report.pages)} step pages ({names}) and {report.plotly_js.name} "
@@ -221,6 +233,9 @@ def _cmd_site(args: Any) -> str:
 
 def add_commands(sub: Any) -> dict[str, Any]:
     """Add ``site`` to the ``kl-lab`` subcommands; returns its handler."""
+    from kl_core.cli_args import path_text
+
     s = sub.add_parser("site", help="write the guided lesson as a static, offline HTML site")
-    s.add_argument("out", help="the directory to write (index.html, one page per step, plotly.min.js)")
+    s.add_argument("out", type=path_text("OUT"), metavar="OUT",
+                   help="the directory to write (index.html, one page per step, plotly.min.js)")  # fmt: skip
     return {"site": _cmd_site}
