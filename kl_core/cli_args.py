@@ -38,6 +38,7 @@ __all__ = [
     "number",
     "one_line",
     "out_file",
+    "path_error",
     "path_text",
     "probe_writable",
     "seed",
@@ -50,6 +51,7 @@ MAX_INT_DIGITS = 30  # a longer integer is refused before it is parsed (no 400-d
 SEED_MAX = 2**32 - 1
 FIT_WORK_BUDGET = 1.5e9  # fit: steps x inits x cost of one step (grid points, samples; ~20 ns each): ~30 s
 _LONG_DIGITS = re.compile(r"\d{%d,}" % (ECHO_CHARS + 1))  # noqa: UP031 - braces
+_LONG_WORD = re.compile(r"[^\s']{%d,}" % (2 * ECHO_CHARS))  # noqa: UP031
 _LONG_QUOTED = re.compile(r"'([^'\n]{%d,})'" % (ECHO_CHARS + 1))  # noqa: UP031
 
 
@@ -65,9 +67,11 @@ def short(value: Any, limit: int = ECHO_CHARS) -> str:
 
 
 def one_line(message: str) -> str:
-    """``message`` as one printable line: control characters escaped, long quoted values and digit runs cut."""
+    """``message`` as one printable line: control characters escaped; long quoted values, digit runs and
+    words cut to ~40 characters; the whole cut to :data:`LINE_CHARS`."""
     message = _LONG_DIGITS.sub(lambda m: m.group(0)[:ECHO_CHARS] + "…", message)
     message = _LONG_QUOTED.sub(lambda m: "'" + m.group(1)[:ECHO_CHARS] + "…'", message)
+    message = _LONG_WORD.sub(lambda m: m.group(0)[:ECHO_CHARS] + "…", message)  # argparse echoes unknown flags bare
     message = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in message)
     return message if len(message) <= LINE_CHARS else message[: LINE_CHARS - 1] + "…"
 
@@ -99,7 +103,7 @@ def integer(flag: str, low: int, high: int, *, check_range: bool = True):
     ``check_range=False`` parses only (the range is then checked later, e.g. by a Scenario, whose message
     names the field); the message for an unparsable value still gives the range.
     """
-    allowed = f"an integer in [{low:g}, {high:g}]"
+    allowed = f"an integer in [{low}, {high}]"
 
     def parse(text: str) -> int:
         body = text.strip()
@@ -173,32 +177,36 @@ def check_budget(what: str, work: float, budget: float, hint: str) -> None:
         raise ValueError(f"{what} is {work:.3g}, over the budget of {budget:.3g}; {hint}")
 
 
+def path_error(flag: str, path: Any, err: OSError) -> ValueError:
+    """The one-line error for an OSError on ``path`` given by ``flag`` (no path echoed past ~40 characters)."""
+    return ValueError(f"{flag}: cannot use {short(str(path))}: {err.strerror or type(err).__name__}")
+
+
 def out_file(flag: str, path: str) -> Path:
     """``path`` as a file to write: refused (ValueError naming ``flag``) when it is a directory or its folder
     is missing or not a folder."""
     out = Path(path)
-    if out.is_dir():
-        raise ValueError(f"{flag} {short(path)} is a directory; give a file name")
-    parent = out.parent
-    if not parent.is_dir():
-        raise ValueError(f"{flag}: the folder {short(str(parent))} does not exist (or is not a folder)")
+    try:
+        if out.is_dir():
+            raise ValueError(f"{flag} {short(path)} is a directory; give a file name")
+        if not out.parent.is_dir():
+            raise ValueError(f"{flag}: the folder {short(str(out.parent))} does not exist (or is not a folder)")
+    except OSError as err:  # e.g. a name too long for the file system
+        raise path_error(flag, path, err) from None
     return out
 
 
 def probe_writable(flag: str, path: Path) -> None:
     """ValueError naming ``flag`` unless ``path`` can be opened for writing (checked before the work, then
     the probe is removed again if it created the file)."""
-    existed = path.exists()
     try:
+        existed = path.exists()
         with open(path, "ab"):
             pass
-    except OSError as err:
-        raise ValueError(f"{flag}: cannot write {short(str(path))}: {err.strerror or type(err).__name__}") from None
-    if not existed:
-        try:
+        if not existed:
             os.unlink(path)
-        except OSError:  # pragma: no cover - it was just created
-            pass
+    except OSError as err:
+        raise path_error(flag, path, err) from None
 
 
 def print_line(text: str, stream: Any = None) -> None:

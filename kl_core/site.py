@@ -211,18 +211,18 @@ def build_site(out_dir: str | Path, steps: Sequence[Any] | None = None, hero: st
 
 
 def _cmd_site(args: Any) -> str:
-    from kl_core.cli_args import short
+    from kl_core.cli_args import path_error, short
 
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"OUT {short(args.out)} exists and is not a directory (out_dir); give a folder")
     try:  # make the folder and prove it writable before the minutes of building, not after
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"OUT {short(args.out)} exists and is not a directory (out_dir); give a folder")
         out.mkdir(parents=True, exist_ok=True)
         probe = out / ".kl-lab-write-test"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as err:
-        raise ValueError(f"OUT: cannot write to {short(args.out)}: {err.strerror or type(err).__name__}") from None
+        raise path_error("OUT", args.out, err) from None
     report = build_site(out)
     names = ", ".join(p.name for p in report.pages)
     return (

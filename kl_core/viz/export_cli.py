@@ -22,6 +22,7 @@ from kl_core.cli_args import (
     integer,
     number,
     out_file,
+    path_error,
     path_text,
     probe_writable,
     short,
@@ -106,13 +107,13 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
     """The scenario the flags describe: ``--scenario`` (or ``--preset``, default bimodal) plus overrides."""
     if args.scenario is not None:
         path = Path(args.scenario)
-        if not path.is_file():
-            raise ValueError(f"--scenario: no such file {short(args.scenario)}")
         try:
+            if not path.is_file():
+                raise ValueError(f"--scenario: no such file {short(args.scenario)}")
             with path.open("rb") as f:
                 data = f.read(MAX_BYTES + 1)  # reading one byte more lets it say "too big"
         except OSError as err:
-            raise ValueError(f"--scenario: cannot read {short(args.scenario)}: {err.strerror or err}") from None
+            raise path_error("--scenario", args.scenario, err) from None
         scenario = Scenario.from_json(data)
     else:
         preset = args.preset or "bimodal"
@@ -199,4 +200,4 @@ def _write(flag: str, path: Path, data: bytes) -> None:
     try:
         path.write_bytes(data)
     except OSError as err:
-        raise ValueError(f"{flag}: cannot write {short(str(path))}: {err.strerror or type(err).__name__}") from None
+        raise path_error(flag, path, err) from None
