@@ -190,7 +190,7 @@ def _cmd_fit(args: argparse.Namespace) -> str:
         check_budget("--n x --inits (samples held per step)", n * settings["inits"], FIT_SAMPLE_BUDGET,
                      "lower --n or --inits")  # fmt: skip
     work = fit_work(teacher, student, settings["steps"], settings["inits"], args.estimator, n)
-    check_budget("the fit's work (steps x inits x grid points or samples, ~20 ns each)", work, FIT_WORK_BUDGET,
+    check_budget("the fit's work (steps x inits x grid points or samples)", work, FIT_WORK_BUDGET,
                  "lower --steps, --inits or --n")  # fmt: skip
     traj = fit(
         teacher,

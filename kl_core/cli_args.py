@@ -49,7 +49,7 @@ ECHO_CHARS = 40  # at most this many characters of a user's value are echoed in 
 LINE_CHARS = 400  # an error line is cut to this length
 MAX_INT_DIGITS = 30  # a longer integer is refused before it is parsed (no 400-digit parse, no 4300-digit limit)
 SEED_MAX = 2**32 - 1
-FIT_WORK_BUDGET = 1.5e9  # fit: steps x inits x cost of one step (grid points, samples; ~20 ns each): ~30 s
+FIT_WORK_BUDGET = 1e9  # fit: steps x inits x cost of one step, in ~5-30 ns units (measured): ~5-30 s of one core
 _LONG_DIGITS = re.compile(r"\d{%d,}" % (ECHO_CHARS + 1))  # noqa: UP031 - braces
 _LONG_WORD = re.compile(r"[^\s']{%d,}" % (2 * ECHO_CHARS))  # noqa: UP031
 _LONG_QUOTED = re.compile(r"'([^'\n]{%d,})'" % (ECHO_CHARS + 1))  # noqa: UP031
@@ -244,9 +244,11 @@ def _grid_points(teacher: Distribution, student: Distribution) -> int:
 
 
 def fit_work(teacher: Distribution, student: Distribution, steps: int, inits: int, estimator: str, n: int) -> float:
-    """The fit's work in ~20 ns units: steps x starts x (grid points, plus samples x components for Monte
-    Carlo), x 2 per component of a mixture student (its gradient is dearer). Measured on one core."""
+    """The fit's work in ~5-30 ns units (measured on one core): steps x starts x (grid points, plus 8 x samples
+    x components for Monte Carlo), x 2 per component of a mixture student (its gradient is dearer), x 2 in 2-D.
+    """
     per_point = 2 * components(student) if isinstance(student, GaussianMixture) else 1
+    per_point *= 2 if not student.is_discrete and student.dim == 2 else 1
     per_step = _grid_points(teacher, student) * per_point
     if estimator == "mc":
         per_step += 8 * n * (components(teacher) + components(student)) * min(per_point, 2)

@@ -5,6 +5,7 @@ import math
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -152,7 +153,7 @@ def _one_line_error(capsys, code: int) -> str:
         (["divergence", "--teacher", ",".join(["1:0:1"] * 17), "--student", "0:1"], "at most 16 are allowed"),
         (["divergence", "--teacher", "0:1", "--student", "0:1", "--kind", "akl"], "discrete distributions only"),
         (["fit", "--preset", "bimodal", "--steps", "100000", "--inits", "64"],
-         "the fit's work (steps x inits x grid points or samples, ~20 ns each) is 1.31e+10, over the budget of 1.5e"),
+         "the fit's work (steps x inits x grid points or samples) is 1.31e+10, over the budget of 1e+09"),
         (["fit", "--preset", "bimodal", "--estimator", "mc", "--n", "1000000", "--inits", "64"],
          "--n x --inits (samples held per step) is 6.4e+07, over the budget of 4.19e+06"),
         (["fit", "--preset", "bimodal", "--n", "100"], "--n (Monte-Carlo samples) applies to --estimator mc only"),
@@ -243,7 +244,7 @@ def test_a_scenario_whose_fits_exceed_the_budget_is_refused(tmp_path, capsys):
     saved = tmp_path / "heavy.json"
     saved.write_text(heavy.to_json())
     line = _one_line_error(capsys, main(["export", "--scenario", str(saved), "--out", str(tmp_path / "x.html")]))
-    assert "the scenario's fits' work" in line and "over the budget of 1.5e+09" in line
+    assert "the scenario's fits' work" in line and "over the budget of 1e+09" in line
     assert main(["export", "--scenario", str(saved), "--out", str(tmp_path / "ok.json")]) == 0  # no fits in JSON
 
 
@@ -317,3 +318,22 @@ def test_short_and_one_line():
     assert one_line("a\nb\u2028c") == "a\\nb\\u2028c"
     assert one_line("y" * 10_000) == "y" * 40 + "…"
     assert len(one_line("word " * 1000)) == 400
+
+
+def test_the_readme_states_the_limits_the_code_enforces():
+    from kl_core import cli, distill_cli
+    from kl_core.cli_args import FIT_WORK_BUDGET
+    from kl_core.viz import export_cli
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("Limits of every `kl-lab` command") :][:2500]
+    assert (cli.MAX_COMPONENTS, cli.MAX_SPEC_CHARS, cli.ALPHA_RANGE) == (16, 4096, (-10.0, 10.0))
+    assert (cli.MEAN_LIMIT, cli.STD_RANGE, cli.WEIGHT_RANGE) == (1e4, (1e-3, 1e4), (1e-6, 1e6))
+    assert f"steps ≤ {cli.FIT_STEPS_MAX:,}, inits ≤ {cli.FIT_INITS_MAX}" in section
+    assert cli.FIT_SAMPLES_MAX == 10**6 and cli.FIT_SAMPLE_BUDGET == 2**22 and FIT_WORK_BUDGET == 1e9
+    assert cli.MC_SAMPLES_MAX == 10**7 and cli.MC_MEMORY_BUDGET == 4 * 10**7
+    assert f"`--frames` in [2, {export_cli.MAX_FRAMES}]" in section and export_cli.PIXEL_BUDGET == 2.5e8
+    assert f"steps in [1, {distill_cli.STEPS_MAX:,}], at most {distill_cli.MAX_EVALUATIONS} evaluations" in section
+    d = distill_cli
+    assert f"batch ≤ {d.BATCH_MAX}, context ≤ {d.CONTEXT_MAX}, layers ≤ {d.LAYERS_MAX}" in section
+    assert f"width ≤ {distill_cli.WIDTH_MAX}" in section and f"≤ {distill_cli.WORK_BUDGET:,} units" in section

@@ -131,7 +131,7 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
 
 
 def export_work(scenario: Scenario) -> float:
-    """The scenario's fits' work in ~20 ns units (see :func:`kl_core.cli_args.fit_work`), all objectives."""
+    """The scenario's fits' work in fit_work units (see :func:`kl_core.cli_args.fit_work`), all objectives."""
     from kl_core.scenario import ESTIMATOR_OPTIONS, scenario_teacher, start_student
 
     teacher = scenario_teacher(scenario)
