@@ -4,7 +4,9 @@
     kl-lab divergence --teacher "0.5:-3:1,0.5:3:1" --student "0:1" --kind jsd --beta 0.5
     kl-lab presets [--json]
 
-A bad flag or value prints one line ``kl-lab: error: ...`` and exits with status 2.
+A bad flag or value prints one line ``kl-lab: error: ...`` and exits with status 2, before any work;
+so does work past a budget, and any failure of the work itself (never a traceback). The limits are
+listed in the README ("Limits of every kl-lab command"); the checked flag types live in ``kl_core.cli_args``.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from kl_core.presets import PRESETS, get_preset
 __all__ = ["main", "parse_mixture", "run_command"]
 
 
-# Limits of the command line (README, "Limits"): values past them are refused with one line.
+# Limits of the command line (README, "Limits of every kl-lab command"): past them, one line and exit 2.
 MAX_SPEC_CHARS = 4096  # --teacher / --student text
 MAX_COMPONENTS = 16  # mixture components per distribution
 MEAN_LIMIT = 1e4  # |mean| <= this
@@ -300,7 +302,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Any]]:
         p.add_argument("--beta", type=number("--beta", 0, 1), help="jsd: mixture weight beta in [0, 1]")
         p.add_argument(
             "--alpha",
-            type=number("--alpha", -1e6, 1e6),
+            type=number("--alpha", *ALPHA_RANGE),
             help=f"alpha: alpha in [{ALPHA_RANGE[0]:g}, {ALPHA_RANGE[1]:g}]; skew kinds: alpha in [0, 1]",
         )
         p.add_argument("--mu", type=number("--mu", 0, 1, low_open=True), help="akl: head mass mu in (0, 1]")

@@ -1,8 +1,9 @@
-"""Checked command-line flags for every ``kl-lab`` subcommand: typed ranges, short echoes, one-line errors.
+"""Checked command-line flags and work budgets for every ``kl-lab`` subcommand: ranges, short echoes, one line.
 
-Every flag is validated here, at the command line, before any work starts: a bad value is refused
-with one line that names the flag and its allowed range, and echoes at most ~40 characters of what
-was given. The parser's own errors (unknown flag, missing argument) are one line too.
+Every flag is validated at the command line, before any work starts: a bad value is refused with one
+line that names the flag and its allowed range, and echoes at most ~40 characters of what was given.
+The parser's own errors (unknown flag, missing argument) are one line too. :func:`fit_work` estimates
+what a fit costs, so that a command can refuse work past its budget before starting it.
 
     >>> import argparse
     >>> p = Parser(prog="kl-lab")
@@ -40,6 +41,7 @@ __all__ = [
     "out_file",
     "path_error",
     "path_text",
+    "print_line",
     "probe_writable",
     "seed",
     "short",
