@@ -152,6 +152,9 @@ def _cmd_distill(args: argparse.Namespace) -> str:
     rows = []
     for name, r in results.items():
         f = r.final
+        shown = (f.forward_kl, f.reverse_kl, f.validity, f.mode_coverage, f.entropy, r.train_seconds, r.tokens_per_s)
+        if any(math.isnan(v) for v in shown):  # never print a NaN in the table (the JSON writes null)
+            raise ValueError(f"{name}: a final metric came out as NaN; try other --lr or --steps")
 
         def kl(v: float, se: float, exact: bool = f.exact) -> str:
             return f"{v:.3f}" if exact else f"{v:.3f}+-{se:.3f}"
