@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 # these import torch (~2 s)
-_LAZY = {"token_divergence": "kl_core.tokens", "kl_estimate": "kl_core.tokens", "identify": "kl_core.identify"}
+_LAZY = {"token_divergence": "kl_core.tokens", "kl_estimate": "kl_core.tokens", "identify": "kl_core.identification"}
 
 
 def __getattr__(name: str):

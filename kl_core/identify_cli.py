@@ -4,7 +4,7 @@
     kl-lab identify path/to/losses.py:my_loss --json
 
 Imports the user's function (a module on the Python path, or a ``.py`` file) and prints the verdict of
-``kl_core.identify.identify``, or its fields as JSON. This runs the user's own code, on the user's
+``kl_core.identification.identify``, or its fields as JSON. This runs the user's own code, on the user's
 machine; the app never does. Any failure (no such module or function, not callable, the function raises
 or returns a non-scalar or NaN) is one line ``kl-lab: error: ...`` and exit status 2, never a traceback.
 """
@@ -59,7 +59,7 @@ def load_function(spec: str) -> Any:
 
 
 def _cmd_identify(args: argparse.Namespace) -> str:
-    from kl_core.identify import identify
+    from kl_core.identification import identify
 
     fn = load_function(args.function)
     result = identify(

@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.optimize import minimize_scalar
+from scipy.optimize import minimize, minimize_scalar
 from scipy.stats import chi2
 from torch import Tensor
 
@@ -367,14 +367,16 @@ class _Probes:
         gen = torch.Generator().manual_seed(seed)
         if len(shape) >= 2:
             b, t, rest = shape[0], shape[1], tuple(shape[2:])
-            leads = [shape, (b + 1, max(t - 1, 1), *rest), (1, t + 2, *rest)]
+            leads = [shape, (b + 1, max(t - 1, 1), *rest), (1, t + 2, *rest), (2 * b, 4 * t, *rest)]
         elif len(shape) == 1:
-            leads = [shape, (shape[0] + 2,), (max(shape[0] - 1, 1),)]
+            leads = [shape, (shape[0] + 2,), (max(shape[0] - 1, 1),), (8 * shape[0],)]
         else:
-            leads = [(), (), ()]
+            leads = [(), (), (), ()]
         # logit scales: flat, peaked and near-uniform next-token distributions; milder for sampled estimates,
         # whose importance ratios T/S (k3) are heavy-tailed on peaked ones
-        scales = (1.0, 1.5, 0.5) if sampled else (1.0, 3.0, 0.5)
+        # the fourth, larger probe has many head/tail edges for AKL's μ; sampled estimates skip it (cost)
+        scales = (1.0, 1.5, 0.5) if sampled else (1.0, 3.0, 0.5, 1.5)
+        leads = leads[: len(scales)]
         self.vocab = vocab
         self.leads = [tuple(int(x) for x in lead) for lead in leads]
         self.teachers: list[Tensor] = []
@@ -684,35 +686,73 @@ def _fit_akl(cmp: _Comparer, tau: float, best, objective, a: float, b: float, st
     """AKL's value is a step function of μ (its head/tail split moves at the teacher's cumulative sums)."""
     p = cmp.probes
     probs = torch.softmax(p.flat_teacher[p.flat_mask] / tau, dim=-1)
-    cums = torch.cumsum(torch.sort(probs, dim=-1, descending=True).values, dim=-1).reshape(-1).numpy()
+    cums = torch.cumsum(torch.sort(probs, dim=-1, descending=True).values, dim=-1)
+    cums = cums[:, 1:].reshape(-1).numpy()  # the top token is always in the head: its sum is no edge
     edges = np.unique(np.concatenate([[a, b], cums[(cums > a) & (cums < b)]]))
     mids = (edges[:-1] + edges[1:]) / 2 if len(edges) > 1 else np.array([start])
     scored = [(objective(best(m)), k) for k, m in enumerate(mids)]
-    k = min(scored)[1]
-    found = best(float(mids[k]))
-    lo_edge, hi_edge = (float(edges[k]), float(edges[k + 1])) if len(edges) > 1 else (start, start)
+    mu = float(mids[min(scored)[1]])
+    # the flat interval around μ is between neighbouring cumulative sums (the grid points are no edges)
+    below, above = cums[cums <= mu], cums[cums > mu]
+    lo_edge = float(below.max()) if below.size else 0.0
+    hi_edge = float(min(above.min(), 1.0)) if above.size else 1.0
+    found = best((lo_edge + hi_edge) / 2)
     return Candidate(**{**found.__dict__, "params_range": {"mu": (lo_edge, hi_edge)}})
 
 
 def _fit_tau(cmp: _Comparer, kind: str, start: Candidate, objective) -> Candidate:
-    """Alternate a bounded search over log τ (parameter fixed) with the parameter's fit (τ fixed)."""
-    current = start
-    lo, hi = math.log(_TAU_RANGE[0]), math.log(_TAU_RANGE[1])
-    for _ in range(2):
-        params = dict(current.params)
+    """Joint fit of τ (and the parameter) for each (reduction, T² handling) separately.
 
-        def at(log_tau: float, params: dict = params) -> Candidate:
-            return min(cmp.candidates(kind, params, math.exp(log_tau)), key=objective)
+    The residual's basin in τ is narrow on peaked probes, and taking the best reduction at every τ makes
+    the landscape full of kinks, so: a dense log-τ grid (× a coarse parameter grid), then a bounded
+    search (or Nelder-Mead with the parameter) from the three best grid points, the combination held fixed.
+    """
+    log_lo, log_hi = math.log(_TAU_RANGE[0]), math.log(_TAU_RANGE[1])
+    name = _PARAM_RANGE[kind][0] if kind in _PARAM_RANGE else None
+    thetas = [None] if name is None else list(np.linspace(*_PARAM_RANGE[kind][1:], 11))
+    grid: list[Candidate] = []
+    for log_tau in np.linspace(log_lo, log_hi, 41):
+        for th in thetas:
+            grid.extend(cmp.candidates(kind, {} if name is None else {name: float(th)}, float(math.exp(log_tau))))
+    grid = [c for c in grid if c.temperature != "none"]
+    found = min([start, *grid], key=objective)
+    seen: set[tuple[str, str]] = set()
+    for c in sorted(grid, key=objective):
+        combo = (c.reduction, c.temperature)
+        if combo in seen:
+            continue
+        seen.add(combo)
+        if len(seen) > 3:
+            break
 
-        grid = np.linspace(lo, hi, 11)
-        i = int(np.argmin([objective(at(x)) for x in grid]))
-        a, b = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
-        res = minimize_scalar(lambda x: objective(at(x)), bounds=(a, b), method="bounded", options={"xatol": 1e-9})
-        tau = float(math.exp(res.x))
-        current = min((current, at(res.x)), key=objective)
-        if kind in _PARAM_RANGE:
-            current = min((current, _fit_kind(cmp, kind, tau, objective)), key=objective)
-    return current
+        def fixed(x: np.ndarray, combo: tuple[str, str] = combo) -> Candidate:
+            tau = float(math.exp(min(max(x[0], log_lo), log_hi)))
+            params = {} if name is None else {name: float(np.clip(x[1], *_PARAM_RANGE[kind][1:]))}
+            return next(k for k in cmp.candidates(kind, params, tau) if (k.reduction, k.temperature) == combo)
+
+        x0 = [math.log(c.tau)] + ([] if name is None else [c.params[name]])
+        if name is None:
+            res = minimize_scalar(
+                lambda x: objective(fixed(np.array([x]))),
+                bounds=(x0[0] - 0.12, x0[0] + 0.12),
+                method="bounded",
+                options={"xatol": 1e-10},
+            )
+            x = np.array([res.x])
+        else:
+            step = (_PARAM_RANGE[kind][2] - _PARAM_RANGE[kind][1]) / 10
+            simplex = np.array([x0, [x0[0] + 0.1, x0[1]], [x0[0], x0[1] + step / 2]])
+            res = minimize(
+                lambda x: objective(fixed(x)),
+                x0,
+                method="Nelder-Mead",
+                options={"initial_simplex": simplex, "xatol": 1e-9, "fatol": 1e-14, "maxiter": 400},
+            )
+            x = res.x
+        found = min((found, fixed(x)), key=objective)
+    if kind == "akl" and found.temperature != "none":  # μ is a step function: its interval at the fitted τ
+        found = min((found, _fit_kind(cmp, kind, found.tau, objective)), key=objective)
+    return found
 
 
 def _pick(cands: list[Candidate], matches: Callable[[Candidate], bool]) -> Candidate | None:
