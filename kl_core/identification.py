@@ -122,6 +122,7 @@ class Identification:
     mask_argument: str | None  # "mask" | "labels" | None: how the probe passed masks
     sampled: bool = False
     draws: int = 0
+    gradient_noise: float | None = None  # sampled: the Monte-Carlo standard error on gradient_residual's scale
     value_kind: str | None = None  # sampled: the kind the expectation equals, if any
     value_params: Mapping[str, float] = field(default_factory=dict)
     zero_gradient: bool = False  # the (expected) gradient w.r.t. the student logits is zero
@@ -172,6 +173,7 @@ class Identification:
             "mask_argument": self.mask_argument,
             "sampled": self.sampled,
             "draws": self.draws,
+            "gradient_noise": self.gradient_noise,
             "value_kind": self.value_kind,
             "value_params": dict(self.value_params),
             "zero_gradient": self.zero_gradient,
@@ -247,6 +249,15 @@ def describe_kind(kind: str, params: Mapping[str, float]) -> tuple[str, str]:
         kind = f"{direction}_kl"
     what, means = _KIND_WORDS[kind]
     return what.format(**params), means
+
+
+def short_name(kind: str, params: Mapping[str, float]) -> str:
+    """``"reverse KL"``, ``"jsd (β = 0.300)"``: a kind in two words."""
+    direction = kl_direction(kind, dict(params))
+    if direction is not None:
+        return f"{direction} KL"
+    greek = {"beta": "β", "alpha": "α", "mu": "μ"}
+    return kind + "".join(f" ({greek[k]} = {v:.3f})" for k, v in params.items())
 
 
 def lab_link(kind: str, params: Mapping[str, float]) -> str:
@@ -330,17 +341,28 @@ def _sampled_verdict(r: Identification) -> str:
         lines.append("Its expected gradient w.r.t. the student logits is zero: as a loss it trains nothing.")
     elif r.kind is not None:
         what, means = describe_kind(r.kind, r.params)
-        lines.append(f"Its expected gradient is that of {what}; reduction {r.reduction}.")
+        counted = "unmasked" if r.mask_argument else "all"
+        lines.append(f"Its expected gradient is that of {what}.")
+        lines.append(f"{_REDUCTION_WORDS[r.reduction].format(counted=counted)}; tokens drawn at τ = 1.")
         lines.append(f"What it means: {means}.")
     else:
         lines.append("Its expected gradient matches no kind.")
     if r.value_kind is not None:
         vwhat, _ = describe_kind(r.value_kind, r.value_params)
         lines.append(f"Its expected value is {vwhat}.")
+        if r.kind is not None and (r.value_kind, dict(r.value_params)) != (r.kind, dict(r.params)):
+            trains, reports = short_name(r.kind, r.params), short_name(r.value_kind, r.value_params)
+            lines.append(
+                f"Value and gradient disagree: training follows the gradient, so it minimises {trains} "
+                f"while reporting {reports}."
+            )
     else:
         lines.append("Its expected value is no kind's value (a surrogate: only its gradient means something).")
     if r.gradient_residual is not None:
-        lines.append(f"Relative residual of the expected gradient: {_num(r.gradient_residual)}.")
+        lines.append(
+            f"Relative residual of the expected gradient: {_num(r.gradient_residual)}, Monte-Carlo standard "
+            f"error {_num(r.gradient_noise)} on the same scale."
+        )
     return "\n".join(lines)
 
 
@@ -942,5 +964,6 @@ def _identify_sampled(cmp, observed, order, source, mask_argument, draws) -> Ide
         value_form=None, value_residual=None if v_choice is None else v_choice.value_residual,
         gradient_residual=None if g_choice is None else g_choice.gradient_residual,
         candidates=candidates, args_order=order, args_order_source=source, mask_argument=mask_argument,
-        sampled=True, draws=draws, value_kind=value_kind, value_params=value_params, zero_gradient=zero,
+        sampled=True, draws=draws, gradient_noise=None if g_choice is None else g_choice.gradient_noise,
+        value_kind=value_kind, value_params=value_params, zero_gradient=zero,
     )  # fmt: skip

@@ -132,7 +132,8 @@ def kl_div_swapped(student_logits, teacher_logits):
 
 def hinton_kd(student_logits, teacher_logits, T=2.0):
     """Hinton et al. 2015 as in most KD repos (e.g. RepDistiller's DistillKL): batchmean KL at T, times T²."""
-    return F.kl_div((student_logits / T).log_softmax(-1), (teacher_logits / T).softmax(-1), reduction="batchmean") * T**2
+    log_s, t = (student_logits / T).log_softmax(-1), (teacher_logits / T).softmax(-1)
+    return F.kl_div(log_s, t, reduction="batchmean") * T**2
 
 
 def mse_logits(student_logits, teacher_logits):
@@ -318,6 +319,7 @@ def test_mse_on_logits_matches_no_kind():
     assert_verdict_follows_fields(r)
 
 
+@pytest.mark.filterwarnings("ignore:reduction. 'mean' divides")
 @pytest.mark.parametrize(
     "reduction, expected",
     [("sum", "sum"), ("batchmean", "batchmean"), ("mean", "elementwise_mean"), ("none", "none")],
@@ -346,8 +348,15 @@ def test_masked_mean_over_counted_tokens():
 # ----------------------------------------------------------------------------------------------
 
 
-def test_on_policy_reward_loss_is_reverse_kl_in_expected_gradient():
-    r = identify(on_policy_reward_loss, sampled=True)
+def k2_loss(student_logits, teacher_logits, tokens):
+    """k2 = (log r)² / 2 on student samples as a loss (biased for KL, but its gradient is reverse KL's)."""
+    log_s, log_t = _token_log_probs(student_logits, teacher_logits, tokens)
+    return (0.5 * (log_t - log_s) ** 2).mean()
+
+
+@pytest.mark.parametrize("loss", [on_policy_reward_loss, k2_loss])
+def test_on_policy_reward_loss_is_reverse_kl_in_expected_gradient(loss):
+    r = identify(loss, sampled=True)
     assert r.sampled and r.matched and (r.kind, r.reduction) == ("reverse_kl", "mean")
     assert r.value_kind is None  # a surrogate: its value means nothing
     g = {c.kind: c for c in r.candidates}
@@ -371,6 +380,8 @@ def test_k3_as_a_loss_has_forward_kl_gradient_and_reverse_kl_value():
     assert (r.kind, r.value_kind) == ("forward_kl", "reverse_kl")
     assert "Its expected gradient is that of forward KL" in r.verdict
     assert "Its expected value is reverse KL" in r.verdict
+    assert "so it minimises forward KL while reporting reverse KL" in r.verdict
+    assert f"Monte-Carlo standard error {r.gradient_noise:.3g}" in r.verdict
 
 
 # ----------------------------------------------------------------------------------------------
