@@ -731,7 +731,7 @@ def _fit_tau(cmp: _Comparer, kind: str, start: Candidate, objective) -> Candidat
     """
     log_lo, log_hi = math.log(_TAU_RANGE[0]), math.log(_TAU_RANGE[1])
     name = _PARAM_RANGE[kind][0] if kind in _PARAM_RANGE else None
-    thetas = [None] if name is None else list(np.linspace(*_PARAM_RANGE[kind][1:], 11))
+    thetas = [None] if name is None else list(np.linspace(*_PARAM_RANGE[kind][1:], 6))
     grid: list[Candidate] = []
     for log_tau in np.linspace(log_lo, log_hi, 41):
         for th in thetas:
@@ -762,19 +762,31 @@ def _fit_tau(cmp: _Comparer, kind: str, start: Candidate, objective) -> Candidat
             )
             x = np.array([res.x])
         else:
-            step = (_PARAM_RANGE[kind][2] - _PARAM_RANGE[kind][1]) / 10
+            step = (_PARAM_RANGE[kind][2] - _PARAM_RANGE[kind][1]) / 5
             simplex = np.array([x0, [x0[0] + 0.1, x0[1]], [x0[0], x0[1] + step / 2]])
             res = minimize(
                 lambda x: objective(fixed(x)),
                 x0,
                 method="Nelder-Mead",
-                options={"initial_simplex": simplex, "xatol": 1e-9, "fatol": 1e-14, "maxiter": 400},
+                options={"initial_simplex": simplex, "xatol": 1e-9, "fatol": 1e-14, "maxiter": 200},
             )
             x = res.x
         found = min((found, fixed(x)), key=objective)
     if kind == "akl" and found.temperature != "none":  # μ is a step function: its interval at the fitted τ
         found = min((found, _fit_kind(cmp, kind, found.tau, objective)), key=objective)
     return found
+
+
+def _snap(cmp: _Comparer, c: Candidate, objective) -> Candidate:
+    """The fit with τ and the parameter rounded to 3 decimals, when that fits at least as well (τ = 2, not 1.99999)."""
+    if c.kind == "akl":  # μ is an interval already
+        return c
+    tau = round(c.tau, 3)
+    params = {k: round(v, 3) for k, v in c.params.items()}
+    for k in cmp.candidates(c.kind, params, tau):
+        if (k.reduction, k.temperature) == (c.reduction, c.temperature) and objective(k) <= objective(c):
+            return k
+    return c
 
 
 def _pick(cands: list[Candidate], matches: Callable[[Candidate], bool]) -> Candidate | None:
@@ -906,6 +918,8 @@ def _identify_deterministic(cmp, observed, order, source, mask_argument) -> Iden
     if choice is None:  # τ ≠ 1: fit the temperature too
         best = {kind: _fit_tau(cmp, kind, c, objective) for kind, c in best.items()}
         choice = _pick(list(best.values()), lambda c: c.matched)
+    if choice is not None:
+        choice = _snap(cmp, choice, objective)
     candidates = tuple(sorted(best.values(), key=lambda c: c.score))
     zero = all(float(g.abs().max()) == 0.0 for g in observed.grads)
     if choice is None:

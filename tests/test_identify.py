@@ -255,11 +255,15 @@ def test_real_trl_gkd_when_installed():
     assert (r.kind, r.reduction) == ("jsd", "mean") and r.params["beta"] == pytest.approx(0.3, abs=1e-6)
 
 
-def test_gkd_temperature_is_divided_without_t2():
-    r = identify(gkd_without_labels(0.0, temperature=2.0))
-    assert (r.kind, r.reduction, r.temperature) == ("forward_kl", "batchmean", "divided")
-    assert r.tau == pytest.approx(2.0, rel=1e-6)
-    assert "temperature τ = 2.000 applied to both logits, no T² factor" in r.verdict
+@pytest.mark.parametrize("beta, tau, kind", [(0.0, 2.0, "forward_kl"), (0.3, 1.5, "jsd")])
+def test_gkd_temperature_is_divided_without_t2(beta, tau, kind):
+    r = identify(gkd_without_labels(beta, temperature=tau))  # β and τ fitted together
+    assert (r.kind, r.reduction, r.temperature) == (kind, "batchmean", "divided")
+    assert r.tau == pytest.approx(tau, rel=1e-6)
+    if kind == "jsd":
+        assert r.params["beta"] == pytest.approx(beta, abs=1e-6)
+    assert f"temperature τ = {tau:.3f} applied to both logits, no T² factor" in r.verdict
+    assert_verdict_follows_fields(r)
 
 
 def test_hinton_kd_has_the_t2_factor():
