@@ -461,9 +461,9 @@ def _detect_order(fn: Callable) -> tuple[str, str]:
     teacher_words = ("teacher", "target", "ref")
 
     def role(name: str) -> str | None:
-        if name in ("s", "q") or any(w in name for w in ("student",)):
-            return "student"
-        if name in ("t",) or any(w in name for w in teacher_words):
+        if name in ("s", "q") or "student" in name or name.endswith("_s") or name.startswith("s_"):
+            return "student"  # y_s, s_logits (RepDistiller's DistillKL(y_s, y_t))
+        if name == "t" or any(w in name for w in teacher_words) or name.endswith("_t") or name.startswith("t_"):
             return "teacher"
         if any(w in name for w in student_words):
             return "student"
@@ -535,7 +535,10 @@ class _Caller:
             )
         grad = None
         if out.requires_grad:
-            (grad,) = torch.autograd.grad(out.sum(), s, allow_unused=True)
+            try:
+                (grad,) = torch.autograd.grad(out.sum(), s, allow_unused=True)
+            except RuntimeError as err:  # e.g. an in-place edit of a tensor autograd saved, inside the user's code
+                raise ValueError(f"the gradient of {self.name}'s result failed: {err}".replace("\n", " ")) from None
         grad = torch.zeros_like(s) if grad is None else grad.detach().to(torch.float64)
         if not bool(torch.isfinite(grad).all()):
             raise ValueError(f"{self.name}'s gradient w.r.t. the student logits is not finite (NaN or inf)")

@@ -423,6 +423,7 @@ def test_bad_arguments_name_the_parameter(kwargs, message):
         (lambda s, t: s.sum() * math.nan, "non-finite value"),
         (lambda s, t: 1 / 0, "raised ZeroDivisionError: division by zero"),
         (lambda s, t, tokens: s.sum(), "use sampled=True"),
+        (lambda s, t: s.exp().mul_(2).sum(), "the gradient of <lambda>'s result failed"),  # exp saved its output
     ],
 )
 def test_broken_losses_are_one_line_errors(fn, message):
@@ -436,6 +437,8 @@ def test_argument_order_from_names():
         return kl_div_batchmean(student_logits, teacher_logits)
 
     r = identify(teacher_first)
+    assert (r.kind, r.args_order, r.args_order_source) == ("forward_kl", "teacher,student", "parameter names")
+    r = identify(lambda y_t, y_s: kl_div_batchmean(y_s, y_t))  # RepDistiller-style names, teacher first
     assert (r.kind, r.args_order, r.args_order_source) == ("forward_kl", "teacher,student", "parameter names")
     r = identify(lambda a, b: kl_div_batchmean(a, b))
     assert (r.kind, r.args_order, r.args_order_source) == ("forward_kl", "student,teacher", "assumed")
