@@ -394,9 +394,9 @@ class _Probes:
             leads = [shape, (shape[0] + 2,), (max(shape[0] - 1, 1),), (8 * shape[0],)]
         else:
             leads = [(), (), (), ()]
-        # logit scales: flat, peaked and near-uniform next-token distributions; milder for sampled estimates,
-        # whose importance ratios T/S (k3) are heavy-tailed on peaked ones
-        # the fourth, larger probe has many head/tail edges for AKL's μ; sampled estimates skip it (cost)
+        # logit scales: flat, peaked, near-uniform next-token distributions, and a larger probe whose many
+        # head/tail edges pin AKL's μ down. Sampled estimates get milder ones (the importance ratios T/S of k3
+        # are heavy-tailed on peaked distributions) and skip the large probe (draws x positions calls).
         scales = (1.0, 1.5, 0.5) if sampled else (1.0, 3.0, 0.5, 1.5)
         leads = leads[: len(scales)]
         self.vocab = vocab
@@ -444,6 +444,7 @@ class _Probes:
 
 
 def _name(fn: Callable) -> str:
+    fn = getattr(fn, "func", fn)  # functools.partial
     return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
 
 
@@ -524,6 +525,11 @@ class _Caller:
                 f"{self.name} returned {type(out).__name__}, not a torch tensor: there is no gradient to compare"
             )
         lead = tuple(student.shape[:-1])
+        if tuple(out.shape) == (*lead, self.vocab):
+            raise ValueError(
+                f"{self.name} returned one value per vocabulary entry, shape {tuple(out.shape)} (F.kl_div's "
+                f"reduction='none' is elementwise): return a scalar or sum it over the last axis"
+            )
         if out.dim() != 0 and tuple(out.shape) != lead and out.numel() != 1:
             raise ValueError(
                 f"{self.name} returned a tensor of shape {tuple(out.shape)}; expected a scalar or one value per "

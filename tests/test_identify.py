@@ -31,6 +31,7 @@ from kl_core.identification import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
+GREEK = {"beta": "β", "alpha": "α", "mu": "μ"}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -186,7 +187,7 @@ def assert_verdict_follows_fields(r: Identification) -> None:
         assert f"See it in the lab: {r.link}" in text
         assert (r.value_form == "plus_teacher_term") == ("cross-entropy form" in text)
         for name, value in r.params.items():
-            assert f"{name if name != 'beta' else 'β'} = {value:.3f}".replace("alpha", "α").replace("mu", "μ") in text
+            assert f"{GREEK[name]} = {value:.3f}" in text
     elif not r.sampled:
         assert text.startswith("No kind matches.")
         for c in r.candidates[:3]:
@@ -420,6 +421,7 @@ def test_bad_arguments_name_the_parameter(kwargs, message):
     [
         (lambda s, t: float(s.sum()), "returned float, not a torch tensor"),
         (lambda s, t: s.sum(-1).sum(-1), "returned a tensor of shape"),
+        (lambda s, t: F.kl_div(s, t, reduction="none", log_target=True), "one value per vocabulary entry"),
         (lambda s, t: s.sum() * math.nan, "non-finite value"),
         (lambda s, t: 1 / 0, "raised ZeroDivisionError: division by zero"),
         (lambda s, t, tokens: s.sum(), "use sampled=True"),
@@ -430,6 +432,11 @@ def test_broken_losses_are_one_line_errors(fn, message):
     with pytest.raises(ValueError, match=message) as err:
         identify(fn)
     assert "\n" not in str(err.value)
+
+
+def test_errors_name_a_partial_by_its_function():  # reduction="none" with labels: (unmasked tokens, V)
+    with pytest.raises(ValueError, match="^trl_generalized_jsd_loss returned a tensor of shape \\(6, 8\\)"):
+        identify(functools.partial(trl_generalized_jsd_loss, reduction=None), shape=(2, 3))
 
 
 def test_argument_order_from_names():
