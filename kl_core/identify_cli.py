@@ -12,10 +12,13 @@ or returns a non-scalar or NaN) is one line ``kl-lab: error: ...`` and exit stat
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import importlib.util
 import json
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +41,14 @@ def load_function(spec: str) -> Any:
         module = importlib.util.module_from_spec(module_spec)
         sys.modules[name] = module  # dataclasses and pickling look the module up by name
         try:
-            module_spec.loader.exec_module(module)
+            with _on_path(str(path.resolve().parent)):  # the file may import its neighbours
+                module_spec.loader.exec_module(module)
         except Exception as err:  # the user's code
             raise ValueError(f"importing {module_part} raised {type(err).__name__}: {err}") from None
     else:
         try:
-            module = importlib.import_module(module_part)
+            with _on_path(os.getcwd()):  # as `python -m` does: the console script has no cwd on sys.path
+                module = importlib.import_module(module_part)
         except ModuleNotFoundError as err:
             raise ValueError(f"no module named {err.name!r} (importing {module_part})") from None
         except Exception as err:  # the user's code
@@ -56,6 +61,18 @@ def load_function(spec: str) -> Any:
     if not callable(obj):
         raise ValueError(f"{module_part}:{attr} is not callable (it is a {type(obj).__name__})")
     return obj
+
+
+@contextlib.contextmanager
+def _on_path(folder: str) -> Iterator[None]:
+    added = folder not in sys.path
+    if added:
+        sys.path.insert(0, folder)
+    try:
+        yield
+    finally:
+        if added and folder in sys.path:
+            sys.path.remove(folder)
 
 
 def _cmd_identify(args: argparse.Namespace) -> str:

@@ -489,6 +489,9 @@ def test_cli_text_and_errors_in_process(tmp_path, capsys):
     assert main(["identify", f"{path}:swapped", "--args-order", "teacher,student"]) == 0
     text = capsys.readouterr().out
     assert "This is forward KL" in text and "(as stated)" in text
+    (tmp_path / "uses_neighbour.py").write_text("from my_losses import swapped as loss\n")  # imports its neighbour
+    assert main(["identify", f"{tmp_path / 'uses_neighbour.py'}:loss"]) == 0
+    assert "This is reverse KL" in capsys.readouterr().out
     for spec, message in [
         ("no_such_module_xyz:f", "no module named 'no_such_module_xyz'"),
         (f"{tmp_path}/missing.py:f", "no such file"),
