@@ -338,6 +338,28 @@ def test_reductions_of_f_kl_div(reduction, expected):
     assert (r.kind, r.reduction) == ("forward_kl", expected)
 
 
+@pytest.mark.parametrize(
+    "kind, params, reduction",
+    [
+        ("jsd", {"beta": 0.8}, "sum"),
+        ("skew_forward_kl", {"alpha": 0.5}, "batchmean"),
+        ("alpha", {"alpha": -1.0}, "mean"),
+        ("alpha", {"alpha": 2.0}, "sum"),
+        ("akl", {"mu": 0.2}, "batchmean"),
+        ("tv", {}, "mean"),
+    ],
+)
+def test_round_trip_through_token_divergence(kind, params, reduction):
+    def loss(student_logits, teacher_logits):  # oracle: kl_core's own token loss
+        return kc.token_divergence(teacher_logits, student_logits, kind, reduction=reduction, **params)
+
+    r = identify(loss, seed=3)
+    assert (r.kind, r.reduction, r.temperature) == (kind, reduction, "none")
+    for name, value in params.items():
+        lo, hi = r.params_range[name]
+        assert lo <= value < hi if kind == "akl" else r.params[name] == pytest.approx(value, abs=1e-6)
+
+
 def test_masked_mean_over_counted_tokens():
     def loss(student_logits, teacher_logits, mask):  # kl_core's own token loss as a user would call it
         return kc.token_divergence(teacher_logits, student_logits, "skew_reverse_kl", alpha=0.2, mask=mask,
