@@ -131,12 +131,6 @@ def kl_div_swapped(student_logits, teacher_logits):
     return F.kl_div(teacher_logits.log_softmax(-1), student_logits.softmax(-1), reduction="batchmean")
 
 
-def hinton_kd(student_logits, teacher_logits, T=2.0):
-    """Hinton et al. 2015 as in most KD repos (e.g. RepDistiller's DistillKL): batchmean KL at T, times T²."""
-    log_s, t = (student_logits / T).log_softmax(-1), (teacher_logits / T).softmax(-1)
-    return F.kl_div(log_s, t, reduction="batchmean") * T**2
-
-
 def mse_logits(student_logits, teacher_logits):
     """Logit matching (Ba & Caruana 2014): not a divergence of the distributions."""
     return ((student_logits - teacher_logits) ** 2).mean()
@@ -267,11 +261,21 @@ def test_gkd_temperature_is_divided_without_t2(beta, tau, kind):
     assert_verdict_follows_fields(r)
 
 
-def test_hinton_kd_has_the_t2_factor():
-    r = identify(hinton_kd)
+def test_hinton_kd_has_the_t2_factor_and_the_readme_shows_real_output():
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Which KL does my loss compute?")[1].split("\n## ")[0]
+    code = section.split("```python\n")[1].split("```")[0]
+    shown = section.split("```text\n")[1].split("```")[0]
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # the README's losses.py
+    r = identify(namespace["kd_loss"])
     assert (r.kind, r.reduction, r.temperature) == ("forward_kl", "batchmean", "divided_t2")
-    assert r.tau == pytest.approx(2.0, rel=1e-6)
+    assert r.tau == pytest.approx(2.0, rel=1e-12)
     assert_verdict_follows_fields(r)
+    swapped = identify(namespace["kd_loss_swapped"])
+    assert swapped.kind == "reverse_kl"
+    for name, res in (("kd_loss", r), ("kd_loss_swapped", swapped)):
+        assert f"$ kl-lab identify losses.py:{name}\nlosses.py:{name}\n{res.verdict}\n" in shown
 
 
 def test_kl_div_idiom_and_its_swap():
@@ -316,6 +320,9 @@ def test_akl_and_its_mu_interval():
 
 def test_mse_on_logits_matches_no_kind():
     r = identify(mse_logits)
+    assert r.candidates[0].tau == pytest.approx(10.0) and r.candidates[0].temperature == "divided_t2"
+    readme = (ROOT / "README.md").read_text()  # the number the README quotes
+    assert f"the nearest is off by {r.candidates[0].gradient_residual:.3g} in gradient, at the largest τ" in readme
     assert not r.matched and r.kind is None and r.link is None
     assert all(not c.matched for c in r.candidates)
     nearest = r.candidates[0]
