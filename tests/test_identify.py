@@ -312,6 +312,7 @@ def test_akl_and_its_mu_interval():
     assert (r.kind, r.reduction, r.mask_argument, r.value_form) == ("akl", "mean", "mask", "exact")
     lo, hi = r.params_range["mu"]
     assert lo <= 0.5 < hi and hi - lo < 0.05  # a step function of μ: identified up to an interval
+    assert f"`akl` with μ in\n  [{lo:.3f}, {hi:.3f})" in (ROOT / "README.md").read_text()
     assert lo <= r.params["mu"] < hi
     assert r.link.startswith("/tokens?tok_objectives=akl&tok_mu=")
     assert_verdict_follows_fields(r)
