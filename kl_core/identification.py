@@ -922,15 +922,15 @@ def _identify_deterministic(cmp, observed, order, source, mask_argument) -> Iden
     def objective(c: Candidate) -> float:  # fitted on gradient and value together; ties to the simpler reduction
         return c.gradient_residual + min(c.value_residual, c.offset_residual)
 
+    zero = all(float(g.abs().max()) == 0.0 for g in observed.grads)
     best = {kind: _fit_kind(cmp, kind, 1.0, objective) for kind in KINDS}
     choice = _pick(list(best.values()), lambda c: c.matched)
-    if choice is None:  # τ ≠ 1: fit the temperature too
+    if choice is None and not zero:  # τ ≠ 1: fit the temperature too (no τ gives a kind a zero gradient)
         best = {kind: _fit_tau(cmp, kind, c, objective) for kind, c in best.items()}
         choice = _pick(list(best.values()), lambda c: c.matched)
     if choice is not None:
         choice = _snap(cmp, choice, objective)
     candidates = tuple(sorted(best.values(), key=lambda c: c.score))
-    zero = all(float(g.abs().max()) == 0.0 for g in observed.grads)
     if choice is None:
         return Identification(
             matched=False, kind=None, params={}, params_range={}, reduction=None, temperature=None, tau=None,

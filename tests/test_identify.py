@@ -332,6 +332,13 @@ def test_mse_on_logits_matches_no_kind():
     assert_verdict_follows_fields(r)
 
 
+def test_a_detached_student_has_zero_gradient():
+    r = identify(lambda s, t: kl_div_batchmean(s.detach(), t))  # the value is forward KL; nothing trains
+    assert not r.matched and r.zero_gradient
+    assert r.verdict.startswith("No kind matches. Its gradient w.r.t. the student logits is zero.")
+    assert all(c.gradient_residual == pytest.approx(1.0) for c in r.candidates)
+
+
 @pytest.mark.filterwarnings("ignore:reduction. 'mean' divides")
 @pytest.mark.parametrize(
     "reduction, expected",
