@@ -33,9 +33,11 @@ __all__ = [
     "get_preset",
     "token_divergence",
     "kl_estimate",
+    "identify",
 ]
 
-_LAZY = {"token_divergence": "kl_core.tokens", "kl_estimate": "kl_core.tokens"}  # these import torch (~2 s)
+# these import torch (~2 s)
+_LAZY = {"token_divergence": "kl_core.tokens", "kl_estimate": "kl_core.tokens", "identify": "kl_core.identification"}
 
 
 def __getattr__(name: str):

@@ -346,7 +346,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Any]]:
 # Subcommands that live beside the code they drive: each module has ``add_commands(sub)``, which adds
 # its parsers to ``sub`` and returns {command name: handler(args) -> str}. Such a module imports its
 # heavy dependencies (models, exporters) inside its handlers, so ``kl-lab fit`` does not pay for them.
-EXTENSIONS: tuple[str, ...] = ("kl_core.viz.export_cli", "kl_core.site", "kl_core.distill_cli")
+EXTENSIONS: tuple[str, ...] = ("kl_core.viz.export_cli", "kl_core.site", "kl_core.distill_cli", "kl_core.identify_cli")
 
 
 def _extensions(sub: Any) -> dict[str, Any]:
