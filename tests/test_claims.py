@@ -199,3 +199,62 @@ def test_2d_headline_is_true_at_the_page_defaults(name):
         assert all(np.all(np.asarray(s.std) < 0.6 * marginal) for s in r_sum)
     else:
         raise AssertionError(f"no headline check for {name}")
+
+
+# -- the family page's capacity panel, the RL text and the landscape's counts --------------------------------
+
+
+def test_capacity_panel_notes_agree_with_reverse_kl_dropping_modes():
+    from app import model
+    from kl_core.viz.capacity import panel_note
+
+    inits = min(DEFAULTS["inits"], 4)  # as app/views/family.py asks
+    fits = model.capacity_fits(DEFAULTS["kmax"], DEFAULTS["lr"], DEFAULTS["steps"], inits, DEFAULTS["seed"])
+    teacher = kc.PRESETS[model.CAPACITY_TEACHER].teacher
+    n_modes = len(teacher_modes(teacher)[1])
+    for kind, pairs in fits.items():
+        for k, traj in pairs:
+            covered = kc.summarize(teacher, traj.student(traj.steps, traj.best)).n_modes_covered
+            assert f"modes covered {covered}/{n_modes}" in panel_note(teacher, traj)
+            if kind == "reverse_kl" and k < n_modes:  # the caption above the panel: "reverse KL drops modes"
+                assert covered < n_modes, (kind, k)
+            if kind == "forward_kl":  # "forward KL smears them over the gaps": every mode keeps some mass
+                assert covered == n_modes, (kind, k)
+
+
+def _page(name, query):
+    import sys
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root))
+    at = AppTest.from_file(str(root / "app" / "views" / name), default_timeout=180)
+    for k, v in query.items():
+        at.query_params[k] = v
+    return at.run()
+
+
+@pytest.mark.parametrize("n", [DEFAULTS["rl_samples"], 64])
+def test_rl_gradient_text_quotes_the_samples_the_training_uses(n):
+    import kl_core.rl as rl
+
+    at = _page("rl.py", {"rl_samples": str(n)})
+    assert not at.exception
+    text = at.markdown[0].value
+    assert f"with n = {n} samples" in text and "n = 32" not in text
+    study = rl.demo_study("gaussian", DEFAULTS["rl_seed"], reps=200, n=n)
+    j = [int(v) for v in study.sizes].index(n)
+    for i in range(len(study.estimators)):
+        assert f"{study.variance[i, j]:.3g}" in text
+    columns = list(at.dataframe[0].value.columns)
+    assert f"variance (n={n})" in columns and f"mean estimate (n={n})" in columns
+
+
+def test_landscape_counts_its_minima_in_good_english():
+    at = _page("landscape.py", {"grid": "60", "steps": "100", "inits": "2"})
+    assert not at.exception
+    counts = [m.value for m in at.markdown if "local minim" in m.value]
+    assert len(counts) == 2 and not any("1 local minima" in c for c in counts)
+    assert any("1 local minimum" in c for c in counts)  # forward KL: one minimum, at the moment match
