@@ -118,6 +118,9 @@ DIGITS = 2  # the caption prints moments to 2 decimals and low-density mass to w
 MOVING = 0.01  # "still moving": a printed moment (or a table cell) drifted by one printed unit or more
 MOVING_WINDOW = 0.1  # between the halves of the last 10% of steps (window means: Monte-Carlo noise averages out)
 
+_WINDOW_POINTS = 6  # students read per half window (evenly spaced steps): enough to average noise, cheap
+SETTLED = 0.5  # "settled on" a mode: covers it alone and at least half its mass belongs to it (mode_shares)
+
 Span = tuple[float, float]  # (lowest, highest) of a printed number over a claim's starts
 
 
@@ -126,8 +129,10 @@ class Claim:
     """One clause of a caption: which starts did what, with the numbers it prints.
 
     ``kind`` is one of
-      * ``"settled"``: covers teacher mode ``mode`` and no other;
-      * ``"spread"``: covers two or more modes;
+      * ``"settled"``: covers teacher mode ``mode`` and no other, with most of its mass (a share of
+        at least :data:`SETTLED`) belonging to it;
+      * ``"spread"``: covers two or more modes, or one without most of its mass there (a wide
+        student whose core ratio clears the line on one mode only);
       * ``"between"``: covers no mode (its mass sits where no mode's core is);
       * ``"reached"``: the teacher has a single mode, so where the start went says less than its moments;
       * ``"moving"``: still moving at the last step (see :func:`moving_starts`); no coverage is claimed.
@@ -153,19 +158,22 @@ def moving_starts(run: Run) -> tuple[int, ...]:
     """Starts still moving at the run's last step.
 
     Over the last :data:`MOVING_WINDOW` of the steps, the mean of each printed moment (each table
-    cell for a discrete student) over the second half of that window is compared with its mean over
-    the first half; a start moves when any of them differs by :data:`MOVING` or more.
+    cell for a discrete student) over the second half of that window (at evenly spaced steps) is
+    compared with its mean over the first half; a start moves when any of them differs by
+    :data:`MOVING` or more.
     """
     traj = run.trajectory
     k = max(2, int(round(MOVING_WINDOW * traj.steps)))
     if traj.steps < 2:
         return ()
     k = min(k, traj.steps)
-    half = k // 2
+    first = np.unique(np.linspace(traj.steps - k, traj.steps - k / 2, _WINDOW_POINTS).round().astype(int))
+    second = np.unique(np.linspace(traj.steps - k / 2, traj.steps, _WINDOW_POINTS).round().astype(int))
     out = []
     for i in range(traj.inits):
-        values = np.array([_moment_vector(traj.student(step, i)) for step in range(traj.steps - k, traj.steps + 1)])
-        drift = np.abs(values[-half:].mean(0) - values[:half].mean(0))
+        early = np.mean([_moment_vector(traj.student(int(step), i)) for step in first], axis=0)
+        late = np.mean([_moment_vector(traj.student(int(step), i)) for step in second], axis=0)
+        drift = np.abs(late - early)
         if np.any(~np.isfinite(drift)) or np.any(drift >= MOVING):
             out.append(i)
     return tuple(out)
@@ -191,9 +199,9 @@ def _spans(values: Sequence[float | tuple[float, ...]]) -> tuple[Span, ...]:
 def _behaviour(s: StudentSummary, n_modes: int) -> tuple[str, int | None]:
     if n_modes == 1 and s.mean is not None:
         return "reached", None
-    if s.n_modes_covered == 1:
+    if s.n_modes_covered == 1 and s.mode_shares[s.modes_covered[0]] >= SETTLED:
         return "settled", s.modes_covered[0]
-    return ("spread" if s.n_modes_covered > 1 else "between"), None
+    return ("spread" if s.n_modes_covered >= 1 else "between"), None
 
 
 def claims(teacher: Distribution, run: Run, *, summaries: Sequence[StudentSummary | None] | None = None) -> list[Claim]:
