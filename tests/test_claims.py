@@ -59,11 +59,13 @@ def check_caption(teacher, run):
         for start in c.starts:
             row, s = rows[start], summaries[start]
             covered = int(row["modes_covered"].split("/")[0])
-            moved = np.abs(_moments(traj.student(traj.steps, start)) - _moments(traj.student(traj.steps - k, start)))
+            # exact fits: how far each printed moment ranges over every step of the last 10%
+            window = np.array([_moments(traj.student(step, start)) for step in range(traj.steps - k, traj.steps + 1)])
+            moved = window.max(0) - window.min(0)
             if c.kind == "moving":
-                assert moved.max() >= MOVING / 2, (start, moved)
+                assert moved.max() >= MOVING, (start, moved)
             else:
-                assert moved.max() < 3 * MOVING, (start, moved)  # "not moving" is true at the printed precision
+                assert moved.max() < 2 * MOVING, (start, moved)  # "not moving" is true at the printed precision
                 assert _within(covered, c.covered, 0)
                 assert _within(100 * row["low_density_mass"], c.low_density_percent, 0.5 + 0.05 + 1e-9)
             if c.kind == "settled":
@@ -180,8 +182,8 @@ def test_2d_headline_is_true_at_the_page_defaults(name):
     teacher, (fwd, rev) = runs_2d(name, DEFAULTS["seed"])
     centres, _ = teacher_modes(teacher)
     f_sum, r_sum = run_summaries(teacher, fwd), run_summaries(teacher, rev)
-    moving = {c.kind for c in claims(teacher, fwd, summaries=f_sum)}
-    assert "moving" not in moving, "forward students have converged by the default step count"
+    for run, summaries in ((fwd, f_sum), (rev, r_sum)):  # every student has converged by the default steps
+        assert "moving" not in {c.kind for c in claims(teacher, run, summaries=summaries)}, run.objective
     if name == "ring":  # one wide disc over the whole ring; reverse on one bump or two neighbours
         for student in fwd.trajectory.final:
             assert np.all(np.abs(student.mean) < 0.3) and np.all(_mahalanobis(student, centres) < 2.0)
@@ -191,7 +193,6 @@ def test_2d_headline_is_true_at_the_page_defaults(name):
         for student in fwd.trajectory.final:
             assert np.all(_mahalanobis(student, centres) < 2.0)
         assert all(s.n_modes_covered == 1 for s in r_sum)
-        assert "moving" not in {c.kind for c in claims(teacher, rev, summaries=r_sum)}
     elif name == "correlated":  # axis-aligned: too broad under forward KL, too compact under reverse KL
         minor = float(np.sqrt(np.linalg.eigvalsh(teacher.cov)[0]))
         marginal = float(np.sqrt(teacher.cov[0, 0]))

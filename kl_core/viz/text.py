@@ -116,9 +116,10 @@ def results_rows(
 
 DIGITS = 2  # the caption prints moments to 2 decimals and low-density mass to whole percent
 MOVING = 0.01  # "still moving": a printed moment (or a table cell) drifted by one printed unit or more
-MOVING_WINDOW = 0.1  # between the halves of the last 10% of steps (window means: Monte-Carlo noise averages out)
+MOVING_WINDOW = 0.1  # over the last 10% of steps (a fitted trend: Monte-Carlo noise averages out)
 
-_WINDOW_POINTS = 6  # students read per half window (evenly spaced steps): enough to average noise, cheap
+_WINDOW_POINTS = 12  # students read over the window (evenly spaced steps): a trend line, cheaply
+_DRIFT_SE = 4.0  # a drift counts when it exceeds this many standard errors of the fitted slope
 SETTLED = 0.5  # "settled on" a mode: covers it alone and at least half its mass belongs to it (mode_shares)
 
 Span = tuple[float, float]  # (lowest, highest) of a printed number over a claim's starts
@@ -157,24 +158,35 @@ class Claim:
 def moving_starts(run: Run) -> tuple[int, ...]:
     """Starts still moving at the run's last step.
 
-    Over the last :data:`MOVING_WINDOW` of the steps, the mean of each printed moment (each table
-    cell for a discrete student) over the second half of that window (at evenly spaced steps) is
-    compared with its mean over the first half; a start moves when any of them differs by
-    :data:`MOVING` or more.
+    Each printed moment (each table cell for a discrete student) is read at :data:`_WINDOW_POINTS`
+    evenly spaced steps of the last :data:`MOVING_WINDOW` of the run. An exact fit (no noise) moves
+    when some moment spans :data:`MOVING` (one printed unit) or more over the window. A Monte-Carlo
+    fit jitters around where it settled, so there a least-squares line through the readings gives
+    the drift over the window, and a start moves when some drift is at least :data:`MOVING` and more
+    than :data:`_DRIFT_SE` standard errors of the line's slope.
     """
     traj = run.trajectory
-    k = max(2, int(round(MOVING_WINDOW * traj.steps)))
     if traj.steps < 2:
         return ()
-    k = min(k, traj.steps)
-    first = np.unique(np.linspace(traj.steps - k, traj.steps - k / 2, _WINDOW_POINTS).round().astype(int))
-    second = np.unique(np.linspace(traj.steps - k / 2, traj.steps, _WINDOW_POINTS).round().astype(int))
+    k = min(traj.steps, max(2, int(round(MOVING_WINDOW * traj.steps))))
+    steps = np.unique(np.linspace(traj.steps - k, traj.steps, _WINDOW_POINTS).round().astype(int))
+    t = (steps - steps.mean()) / k  # (n,) window time in units of the window
     out = []
     for i in range(traj.inits):
-        early = np.mean([_moment_vector(traj.student(int(step), i)) for step in first], axis=0)
-        late = np.mean([_moment_vector(traj.student(int(step), i)) for step in second], axis=0)
-        drift = np.abs(late - early)
-        if np.any(~np.isfinite(drift)) or np.any(drift >= MOVING):
+        values = np.array([_moment_vector(traj.student(int(step), i)) for step in steps])  # (n, m)
+        if not np.all(np.isfinite(values)):
+            out.append(i)
+            continue
+        if traj.estimator == "exact":
+            if np.any(values.max(0) - values.min(0) >= MOVING):
+                out.append(i)
+            continue
+        centred = values - values.mean(0)
+        drift = (t @ centred) / (t @ t)  # (m,) change over the whole window
+        resid = centred - np.outer(t, drift)
+        dof = max(len(steps) - 2, 1)
+        se = np.sqrt((resid * resid).sum(0) / dof / (t @ t))
+        if np.any((np.abs(drift) >= MOVING) & (np.abs(drift) > _DRIFT_SE * se)):
             out.append(i)
     return tuple(out)
 
