@@ -655,7 +655,9 @@ def test_caption_reverse_kl_counts_add_up(bimodal, runs):
     assert sorted(i for c in found for i in c.starts) == list(range(8))
     shares = [kc.summarize(bimodal.teacher, s) for s in runs[1].trajectory.final]
     several = [i for i, s in enumerate(shares) if s.n_modes_covered > 1]
-    assert [i for c in found if c.kind == "spread" for i in c.starts] == several
+    spread = {i for c in found if c.kind == "spread" for i in c.starts}
+    moving = {i for c in found if c.kind == "moving" for i in c.starts}
+    assert spread <= set(several) <= spread | moving  # start 1 (the wide minimum) still creeps: std 2.757 -> 2.743
     assert "covered only the mode at +3.0" in text and "the mode at -3.0" in text
 
 
