@@ -61,7 +61,7 @@ def scenario_2d(state: Mapping[str, Any], kinds: Sequence[str]) -> Scenario | No
             space="2d",
             preset=state["preset2d"],
             objectives=model.objective_specs(kinds, state),
-            lr=state["lr"],
+            lr=state["lr2d"],
             steps=state["steps2d"],
             inits=state["inits2d"],
             seed=state["seed"],

@@ -137,10 +137,11 @@ def _shape() -> dict[str, float]:
 
 
 def _placement(summaries: list) -> tuple[int, int, int]:
-    """(left bump, right bump, covering both) counts of 1-D students against the two-bump teacher."""
-    left = sum(1 for s in summaries if s.n_modes_covered == 1 and s.dominant_mode == 0)
-    right = sum(1 for s in summaries if s.n_modes_covered == 1 and s.dominant_mode == 1)
-    return left, right, sum(1 for s in summaries if s.n_modes_covered == 2)
+    """(left bump, right bump, between) counts of 1-D students against the two-bump teacher: covering only
+    the left mode, only the right one, or not one alone (both, wide between them; or none, in the gap)."""
+    left = sum(1 for s in summaries if s.modes_covered == (0,))
+    right = sum(1 for s in summaries if s.modes_covered == (1,))
+    return left, right, sum(1 for s in summaries if s.n_modes_covered != 1)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -185,7 +186,7 @@ def _forward_facts() -> Facts:
     traj, summaries = _bimodal("forward_kl", INITS)
     teacher = get_preset(TEACHER).teacher
     s0 = summaries[0]
-    _, _, covering = _placement(summaries)
+    covering = sum(1 for s in summaries if s.n_modes_covered == 2)  # "end covering both bumps"
     return _frozen(
         **_shape(),
         teacher=teacher,
@@ -244,7 +245,7 @@ def _both_facts() -> Facts:
         rev=rev,
         inits=INITS,
         seed=SEED,
-        fwd_cover=_placement(fwd_summaries)[2],
+        fwd_cover=sum(1 for s in fwd_summaries if s.n_modes_covered == 2),
         rev_left=left,
         rev_right=right,
         rev_middle=middle,

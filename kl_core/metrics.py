@@ -6,10 +6,20 @@ Definitions (teacher p with components or cells k, student q):
   ``integral q(x) r_k(x) dx`` with ``r_k`` the teacher's responsibility (posterior of component k
   given x). For a discrete teacher the modes are the cells holding at least ``low_density`` of
   the teacher's peak probability, and a mode's share is the student's probability of that cell.
-* ``modes_covered`` -- the modes whose share is at least ``coverage`` (default 1/4) of the
-  teacher's own weight on that mode: the student puts a noticeable part of what the teacher puts
-  there. A student sitting on one of two equal modes covers one; the moment-matched Gaussian
-  covers both.
+* ``core_ratios[k]`` -- where the student's mass actually is, mode by mode: the student's mass
+  inside teacher mode k's *core* divided by the teacher's own mass there. The core of a mode is
+  the set of points within one standard deviation of its component (Mahalanobis distance at
+  most ``r``, with ``r`` chosen so the core holds 68.3% of the component, as ±1 std does in 1-D:
+  ``r = 1`` in 1-D, ``r = 1.515`` in 2-D) where that component is the teacher's largest one
+  (the whole ellipse for a component that is nowhere the largest within it).
+  The student's density is used whole, so a mixture student counts all its components. 1 means
+  the student puts as much mass there as the teacher; 0 that it has left the mode empty. For a
+  table the core of a mode is its cell and the ratio is the student's probability of the cell
+  over the teacher's.
+* ``modes_covered`` -- the modes whose core ratio is at least ``coverage`` (default 1/5). Against
+  ½N(−3, 1) + ½N(3, 1): N(3, 1) covers the +3 mode only (ratios 0, 2.0); the moment-matched
+  N(0, √10) covers both (0.47 each); N(0, 1) and N(0, 0.3) sit in the gap and cover none (0.067
+  and 0.000); the teacher covers all its modes (1.0).
 * ``dominant_mode`` -- the mode holding the largest share of the student's mass.
 * ``low_density_mass`` -- the student's mass where the teacher's density is below ``low_density``
   (default 5%) of its peak: the "hallucinated" region, e.g. between two separated modes, or the
@@ -26,12 +36,23 @@ from scipy.optimize import minimize
 
 from kl_core.distributions import Distribution, _GaussianComponents
 from kl_core.divergences import _check_pair, divergence
-from kl_core.quadrature import panel_grid, roots
+from kl_core.quadrature import _gauss_legendre, panel_grid, roots
 
-__all__ = ["StudentSummary", "summarize", "mode_shares", "mode_coverage", "low_density_mass", "teacher_modes"]
+__all__ = [
+    "StudentSummary",
+    "summarize",
+    "mode_shares",
+    "core_ratios",
+    "mode_coverage",
+    "low_density_mass",
+    "teacher_modes",
+]
 
-COVERAGE = 0.25
+COVERAGE = 0.2  # a mode is covered when the student holds >= 1/5 of the teacher's mass in its core
 LOW_DENSITY = 0.05
+CORE_PROBABILITY = math.erf(1.0 / math.sqrt(2.0))  # 0.6827: the mass of +-1 std of a 1-D Gaussian
+_CORE_RADIUS = {1: 1.0, 2: math.sqrt(-2.0 * math.log(1.0 - CORE_PROBABILITY))}  # chi(d) quantile: 1, 1.515
+_RADIAL_NODES, _ANGLES = 32, 128  # 2-D core quadrature: Gauss-Legendre in the radius, periodic trapezoid in angle
 
 
 @dataclass(frozen=True)
@@ -44,6 +65,7 @@ class StudentSummary:
     forward_kl: float
     reverse_kl: float
     mode_shares: tuple[float, ...]
+    core_ratios: tuple[float, ...]
     modes_covered: tuple[int, ...]
     dominant_mode: int
     low_density_mass: float
@@ -86,13 +108,86 @@ def mode_shares(teacher: Distribution, student: Distribution, low_density: float
     return np.exp(student.log_probs[tuple(cells.T)])
 
 
+def _dominance_breaks(w: np.ndarray, mu: np.ndarray, sd: np.ndarray) -> list[float]:
+    """Points where two weighted 1-D components are equal: log(w_k N_k) - log(w_j N_j) is a quadratic in x."""
+    out: list[float] = []
+    for k in range(len(w)):
+        for j in range(k + 1, len(w)):
+            a = 0.5 / sd[j] ** 2 - 0.5 / sd[k] ** 2
+            b = mu[k] / sd[k] ** 2 - mu[j] / sd[j] ** 2
+            c = math.log(w[k] * sd[j] / (w[j] * sd[k])) - 0.5 * (mu[k] / sd[k]) ** 2 + 0.5 * (mu[j] / sd[j]) ** 2
+            if abs(a) <= 1e-12 * (abs(b) + abs(c) + 1.0):  # equal stds: one crossing (none if also equal means)
+                if b != 0.0:
+                    out.append(-c / b)
+                continue
+            disc = b * b - 4.0 * a * c
+            if disc >= 0.0:
+                out += [(-b + math.sqrt(disc)) / (2.0 * a), (-b - math.sqrt(disc)) / (2.0 * a)]
+    return out
+
+
+def _core_masses(teacher: _GaussianComponents, dists: list[Distribution]) -> np.ndarray:
+    """(len(dists), K): each distribution's mass inside each teacher mode's core (module docstring).
+
+    1-D: the core is a union of intervals cut at the dominance crossings, its mass exact from the
+    CDF. 2-D: polar coordinates around the component's mean in its own metric, x = mu + L u,
+    |u| <= r, with the dominance test at every node.
+    """
+    if teacher.dim > 2:
+        raise ValueError("mode coverage is computed for 1-D and 2-D teachers only")
+    w, mu, cov = teacher.components()
+    out = np.zeros((len(dists), len(w)))
+    if teacher.univariate:
+        m, sd = mu[:, 0], np.sqrt(cov[:, 0, 0])
+        crossings = np.array(_dominance_breaks(w, m, sd))
+        for k in range(len(w)):
+            lo, hi = m[k] - sd[k], m[k] + sd[k]
+            edges = np.unique(np.concatenate([[lo, hi], crossings[(crossings > lo) & (crossings < hi)]]))
+            own = np.argmax(teacher.component_log_prob(0.5 * (edges[1:] + edges[:-1])), -1) == k
+            own |= not own.any()  # a component under a larger one everywhere in its core: the whole core
+            for i, d in enumerate(dists):
+                out[i, k] = float(np.diff(d.cdf(edges))[own].sum())
+        return out
+    radius = _CORE_RADIUS[2]
+    t, wt = _gauss_legendre(_RADIAL_NODES)
+    r, wr = 0.5 * radius * (t + 1.0), 0.5 * radius * wt
+    theta = 2.0 * np.pi * np.arange(_ANGLES) / _ANGLES
+    u = np.stack([np.outer(r, np.cos(theta)).ravel(), np.outer(r, np.sin(theta)).ravel()], -1)  # (n, 2)
+    wu = np.outer(wr * r, np.full(_ANGLES, 2.0 * np.pi / _ANGLES)).ravel()  # (n,) polar area element
+    for k in range(len(w)):
+        chol = np.linalg.cholesky(cov[k])
+        x = mu[k] + u @ chol.T  # (n, 2)
+        own = np.argmax(teacher.component_log_prob(x), -1) == k
+        own |= not own.any()
+        weights = wu * abs(float(np.linalg.det(chol))) * own
+        for i, d in enumerate(dists):
+            out[i, k] = float(weights @ d.prob(x))
+    return out
+
+
+def core_ratios(teacher: Distribution, student: Distribution, low_density: float = LOW_DENSITY) -> np.ndarray:
+    """Per teacher mode: the student's mass in the mode's core over the teacher's (see module docstring).
+
+    Examples:
+        >>> import kl_core as kc
+        >>> teacher = kc.GaussianMixture([0.5, 0.5], [-3.0, 3.0], [1.0, 1.0])
+        >>> core_ratios(teacher, kc.Gaussian(3.0, 1.0)).round(3).tolist()
+        [0.0, 2.0]
+    """
+    _check_pair(teacher, student)
+    if isinstance(teacher, _GaussianComponents):
+        masses = _core_masses(teacher, [teacher, student])
+        return masses[1] / masses[0]
+    cells, weights = teacher_modes(teacher, low_density)
+    return np.exp(student.log_probs[tuple(cells.T)]) / weights
+
+
 def mode_coverage(
     teacher: Distribution, student: Distribution, coverage: float = COVERAGE, low_density: float = LOW_DENSITY
 ) -> np.ndarray:
-    """Boolean per teacher mode: does the student hold at least ``coverage`` x the teacher's weight there?"""
+    """Boolean per teacher mode: does the student hold at least ``coverage`` x the teacher's mass in its core?"""
     _check_fraction("coverage", coverage)
-    _, weights = teacher_modes(teacher, low_density)
-    return mode_shares(teacher, student, low_density) >= coverage * weights
+    return core_ratios(teacher, student, low_density) >= coverage
 
 
 def low_density_mass(teacher: Distribution, student: Distribution, low_density: float = LOW_DENSITY) -> float:
@@ -123,9 +218,10 @@ def summarize(
     teacher: Distribution, student: Distribution, coverage: float = COVERAGE, low_density: float = LOW_DENSITY
 ) -> StudentSummary:
     """All the numbers of the results table for one student."""
+    _check_fraction("coverage", coverage)
     shares = mode_shares(teacher, student, low_density)
-    _, weights = teacher_modes(teacher, low_density)
-    covered = tuple(int(i) for i in np.nonzero(shares >= coverage * weights)[0])
+    ratios = core_ratios(teacher, student, low_density)
+    covered = tuple(int(i) for i in np.nonzero(ratios >= coverage)[0])
     if isinstance(student, _GaussianComponents):
         if student.univariate:
             mean, std = float(student.mean), math.sqrt(student.variance)
@@ -140,6 +236,7 @@ def summarize(
         forward_kl=float(divergence(teacher, student, "forward_kl")),
         reverse_kl=float(divergence(teacher, student, "reverse_kl")),
         mode_shares=tuple(float(s) for s in shares),
+        core_ratios=tuple(float(r) for r in ratios),
         modes_covered=covered,
         dominant_mode=int(np.argmax(shares)),
         low_density_mass=low_density_mass(teacher, student, low_density),

@@ -117,7 +117,7 @@ PRESETS: dict[str, Preset] = {
         Preset(
             "bimodal",
             "Symmetric bimodal (the textbook figure)",
-            "Forward KL spreads one Gaussian over both modes; reverse KL locks onto one of them.",
+            "Forward KL spreads one Gaussian over both modes; from most starts reverse KL locks onto one of them.",
             GaussianMixture([0.5, 0.5], [-3.0, 3.0], [1.0, 1.0]),
             Gaussian(2.0, 1.0),
             dict(_DEFAULT),
@@ -133,7 +133,8 @@ PRESETS: dict[str, Preset] = {
         Preset(
             "three_modes",
             "Three modes",
-            "Reverse KL picks one of three modes depending on where it starts; forward KL covers all.",
+            "Forward KL covers all three modes; reverse KL picks one of them, or one wide compromise over all "
+            "three, depending on where it starts.",
             GaussianMixture([1.0, 1.0, 1.0], [-5.0, 0.0, 5.0], [0.8, 0.8, 0.8]),
             Gaussian(-3.5, 1.0),
             dict(_DEFAULT),
@@ -157,7 +158,8 @@ PRESETS: dict[str, Preset] = {
         Preset(
             "five_modes",
             "Five modes",
-            "A single Gaussian cannot hold five modes: forward KL blurs them, reverse KL commits.",
+            "A single Gaussian cannot hold five modes: forward KL blurs all five, reverse KL keeps fewer "
+            "(one mode, or the middle three).",
             GaussianMixture([0.15, 0.2, 0.3, 0.2, 0.15], [-8.0, -4.0, 0.0, 4.0, 8.0], [0.6] * 5),
             Gaussian(3.0, 1.0),
             dict(_DEFAULT),
@@ -165,7 +167,8 @@ PRESETS: dict[str, Preset] = {
         Preset(
             "ring",
             "Ring of eight (2-D)",
-            "Forward KL draws one wide disc over the whole ring; reverse KL sits on a single bump.",
+            "Forward KL draws one wide disc over the whole ring; reverse KL sits on one bump, or on two "
+            "neighbouring bumps, and leaves the rest of the ring empty.",
             _ring(8, 4.0, 0.5),
             Gaussian(mean=[1.0, 0.5], cov=np.eye(2)),
             {"steps": 400, "lr": 0.05, "inits": 6},

@@ -383,10 +383,12 @@ def demo_problem(setting: str = "gaussian") -> tuple[Problem, np.ndarray]:
     raise ValueError(f"setting must be one of {', '.join(SETTINGS)}, got {setting!r}")
 
 
-def demo_study(setting: str = "gaussian", seed: int = 0, reps: int = 300) -> GradientStudy:
-    """:func:`gradient_study` at the start of :func:`demo_problem`, for n = 2, 8, 32, 128, 512."""
+def demo_study(setting: str = "gaussian", seed: int = 0, reps: int = 300, n: int | None = None) -> GradientStudy:
+    """:func:`gradient_study` at the start of :func:`demo_problem`, for n = 2, 8, 32, 128, 512 (and ``n``:
+    the page's own sample size, so its text quotes the n it trains with)."""
     problem, theta0 = demo_problem(setting)
-    return gradient_study(problem, theta0, DEMO_SIZES, reps, seed)
+    sizes = DEMO_SIZES if n is None else tuple(sorted({*DEMO_SIZES, int(n)}))
+    return gradient_study(problem, theta0, sizes, reps, seed)
 
 
 def training_curves(

@@ -54,9 +54,10 @@ def test_discrete_metrics_on_the_city_table():
     invalid = ~np.eye(3, dtype=bool)
     assert s.low_density_mass == pytest.approx(table[invalid].sum(), rel=1e-12)
     # each valid pair gets the product of its marginals, ~p_i^2: "San Francisco" holds 0.04 of the
-    # student's mass against the teacher's 0.2, under the 1/4 coverage line
+    # student's mass against the teacher's 0.2: a ratio of 0.205, just over the 1/5 coverage line
     np.testing.assert_allclose(s.mode_shares, np.diag(table), rtol=1e-12)
-    assert s.modes_covered == tuple(i for i in range(3) if table[i, i] >= 0.25 * teacher.probs[i, i])
+    np.testing.assert_allclose(s.core_ratios, np.diag(table) / np.diag(teacher.probs), rtol=1e-12)
+    assert s.modes_covered == tuple(i for i in range(3) if table[i, i] >= 0.2 * teacher.probs[i, i])
     committed = kc.FactorizedCategorical(probs=[[0.98, 0.01, 0.01], [0.98, 0.01, 0.01]])
     c = kc.summarize(teacher, committed)
     assert c.modes_covered == (0,) and c.dominant_mode == 0
@@ -67,8 +68,74 @@ def test_discrete_metrics_on_the_city_table():
 def test_2d_summary_and_validation():
     preset = kc.get_preset("ring")
     s = kc.summarize(preset.teacher, kc.Gaussian(mean=[0.0, 0.0], cov=17.0 * np.eye(2)))
-    assert s.n_modes_covered == 8 and sum(s.mode_shares) == pytest.approx(1.0, abs=1e-6)
+    # a disc of std 4.1 over a ring of radius 4 holds 12% of the teacher's mass in each bump's core:
+    # under the 1/5 line, so it covers none of them (issue 10: coverage is where the mass actually is)
+    assert s.n_modes_covered == 0 and sum(s.mode_shares) == pytest.approx(1.0, abs=1e-6)
+    assert s.core_ratios == pytest.approx([0.123] * 8, abs=1e-3)
     with pytest.raises(ValueError, match="coverage"):
         kc.mode_coverage(BIMODAL, kc.Gaussian(0, 1), coverage=1.5)
     with pytest.raises(ValueError, match="low_density"):
         kc.low_density_mass(BIMODAL, kc.Gaussian(0, 1), low_density=0.0)
+
+
+# -- mode coverage by where the student's mass is (issue 10) ------------------------------------------
+
+
+def _core_ratio_1d(student_cdf, mu, sd, weight):
+    """Oracle: student mass in [mu - sd, mu + sd] over the teacher's (0.6827 x weight for a separated mode)."""
+    core = stats.norm.cdf(1.0) - stats.norm.cdf(-1.0)
+    return (student_cdf(mu + sd) - student_cdf(mu - sd)) / (weight * core)
+
+
+@pytest.mark.parametrize(
+    "student, covered",
+    [
+        (kc.Gaussian(0.0, 0.3), ()),  # 93% of its mass in the gap
+        (kc.Gaussian(0.0, 1.0), ()),  # 6.7% of each mode's core mass: in the gap too
+        (kc.Gaussian(3.0, 1.0), (1,)),  # exactly the +3 mode
+        (kc.Gaussian(0.0, math.sqrt(10.0)), (0, 1)),  # the forward-KL optimum: both
+        (BIMODAL, (0, 1)),  # the teacher covers all its modes
+        (kc.GaussianMixture([0.5, 0.5], [-3.0, 3.1], [1.0, 1.0]), (0, 1)),  # a mixture: counted as a whole
+    ],
+)
+def test_coverage_on_hand_made_students(student, covered):
+    s = kc.summarize(BIMODAL, student)
+    assert s.modes_covered == covered
+    assert tuple(np.nonzero(kc.mode_coverage(BIMODAL, student))[0]) == covered
+    # far-apart modes: each core is [mu - 1, mu + 1] (the other component is 1e-8 times smaller there)
+    for k, mu in enumerate((-3.0, 3.0)):
+        oracle = _core_ratio_1d(lambda x: float(student.cdf(np.array([x]))[0]), mu, 1.0, 0.5)
+        assert s.core_ratios[k] == pytest.approx(oracle, rel=1e-6)
+
+
+def test_reverse_kl_wide_optimum_on_five_modes_covers_the_middle_three():
+    teacher = kc.get_preset("five_modes").teacher
+    s = kc.summarize(teacher, kc.Gaussian(0.0, 3.63))
+    # N(0, 3.63) holds 1.2% of its mass within +-0.6 of +-8, against the teacher's 0.15 x 0.683 = 10%
+    assert s.modes_covered == (1, 2, 3)
+    oracle = (stats.norm.cdf(8.6, 0, 3.63) - stats.norm.cdf(7.4, 0, 3.63)) / (0.15 * 0.6826894921)
+    assert s.core_ratios[4] == pytest.approx(oracle, rel=1e-6)
+
+
+def test_overlapping_modes_split_their_cores_where_the_components_cross():
+    teacher = kc.GaussianMixture([0.5, 0.5], [-1.0, 1.0], [1.0, 1.0])  # cores [-2, 0] and [0, 2]
+    assert kc.summarize(teacher, teacher).core_ratios == pytest.approx((1.0, 1.0), abs=1e-12)
+    one_side = kc.Gaussian(1.0, 0.5)
+    oracle = (stats.norm.cdf(2.0, 1, 0.5) - stats.norm.cdf(0.0, 1, 0.5)) / (
+        teacher.cdf(np.array([2.0]))[0] - teacher.cdf(np.array([0.0]))[0]
+    )
+    assert kc.summarize(teacher, one_side).core_ratios[1] == pytest.approx(oracle, rel=1e-9)
+
+
+def test_2d_coverage_against_monte_carlo():
+    ring = kc.get_preset("ring").teacher
+    assert kc.summarize(ring, ring).core_ratios == pytest.approx([1.0] * 8, abs=1e-6)
+    student = kc.Gaussian(mean=[4.2, 0.1], cov=0.4 * np.eye(2))
+    s = kc.summarize(ring, student)
+    assert s.modes_covered == (0,)
+    # oracle: Monte Carlo of the student's mass within Mahalanobis 1.515 (0.5 x 1.515 here) of the bump at
+    # (4, 0), 200k draws, over the teacher's 1/8 x 0.6827 there (its neighbours add under 1e-4 of that)
+    x = student.sample(200_000, seed=0)
+    inside = np.mean(np.sum((x - [4.0, 0.0]) ** 2, 1) <= (0.5 * 1.5151729) ** 2)
+    se = math.sqrt(inside * (1 - inside) / 200_000)
+    assert s.core_ratios[0] == pytest.approx(inside / (0.6826895 / 8), abs=5 * se / (0.6826895 / 8))

@@ -17,12 +17,13 @@ kinds = ui.control("objectives2d", "multiselect")
 ui.objective_controls(kinds)
 ui.control("steps2d")
 ui.control("inits2d")
-ui.control("lr")
+ui.control("lr2d")
 ui.control("seed", "number")
 ui.control("speed")
 
 try:
-    args = (preset, model.objective_specs(kinds, state), state["steps2d"], state["inits2d"], state["lr"], state["seed"])
+    specs = model.objective_specs(kinds, state)
+    args = (preset, specs, state["steps2d"], state["inits2d"], state["lr2d"], state["seed"])
     with st.spinner("Training…"):
         runs = ui.cached["lab_2d_runs"](*args)
 except ValueError as err:

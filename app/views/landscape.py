@@ -36,7 +36,10 @@ fig = landscape_figure(lands, runs)
 st.plotly_chart(fig, key="landscape_chart", width="stretch")
 cols = st.columns(2)
 for col, land in zip(cols, lands):
-    col.markdown(f"**{label_for(land.objective, land.objective_params)}**: {len(land.minima)} local minima")
+    count = len(land.minima)
+    col.markdown(
+        f"**{label_for(land.objective, land.objective_params)}**: {count} local minim{'um' if count == 1 else 'a'}"
+    )
     col.dataframe(
         [
             {"mean": round(m.mean, 4), "std": round(m.std, 4), "value (nats)": round(m.value, 4), "global": m.is_global}

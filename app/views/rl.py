@@ -37,11 +37,12 @@ if part == "gradients":
         ui.control(name)
     ui.control("rl_seed", "number")
     try:
-        study = demo_study(setting, state["rl_seed"], reps=200)
+        study = demo_study(setting, state["rl_seed"], reps=200, n=state["rl_samples"])
         curves = training_curves(setting, state["rl_samples"], state["rl_steps"], state["rl_lr"], state["rl_seed"])
     except ValueError as err:
         ui.error(err)
-    j = rl.DEMO_SIZES.index(32)
+    n = int(state["rl_samples"])  # the text and table quote the n the training curves use
+    j = [int(v) for v in study.sizes].index(n)
     var = dict(zip(study.estimators, study.variance[:, j]))
     st.header("1. Reverse KL is maximum-entropy RL")
     st.markdown(
@@ -51,7 +52,7 @@ if part == "gradients":
         "(REINFORCE) weights ∇log S(x) by f(x) = log S(x) − log T(x); the *leave-one-out baseline* subtracts "
         "from each f(xᵢ) the mean of the other samples' f, which keeps it unbiased. At the start "
         f"({'N(−4, 0.5)' if setting == 'gaussian' else 'a bump on the left, 20 arms'}, KL = {curves[0].kl[0]:.3f}) "
-        f"with n = 32 samples the total variance is "
+        f"with n = {n} samples (the training's) the total variance is "
         + ", ".join(f"{ESTIMATOR_LABELS[e]} {v:.3g}" for e, v in var.items())
         + f"; the baseline divides REINFORCE's variance by {var['score'] / var['score_loo']:.2f}."
     )
@@ -63,9 +64,9 @@ if part == "gradients":
     rows = [
         {
             "estimator": ESTIMATOR_LABELS[e],
-            "mean estimate (n=32)": np.array2string(study.mean[i, j], precision=3, max_line_width=200),
+            f"mean estimate (n={n})": np.array2string(study.mean[i, j], precision=3, max_line_width=200),
             "exact gradient": np.array2string(study.exact, precision=3, max_line_width=200),
-            "variance (n=32)": float(study.variance[i, j]),
+            f"variance (n={n})": float(study.variance[i, j]),
         }
         for i, e in enumerate(study.estimators)
     ]

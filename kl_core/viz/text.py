@@ -1,13 +1,15 @@
 """Words and tables from live numbers: the results table of a run and a one-sentence caption.
 
-Both read :func:`kl_core.summarize` of every start's final student. Starts are grouped by what
-they did: settled on one teacher mode (grouped by which), or spread over several.
+Both read :func:`kl_core.summarize` of every start's final student. The caption is rendered from
+structured :class:`Claim` s (which starts, which numbers), grouped by what the starts did: still
+moving at the last step, settled on one teacher mode (grouped by which), spread over several, or
+between modes (covering none); a test checks every claim against the table's rows.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -15,7 +17,7 @@ from kl_core.distributions import Distribution
 from kl_core.metrics import StudentSummary, summarize, teacher_modes
 from kl_core.viz.runs import Run
 
-__all__ = ["results_rows", "caption", "run_summaries"]
+__all__ = ["results_rows", "caption", "claims", "Claim", "render_claim", "moving_starts", "run_summaries"]
 
 
 def run_summaries(teacher: Distribution, run: Run) -> list[StudentSummary | None]:
@@ -109,8 +111,149 @@ def results_rows(
 
 
 # ----------------------------------------------------------------------------------------------
-# The caption
+# The caption: structured claims, then one sentence rendered from them
 # ----------------------------------------------------------------------------------------------
+
+DIGITS = 2  # the caption prints moments to 2 decimals and low-density mass to whole percent
+MOVING = 0.01  # "still moving": a printed moment (or a table cell) drifted by one printed unit or more
+MOVING_WINDOW = 0.1  # over the last 10% of steps (a fitted trend: Monte-Carlo noise averages out)
+
+_WINDOW_POINTS = 12  # students read over the window (evenly spaced steps): a trend line, cheaply
+_DRIFT_SE = 4.0  # a drift counts when it exceeds this many standard errors of the fitted slope
+SETTLED = 0.5  # "settled on" a mode: covers it alone and at least half its mass belongs to it (mode_shares)
+
+Span = tuple[float, float]  # (lowest, highest) of a printed number over a claim's starts
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One clause of a caption: which starts did what, with the numbers it prints.
+
+    ``kind`` is one of
+      * ``"settled"``: covers teacher mode ``mode`` and no other, with most of its mass (a share of
+        at least :data:`SETTLED`) belonging to it;
+      * ``"spread"``: covers two or more modes, or one without most of its mass there (a wide
+        student whose core ratio clears the line on one mode only);
+      * ``"between"``: covers no mode (its mass sits where no mode's core is);
+      * ``"reached"``: the teacher has a single mode, so where the start went says less than its moments;
+      * ``"moving"``: still moving at the last step (see :func:`moving_starts`); no coverage is claimed.
+
+    Numbers are spans over the claim's starts of the values as printed (rounded to :data:`DIGITS`
+    decimals, percent for ``low_density_mass``); a span with equal ends prints one number, so a
+    claim is true of every start it names within the precision it prints.
+    """
+
+    kind: str
+    starts: tuple[int, ...]
+    n_starts: int  # starts in the run (for "k of n")
+    n_modes: int  # teacher modes
+    mode: int | None = None  # the mode of a "settled" claim
+    covered: tuple[int, int] | None = None  # span of the number of covered modes
+    mean: tuple[Span, ...] | None = None  # one span per coordinate (1 in 1-D); None for a table
+    std: tuple[Span, ...] | None = None
+    low_density_percent: Span | None = None  # whole percent
+    step: int | None = None  # the last step (for "moving")
+
+
+def moving_starts(run: Run) -> tuple[int, ...]:
+    """Starts still moving at the run's last step.
+
+    Each printed moment (each table cell for a discrete student) is read at :data:`_WINDOW_POINTS`
+    evenly spaced steps of the last :data:`MOVING_WINDOW` of the run. An exact fit (no noise) moves
+    when some moment spans :data:`MOVING` (one printed unit) or more over the window. A Monte-Carlo
+    fit jitters around where it settled, so there a least-squares line through the readings gives
+    the drift over the window, and a start moves when some drift is at least :data:`MOVING` and more
+    than :data:`_DRIFT_SE` standard errors of the line's slope.
+    """
+    traj = run.trajectory
+    if traj.steps < 2:
+        return ()
+    k = min(traj.steps, max(2, int(round(MOVING_WINDOW * traj.steps))))
+    steps = np.unique(np.linspace(traj.steps - k, traj.steps, _WINDOW_POINTS).round().astype(int))
+    t = (steps - steps.mean()) / k  # (n,) window time in units of the window
+    out = []
+    for i in range(traj.inits):
+        values = np.array([_moment_vector(traj.student(int(step), i)) for step in steps])  # (n, m)
+        if not np.all(np.isfinite(values)):
+            out.append(i)
+            continue
+        if traj.estimator == "exact":
+            if np.any(values.max(0) - values.min(0) >= MOVING):
+                out.append(i)
+            continue
+        centred = values - values.mean(0)
+        drift = (t @ centred) / (t @ t)  # (m,) change over the whole window
+        resid = centred - np.outer(t, drift)
+        dof = max(len(steps) - 2, 1)
+        se = np.sqrt((resid * resid).sum(0) / dof / (t @ t))
+        if np.any((np.abs(drift) >= MOVING) & (np.abs(drift) > _DRIFT_SE * se)):
+            out.append(i)
+    return tuple(out)
+
+
+def _moment_vector(student: Distribution) -> np.ndarray:
+    """What the caption prints of a student, as one vector: mean and std per coordinate, or the table."""
+    if student.is_discrete:
+        return np.asarray(student.table() if hasattr(student, "table") else student.probs, float).ravel()
+    return np.concatenate([np.atleast_1d(student.mean), np.sqrt(np.atleast_1d(np.diagonal(student.cov)))])
+
+
+def _span(values: Sequence[float], digits: int = DIGITS) -> Span:
+    r = [round(float(v), digits) + 0.0 for v in values]
+    return (min(r), max(r))
+
+
+def _spans(values: Sequence[float | tuple[float, ...]]) -> tuple[Span, ...]:
+    rows = np.atleast_2d(np.array(values, float).T).reshape(len(np.atleast_1d(values[0])), -1)
+    return tuple(_span(row) for row in rows)
+
+
+def _behaviour(s: StudentSummary, n_modes: int) -> tuple[str, int | None]:
+    if n_modes == 1 and s.mean is not None:
+        return "reached", None
+    if s.n_modes_covered == 1 and s.mode_shares[s.modes_covered[0]] >= SETTLED:
+        return "settled", s.modes_covered[0]
+    return ("spread" if s.n_modes_covered >= 1 else "between"), None
+
+
+def claims(teacher: Distribution, run: Run, *, summaries: Sequence[StudentSummary | None] | None = None) -> list[Claim]:
+    """The claims of :func:`caption`: every start in exactly one claim, largest groups first.
+
+    Raises:
+        ValueError: if a summary is None (metrics undefined: :func:`caption` then quotes losses).
+    """
+    found = run_summaries(teacher, run) if summaries is None else list(summaries)
+    if len(found) != run.trajectory.inits:
+        raise ValueError(f"Length mismatch: {len(found)} summaries, {run.trajectory.inits} starts")
+    if any(s is None for s in found):
+        raise ValueError("claims need every start's summary; a summary is None")
+    n, n_modes = len(found), len(teacher_modes(teacher)[1])
+    moving = set(moving_starts(run))
+    groups: dict[tuple[str, int | None], list[int]] = {}
+    for i, s in enumerate(found):
+        groups.setdefault(("moving", None) if i in moving else _behaviour(s, n_modes), []).append(i)
+
+    def claim(key: tuple[str, int | None], starts: list[int]) -> Claim:
+        group = [found[i] for i in starts]
+        has_moments = group[0].mean is not None
+        return Claim(
+            kind=key[0],
+            starts=tuple(starts),
+            n_starts=n,
+            n_modes=n_modes,
+            mode=key[1],
+            covered=None if key[0] == "moving" else _span([s.n_modes_covered for s in group], 0),
+            mean=_spans([s.mean for s in group]) if has_moments else None,
+            std=_spans([s.std for s in group]) if has_moments else None,
+            low_density_percent=_span([100.0 * s.low_density_mass for s in group], 0),
+            step=run.trajectory.steps if key[0] == "moving" else None,
+        )
+
+    order = sorted(groups.items(), key=lambda kv: (kv[0][0] == "moving", -len(kv[1]), kv[1][0]))
+    return [claim(key, starts) for key, starts in order]
+
+
+# -- rendering -------------------------------------------------------------------------------------
 
 
 def _mode_name(teacher: Distribution, k: int) -> str:
@@ -124,36 +267,76 @@ def _mode_name(teacher: Distribution, k: int) -> str:
     return f"mode {k} at ({', '.join(f'{float(v):.1f}' for v in loc)})"
 
 
-def _number(value: float | tuple[float, ...]) -> str:
-    if isinstance(value, tuple):
-        return "(" + ", ".join(f"{v:.2f}" for v in value) + ")"
-    return f"{value:.2f}"
+def _fmt_span(span: Span, digits: int = DIGITS) -> str:
+    lo, hi = span
+    return f"{lo:.{digits}f}" if lo == hi else f"{lo:.{digits}f} to {hi:.{digits}f}"
 
 
-def _percent(fraction: float) -> str:
-    if not math.isfinite(fraction):
-        return "an unknown share"
-    if 0.0 < fraction < 0.005:
-        return "under 1%"
-    return f"{100.0 * fraction:.0f}%"
+def _fmt_moment(spans: tuple[Span, ...]) -> str:
+    if len(spans) == 1:
+        return _fmt_span(spans[0])
+    return "(" + ", ".join(_fmt_span(sp) for sp in spans) + ")"
 
 
-def _median(values: list[float | tuple[float, ...]]) -> float | tuple[float, ...]:
-    """The median start's value (per coordinate for 2-D)."""
-    a = np.median(np.array(values, float), axis=0)
-    return float(a) if a.ndim == 0 else tuple(float(v) for v in a)
+def _fmt_count(span: Span) -> str:
+    lo, hi = int(span[0]), int(span[1])
+    return str(lo) if lo == hi else f"{lo}–{hi}"
 
 
-def _all(n: int) -> str:
-    return "the student" if n == 1 else ("both starts" if n == 2 else f"all {n} starts")
+def _fmt_percent(span: Span) -> str:
+    lo, hi = int(span[0]), int(span[1])
+    return f"{lo}%" if lo == hi else f"{lo}–{hi}%"
+
+
+def _who(c: Claim, first: bool) -> str:
+    """The subject: "all 8 starts", "7 of 8 starts", "start 5", "both starts", "the student"."""
+    k, n = len(c.starts), c.n_starts
+    if k == n:
+        return "the student" if n == 1 else ("both starts" if n == 2 else f"all {n} starts")
+    if k == 1:
+        return f"start {c.starts[0]}"
+    if k <= 3 and c.kind == "moving":
+        return "starts " + ", ".join(str(i) for i in c.starts[:-1]) + f" and {c.starts[-1]}"
+    return f"{k} of {n} starts" if first else f"{k}"
+
+
+def _verb(c: Claim, singular: bool) -> str:
+    return {"moving": "is" if singular else "are"}.get(c.kind, "")
+
+
+def render_claim(teacher: Distribution, c: Claim, first: bool = True) -> str:
+    """One clause of the caption, from its claim alone (no other numbers)."""
+    who = _who(c, first)
+    singular = len(c.starts) == 1 or c.n_starts == 1
+    moments = ""
+    if c.mean is not None:
+        moments = f"mean {_fmt_moment(c.mean)}, std {_fmt_moment(c.std)}"
+    modes = f"{_fmt_count(c.covered)} of {c.n_modes} mode{'' if c.n_modes == 1 else 's'}" if c.covered else ""
+    mass = "its" if singular else "their"
+    where = f"{_fmt_percent(c.low_density_percent)} of {mass} mass where the teacher has almost none"
+    if c.kind == "moving":
+        numbers = f" ({moments})" if moments else ""
+        return f"{who} {_verb(c, singular)} still moving at step {c.step}{numbers}"
+    if c.kind == "reached":
+        return f"{who} reached {moments}, covering {modes}, with {where}"
+    if c.kind == "settled":
+        detail = f" (mean {_fmt_moment(c.mean)}, std {_fmt_moment(c.std)})" if moments else ""
+        return f"{who} covered only {_mode_name(teacher, c.mode)}{detail}"
+    if c.kind == "spread":
+        detail = f" ({moments})" if moments else ""
+        return f"{who} covered {modes}{detail}, with {where}"
+    # "between": covers no mode
+    detail = f" ({moments})" if moments else ""
+    if teacher.is_discrete:
+        return f"{who} covered none of the {c.n_modes} modes{detail}, with {where}"
+    return f"{who} stayed between modes, covering none{detail}, with {where}"
 
 
 def caption(teacher: Distribution, run: Run, *, summaries: Sequence[StudentSummary | None] | None = None) -> str:
-    """One sentence on where the run's starts ended up, from the live numbers.
+    """One sentence on where the run's starts ended up, rendered from :func:`claims`.
 
-    Starts that cover exactly one teacher mode are grouped by that mode; starts covering several
-    form one group ("stayed between modes"). When every start did the same thing the sentence
-    gives their (median) mean, std and low-density mass instead.
+    "all" appears only when one claim holds for every start within the precision it prints;
+    otherwise each group is counted, and starts still moving at the last step are named.
 
     Args:
         teacher: the teacher the run was fitted to.
@@ -165,60 +348,16 @@ def caption(teacher: Distribution, run: Run, *, summaries: Sequence[StudentSumma
         >>> p = kc.get_preset("bimodal")
         >>> traj = kc.fit(p.teacher, p.student, "forward_kl", steps=600, lr=0.1)
         >>> print(caption(p.teacher, Run("forward_kl", {}, traj)))  # doctest: +NORMALIZE_WHITESPACE
-        forward KL: the student reached mean 0.00, std 3.16, covering 2 of 2 modes,
-        with 22% of its mass where the teacher has almost none.
+        forward KL: the student covered 2 of 2 modes (mean 0.00, std 3.16), with 22% of its mass
+        where the teacher has almost none.
     """
     found = run_summaries(teacher, run) if summaries is None else list(summaries)
     if len(found) != run.trajectory.inits:
         raise ValueError(f"Length mismatch: {len(found)} summaries, {run.trajectory.inits} starts")
-    label = run.display_label
-    n = len(found)
-    n_modes = len(teacher_modes(teacher)[1])
     if any(s is None for s in found):
-        return _fallback(label, run)
-
-    single: dict[int, list[StudentSummary]] = {}
-    several: list[StudentSummary] = []
-    for s in found:
-        if s.n_modes_covered == 1:
-            single.setdefault(s.modes_covered[0], []).append(s)
-        else:
-            several.append(s)
-    mass = "its" if n == 1 else "their"
-
-    if len(single) + bool(several) == 1:  # every start did the same thing: describe it in numbers
-        group = several or next(iter(single.values()))
-        ldm = _percent(_median([s.low_density_mass for s in group]))
-        where = f"with {ldm} of {mass} mass where the teacher has almost none"
-        covered = int(np.median([s.n_modes_covered for s in group]))
-        modes = f"{covered} of {n_modes} mode{'' if n_modes == 1 else 's'}"
-        if group[0].mean is None:  # a table: no moments to quote
-            if several:
-                return f"{label}: {_all(n)} spread over {modes}, {where}."
-            return f"{label}: {_all(n)} settled on {_mode_name(teacher, group[0].modes_covered[0])}, {where}."
-        moments = f"mean {_number(_median([s.mean for s in group]))}, std {_number(_median([s.std for s in group]))}"
-        if several or n_modes == 1:  # with a single teacher mode, where it sits says less than the moments
-            return f"{label}: {_all(n)} reached {moments}, covering {modes}, {where}."
-        mode = _mode_name(teacher, group[0].modes_covered[0])
-        return f"{label}: {_all(n)} settled on {mode}, std {_number(_median([s.std for s in group]))}, {where}."
-
-    parts = []
-    for k, group in sorted(single.items(), key=lambda kv: (-len(kv[1]), kv[0])):
-        if not parts:
-            start_word = "start" if n == 1 else "starts"
-            parts.append(f"{len(group)} of {n} {start_word} settled on {_mode_name(teacher, k)}")
-        else:
-            parts.append(f"{len(group)} on {_mode_name(teacher, k)}")
-    sentence = ", ".join(parts)
-    if several:
-        covered = sorted({s.n_modes_covered for s in several})
-        range_text = str(covered[0]) if len(covered) == 1 else f"{covered[0]}–{covered[-1]}"
-        if teacher.is_discrete:
-            spread = f"spread over several modes (covering {range_text} of {n_modes})"
-        else:
-            spread = f"stayed between modes (covering {range_text} of {n_modes})"
-        sentence = f"{sentence}; {len(several)} {spread}"  # single is not empty: else every start did the same
-    return f"{label}: {sentence}."
+        return _fallback(run.display_label, run)
+    parts = [render_claim(teacher, c, first=i == 0) for i, c in enumerate(claims(teacher, run, summaries=found))]
+    return f"{run.display_label}: {'; '.join(parts)}."
 
 
 def _fallback(label: str, run: Run) -> str:
