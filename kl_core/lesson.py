@@ -76,6 +76,7 @@ class Step:
     links: tuple[tuple[str, str], ...] = ()  # (app page file stem, label): where to explore further
     outcome: str = ""  # one-line template of what happened (the recap's "what happened" column)
     draw_extra: Callable[[Facts], go.Figure] | None = field(default=None, repr=False)  # a second figure
+    extra_outcome: str = ""  # one-line template of what the second figure shows (its caption)
 
     def __post_init__(self) -> None:
         if len(self.choices) < 2:
@@ -102,6 +103,10 @@ class Step:
     def figure(self) -> go.Figure:
         """The step's figure (animated ones show their last frame; Play replays them)."""
         return self.draw(self.facts())
+
+    def extra_result(self) -> str:
+        """What the second figure shows, in one line (numbers filled in; empty without one)."""
+        return self.extra_outcome.format_map(self.facts())
 
     def extra_figure(self) -> go.Figure | None:
         """The step's second figure, shown after the explanation (None if it has none)."""
@@ -733,6 +738,11 @@ STEPS: tuple[Step, ...] = (
             Run("reverse_kl", {}, f["on"], label="on-policy: student samples, REINFORCE"),
         ),
         draw_extra=_rlhf,
+        extra_outcome=(
+            "PPO from π_ref (KL(π‖π*) = {start_kl:.3f}) for {updates} updates: with k1 in the reward it ends at "
+            "KL(π‖π*) = {k1_kl:.4f}, on π*; with k3 as a loss at {k3_kl:.3f}, and its objective falls to "
+            "{k3_objective:.4f} below the maximum β·log Z = {bound:.4f}"
+        ),
         links=(("rl", "RL connection"),),
         outcome=(
             "on-policy REINFORCE ended {on_where} (mean {on_mean:+.2f}, std {on_std:.2f}); off-policy wide (std "

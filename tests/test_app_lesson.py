@@ -48,6 +48,8 @@ def test_walk_through_every_step_answering_each_question():
         assert f"What happened: {step.result()}." in [c.value for c in at.caption]
         figs = figures(at)
         assert len(figs) == (2 if step.draw_extra else 1)
+        if step.draw_extra:
+            assert f"What the KL penalty does: {step.extra_result()}." in [c.value for c in at.caption]
         fig = figs[0]
         assert fig["data"] and (step.draw_preview is not None or len(fig["frames"]) >= 5)
         if number < N_STEPS:
@@ -104,7 +106,8 @@ def test_step_1_opens_with_the_question_that_started_it():
     at = lesson()
     start = opening()
     assert start.answer in [m.value for m in at.markdown]
-    assert any(start.question in h.value for h in at.subheader)
+    assert "The question that started it" in [h.value for h in at.subheader]
+    assert f"> {start.question}" in [m.value for m in at.markdown]
     at = lesson({"lesson_step": "2"})
     assert start.answer not in [m.value for m in at.markdown]
 

@@ -166,7 +166,11 @@ def test_rlhf_figure_draws_the_runs_policies_and_the_bound():
     # k1 in the reward acts on the reverse KL, k3 as a loss on the forward KL's gradient: their role colours
     assert (k1_policy.line.color, k3_policy.line.color) == (color_for("reverse_kl"), color_for("forward_kl"))
     assert list(by_role["bound"][0].y) == [pytest.approx(f["bound"])] * 2
-    assert BY_KEY["distillation"].extra_figure() is None
+    assert BY_KEY["distillation"].extra_figure() is None and BY_KEY["distillation"].extra_result() == ""
+    line = step.extra_result()
+    assert f"KL(π‖π*) = {f['k1_kl']:.4f}, on π*" in line and f"at {f['k3_kl']:.3f}" in line
+    assert f"{f['updates']} updates" in line and f["updates"] == len(f["k1"].objective) - 1 == 100
+    assert f["k3_objective"] < f["k1_objective"] <= f["bound"]  # "falls below the maximum"
 
 
 def test_language_step_trades_diversity_for_validity():

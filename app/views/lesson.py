@@ -13,7 +13,8 @@ PREVIEW_ALT = "The starting point, before training. Choose an answer and press C
 def built(number: int):
     """The step's text, explanation, outcome, "before" picture and figures, computed live once per server."""
     step = get_step(number)
-    return step.text(), step.explanation(), step.result(), step.preview(), step.figure(), step.extra_figure()
+    extra = step.extra_figure(), step.extra_result()
+    return step.text(), step.explanation(), step.result(), step.preview(), step.figure(), extra
 
 
 @st.cache_data(show_spinner=False, max_entries=1)
@@ -37,13 +38,14 @@ step = get_step(number)
 if number == 1:
     start = the_opening()
     with st.container(border=True, key="lesson_opening"):
-        st.subheader(f"The question that started it: {start.question}")
+        st.subheader("The question that started it")
+        st.markdown(f"> {start.question}")
         st.markdown(start.answer)
 st.progress(number / N_STEPS, text=f"Step {number} of {N_STEPS}")
 st.header(f"{number}. {step.title}")
 try:
     with st.spinner("Computing this step…"):
-        text, explanation, outcome, preview, figure, extra = built(number)
+        text, explanation, outcome, preview, figure, (extra, extra_outcome) = built(number)
 except ValueError as err:
     ui.error(err)
 st.markdown(text)
@@ -77,7 +79,7 @@ else:
     st.caption(f"What happened: {outcome}.")
     if extra is not None:
         st.plotly_chart(extra, key=f"lesson_extra_{step.key}", width="stretch")
-        st.caption(f"{step.title}: the KL penalty in PPO, k1 in the reward vs k3 as a loss.")
+        st.caption(f"What the KL penalty does: {extra_outcome}.")
     links((page, f"Explore: {label}") for page, label in step.links)
 
 if number == N_STEPS and answer is not None:

@@ -125,7 +125,11 @@ def test_charts_carry_their_caption_as_text_alternative(page, page_errors):
         page, "the chart got no aria-label", "() => !!document.querySelector('[role=figure][aria-label]')", None, 5000
     )
     label = chart.get_attribute("aria-label")
-    caption = page.locator('[data-testid="stMarkdown"]').filter(has_text=re.compile(r"forward KL: .*starts")).first.inner_text()
+    caption = (
+        page.locator('[data-testid="stMarkdown"]')
+        .filter(has_text=re.compile(r"forward KL: .*starts"))
+        .first.inner_text()
+    )
     assert chart.get_attribute("role") == "figure" and "Where the students ended" in label
     assert caption.strip()[:40] in label
     # and it is in the accessibility tree, where a screen reader reads it
@@ -169,6 +173,11 @@ def test_rl_parts_are_tabs_charts_stack_and_tables_fit_on_phone_and_tablet(brows
 
 
 VARIANTS = [("1400", 1400, "light"), ("390", 390, "light"), ("dark", 1400, "dark")]
+MAX_SHOT_PX = 8000  # the tallest screenshot: longer pages are cut there
+# Streamlit scrolls its main section, not the document: a "full page" screenshot is the viewport only,
+# so the viewport is grown to the content's height first
+CONTENT_HEIGHT = """() => Math.max(window.innerHeight, ...[...document.querySelectorAll(
+    '[data-testid="stMain"], [data-testid="stSidebarContent"]')].map(e => e.scrollHeight))"""
 
 
 @pytest.mark.parametrize("variant, width, theme", VARIANTS, ids=[v[0] for v in VARIANTS])
@@ -177,8 +186,11 @@ def test_screenshots_of_every_page(browser, app_url, page_errors, variant, width
     shown = []
     try:
         for app_page in PAGES:
+            page.set_viewport_size({"width": width, "height": 900})
             open_page(page, app_page.path, expect_chart=app_page.has_chart)
             page.wait_for_timeout(1000)  # plotly finishes drawing (and the aids their bars) after the script
+            page.set_viewport_size({"width": width, "height": min(page.evaluate(CONTENT_HEIGHT), MAX_SHOT_PX)})
+            page.wait_for_timeout(700)
             page.screenshot(path=str(SCREENSHOTS / f"{app_page.name}_{variant}.png"), full_page=True)
             shown += [f"{app_page.path}: {t}" for t in page.locator(EXCEPTION).all_inner_texts()]
     finally:
