@@ -9,7 +9,7 @@ scrubber presses plotly's slider at the chosen frame's tick, so the browser play
 exactly as the mouse would and the server never reruns. The same script names each chart for
 screen readers (``role="figure"`` and an ``aria-label``: the figure's title and the caption that
 follows the chart), and the stylesheet stacks side-by-side chart columns into one column below
-700 px and lets wide tables scroll sideways instead of being cut off.
+700 px and lets wide tables and display equations scroll sideways instead of being cut off.
 
 The script is trusted code of this file; it reads the page's own DOM and writes only text
 (``textContent``, attributes), never HTML from the page or the user.
@@ -42,6 +42,8 @@ _CSS = f"""
   display: block; max-width: 100%; overflow-x: auto;
 }}
 [data-testid="stDataFrame"] {{ max-width: 100%; }}
+/* a long display equation scrolls sideways instead of running off a phone's screen */
+.katex-display {{ max-width: 100%; overflow-x: auto; overflow-y: hidden; padding: 0.1rem 0; }}
 @media (max-width: {NARROW_PX}px) {{
   /* one plot column: a row of columns that holds a chart stacks */
   [data-testid="stHorizontalBlock"]:has([data-testid="stPlotlyChart"]) {{ flex-direction: column; }}

@@ -172,6 +172,24 @@ def test_rl_parts_are_tabs_charts_stack_and_tables_fit_on_phone_and_tablet(brows
         context.close()
 
 
+def test_theory_equations_scroll_instead_of_running_off_a_phone(browser, app_url, page_errors):
+    context, page = context_page(browser, app_url, page_errors, 390)
+    try:
+        open_page(page, "/theory", expect_chart=False)
+        page.wait_for_selector(".katex-display")
+        boxes = page.evaluate(
+            """() => [...document.querySelectorAll('.katex-display')].map(e => {
+                const r = e.getBoundingClientRect(), style = getComputedStyle(e);
+                return {right: r.right, wide: e.scrollWidth > e.clientWidth + 1, scrolls: style.overflowX === 'auto'};
+            })"""
+        )
+        assert boxes and all(b["right"] <= 391 for b in boxes), boxes
+        assert any(b["wide"] for b in boxes) and all(b["scrolls"] for b in boxes if b["wide"])
+        assert not page_errors, str(page_errors)
+    finally:
+        context.close()
+
+
 VARIANTS = [("1400", 1400, "light"), ("390", 390, "light"), ("dark", 1400, "dark")]
 MAX_SHOT_PX = 8000  # the tallest screenshot: longer pages are cut there
 # Streamlit scrolls its main section, not the document: a "full page" screenshot is the viewport only,
