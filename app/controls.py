@@ -134,7 +134,7 @@ function makeBar(box) {
     jump(gd(), 0);  // at the end: replay from the start, once the jump has been drawn
     setTimeout(() => clickButton(gd(), "Play"), 50);
   });
-  add("button", "⏸ Pause", "Pause", () => pause(gd()));
+  add("button", "Pause", "Pause", () => pause(gd()));
   add("button", "◀ Step back", "Step back", () => { pause(gd()); jump(gd(), Math.max(active() - 1, 0)); });
   add("button", "Step ▶", "Step forward", () => {
     pause(gd());

@@ -77,6 +77,7 @@ class Step:
     outcome: str = ""  # one-line template of what happened (the recap's "what happened" column)
     draw_extra: Callable[[Facts], go.Figure] | None = field(default=None, repr=False)  # a second figure
     extra_outcome: str = ""  # one-line template of what the second figure shows (its caption)
+    preview_alt: str = "The starting point, before training."  # what the "before" picture shows (its caption)
 
     def __post_init__(self) -> None:
         if len(self.choices) < 2:
@@ -530,6 +531,7 @@ STEPS: tuple[Step, ...] = (
             "direction you minimise: the rest of this lesson is about that choice."
         ),
         compute=_distillation,
+        preview_alt="The teacher p and the two candidate students A and B, before they are scored.",
         draw=lambda f: _candidates(f, True),
         draw_preview=lambda f: _candidates(f, False),
         links=(("theory", "Theory: the definitions"),),

@@ -41,6 +41,9 @@ def test_walk_through_every_step_answering_each_question():
         assert radio.value is None  # nothing preselected: predict first
         (preview,) = figures(at)
         assert not preview.get("frames")  # the starting point only
+        assert f"{step.preview_alt} Choose an answer and press Check to see what happens." in [
+            c.value for c in at.caption
+        ]
         answer(at, step, step.answer)
         assert_clean(at)
         assert [s.value for s in at.success] == [f"Right: **{step.choices[step.answer]}**."]

@@ -17,6 +17,7 @@ from kl_core.cli import main
 from kl_core.lesson import BETAS, N_STEPS, ONE_LINE, REMARK, STEPS, Step, get_step, opening, recap
 from kl_core.metrics import summarize
 from kl_core.site import PLOTLY_JS, build_site, markdown_to_html, page_name
+from kl_core.viz import Run, animation_1d
 from kl_core.viz.colors import ROLE_COLORS, color_for
 from kl_core.viz.lesson import CANDIDATE_COLOR, first_frame
 
@@ -284,6 +285,14 @@ def test_a_colour_keeps_its_role_in_every_lesson_figure(step):
                 label = f"{trace.name} {trace.meta}".lower()
                 wanted = ("forward", "off-policy", "k3") if role == "forward_kl" else ("reverse", "on-policy", "k1")
                 assert any(w in label for w in wanted), (step.key, trace.name, role)
+
+
+def test_animation_notation_is_validated():
+    traj = BY_KEY["reverse"].facts()["traj"]
+    teacher = kc.get_preset("bimodal").teacher
+    for bad in (("p",), ("pp", "q"), (1, 2)):
+        with pytest.raises(ValueError, match="notation must be two one-letter strings"):
+            animation_1d(teacher, [Run("reverse_kl", {}, traj)], n_frames=3, notation=bad)
 
 
 def test_step_1_candidates_are_neutral_and_the_bars_carry_the_directions():

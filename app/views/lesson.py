@@ -6,8 +6,6 @@ from streamlit.errors import StreamlitPageNotFoundError
 from app import ui
 from kl_core.lesson import N_STEPS, get_step, opening, recap
 
-PREVIEW_ALT = "The starting point, before training. Choose an answer and press Check to see what happens."
-
 
 @st.cache_data(show_spinner=False, max_entries=2 * N_STEPS)
 def built(number: int):
@@ -68,7 +66,7 @@ if answer is None:
     if checked:
         st.warning("Choose an answer first, then press Check.", icon="☝️")
     st.plotly_chart(preview, key=f"lesson_preview_{step.key}", width="stretch")
-    st.caption(PREVIEW_ALT)
+    st.caption(f"{step.preview_alt} Choose an answer and press Check to see what happens.")
 else:
     if step.is_correct(answer):
         st.success(f"Right: **{step.choices[answer]}**.", icon="✅")

@@ -181,6 +181,8 @@ def animation_1d(
 
     cols = len(runs)
     titles = [run.display_label for run in runs]
+    if len(notation) != 2 or not all(isinstance(c, str) and len(c) == 1 for c in notation):
+        raise ValueError(f"notation must be two one-letter strings (teacher, student), got {notation!r}")
     letters = str.maketrans({"T": notation[0], "S": notation[1]})
     titles += [
         f"where the penalty comes from: {INTEGRAND_FORMULAS[run.objective].translate(letters)}"

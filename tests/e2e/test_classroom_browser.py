@@ -195,7 +195,8 @@ MAX_SHOT_PX = 8000  # the tallest screenshot: longer pages are cut there
 # Streamlit scrolls its main section, not the document: a "full page" screenshot is the viewport only,
 # so the viewport is grown to the content's height first
 CONTENT_HEIGHT = """() => Math.max(window.innerHeight, ...[...document.querySelectorAll(
-    '[data-testid="stMain"], [data-testid="stSidebarContent"]')].map(e => e.scrollHeight))"""
+    '[data-testid="stMain"], [data-testid="stSidebarContent"]')]
+    .filter(e => e.getBoundingClientRect().right > 0).map(e => e.scrollHeight))"""  # a collapsed sidebar is off-screen
 
 
 @pytest.mark.parametrize("variant, width, theme", VARIANTS, ids=[v[0] for v in VARIANTS])
