@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
-from app import model
+from app import controls, model
 from app import state as schema
 from kl_core.presets import PRESETS, random_teacher
 from kl_core.viz import label_for
@@ -54,6 +54,7 @@ def setup() -> dict[str, Any]:
         st.session_state["_kl_warnings"] = warnings
     for w in st.session_state.pop("_kl_warnings", []):
         st.warning(w, icon="⚠️")
+    controls.page_aids()  # keyboard animation controls, chart labels, phone layout (app/controls.py)
     return st.session_state[_STATE]
 
 

@@ -3,9 +3,12 @@
 Each :class:`Step` holds its text and explanation as templates whose numbers are filled from a
 live kl_core computation (``step.facts()``), a predict-then-reveal question, and a figure built
 from the same computation. The app's "Start here" page and the static site (:mod:`kl_core.site`)
-both render these steps, so a number in the text is always the number the figure shows.
+both render these steps, so a number in the text is always the number the figure shows. The lesson
+opens with the remark that started it (:func:`opening`) and closes with a recap built from the
+learner's answers (:func:`recap`).
 
-Teacher = p, student = q throughout; forward KL = KL(p‖q), reverse KL = KL(q‖p).
+Teacher = p, student = q throughout, in the text and in the figures (:data:`NOTATION`);
+forward KL = KL(p‖q), reverse KL = KL(q‖p).
 
 Examples:
     >>> from kl_core.lesson import STEPS
@@ -25,16 +28,17 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-from kl_core.distributions import Categorical, FactorizedCategorical, Gaussian
+from kl_core.distributions import Gaussian
 from kl_core.divergences import divergence
 from kl_core.fitting import fit
 from kl_core.landscape import landscape
 from kl_core.metrics import LOW_DENSITY, low_density_mass, summarize
 from kl_core.presets import get_preset
+from kl_core.rl import PPORun, ppo_demo
 from kl_core.viz import Run, animation_1d, frame_steps, sweep_figure
-from kl_core.viz.lesson import candidates_figure, first_frame, pair_bars_figure
+from kl_core.viz.lesson import candidates_figure, first_frame, pair_bars_figure, rlhf_figure
 
-__all__ = ["Step", "STEPS", "get_step", "N_STEPS"]
+__all__ = ["Step", "STEPS", "get_step", "N_STEPS", "Opening", "opening", "Recap", "RecapRow", "recap", "ONE_LINE"]
 
 Facts = Mapping[str, Any]
 
@@ -45,6 +49,9 @@ N_FRAMES = 40  # frames per animation: smooth enough, and keeps each figure well
 MC_SAMPLES = 256  # samples per step of the Monte-Carlo (on-/off-policy) fits
 BETAS = tuple(round(float(b), 4) for b in np.linspace(0.0, 1.0, 9))  # the swept JSD β values
 TOKENS = "city_tokens"
+NOTATION = ("p", "q")  # (teacher, student) letters in the lesson's text and in its figures' titles
+# PPO on the RL page's default bandit (app/state.py's rl_* defaults), so "Explore" shows the same run
+PPO = dict(arms=24, tilt=1.0, beta=0.5, updates=100, batch=128, epochs=4, clip=0.2, lr=0.02, seed=0)
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,10 @@ class Step:
     draw: Callable[[Facts], go.Figure] = field(repr=False)
     draw_preview: Callable[[Facts], go.Figure] | None = field(default=None, repr=False)
     links: tuple[tuple[str, str], ...] = ()  # (app page file stem, label): where to explore further
+    outcome: str = ""  # one-line template of what happened (the recap's "what happened" column)
+    draw_extra: Callable[[Facts], go.Figure] | None = field(default=None, repr=False)  # a second figure
+    extra_outcome: str = ""  # one-line template of what the second figure shows (its caption)
+    preview_alt: str = "The starting point, before training."  # what the "before" picture shows (its caption)
 
     def __post_init__(self) -> None:
         if len(self.choices) < 2:
@@ -86,9 +97,21 @@ class Step:
         """What happened and why (markdown, numbers filled in)."""
         return self.why.format_map(self.facts())
 
+    def result(self) -> str:
+        """What happened, in one line (numbers filled in)."""
+        return self.outcome.format_map(self.facts())
+
     def figure(self) -> go.Figure:
         """The step's figure (animated ones show their last frame; Play replays them)."""
         return self.draw(self.facts())
+
+    def extra_result(self) -> str:
+        """What the second figure shows, in one line (numbers filled in; empty without one)."""
+        return self.extra_outcome.format_map(self.facts())
+
+    def extra_figure(self) -> go.Figure | None:
+        """The step's second figure, shown after the explanation (None if it has none)."""
+        return None if self.draw_extra is None else self.draw_extra(self.facts())
 
     def preview(self) -> go.Figure:
         """The picture before the answer: the starting point, without the result."""
@@ -136,6 +159,13 @@ def _shape() -> dict[str, float]:
     }
 
 
+def _where(summary) -> str:
+    """Where one 1-D student sits against the two-bump teacher, in words."""
+    if summary.n_modes_covered == 1:
+        return "on the left bump" if summary.dominant_mode == 0 else "on the right bump"
+    return "wide, covering both bumps" if summary.n_modes_covered == 2 else "between the bumps"
+
+
 def _placement(summaries: list) -> tuple[int, int, int]:
     """(left bump, right bump, between) counts of 1-D students against the two-bump teacher: covering only
     the left mode, only the right one, or not one alone (both, wide between them; or none, in the gap)."""
@@ -178,6 +208,8 @@ def _distillation() -> Facts:
         b_fwd=kls[1][0],
         b_rev=kls[1][1],
         kls=tuple(kls),
+        fwd_pick="A" if kls[0][0] < kls[1][0] else "B",
+        rev_pick="A" if kls[0][1] < kls[1][1] else "B",
     )
 
 
@@ -219,6 +251,7 @@ def _reverse_facts() -> Facts:
         rev_kl=s0.reverse_kl,
         rev_fwd=s0.forward_kl,
         ln2=math.log(2.0),
+        rev_where=_where(s0),
     )
 
 
@@ -346,29 +379,10 @@ def _on_policy_facts() -> Facts:
     q_on = on.final[0]
     mc = divergence(teacher, q_on, "reverse_kl", method="mc", n=4096, seed=SEED)  # E_q[log q - log p]
 
-    # KL-regularised RL on a 5-answer toy: maximise E_q[r] - beta KL(q || pi_ref) by REINFORCE on
-    # the student's own samples; the optimum is pi* ∝ pi_ref exp(r / beta) (Rafailov et al. 2023, eq. 4)
-    pi_ref = np.array([0.4, 0.3, 0.15, 0.1, 0.05])
-    reward = np.array([0.0, 0.5, 1.0, 2.0, 0.2])
-    beta = 0.5
-    log_z = float(np.log(np.sum(pi_ref * np.exp(reward / beta))))
-    pi_star = Categorical(probs=pi_ref * np.exp(reward / beta - log_z))
-    rl = fit(
-        pi_star,
-        FactorizedCategorical(shape=(5,)),
-        "reverse_kl",
-        steps=300,
-        lr=0.05,
-        seed=SEED,
-        estimator="mc",
-        sampler="student",
-        gradient="score",
-        n=MC_SAMPLES,
-    )
-    q = rl.final[0]
-    qp = q.table()
-    objective = float(qp @ reward) - beta * divergence(Categorical(probs=pi_ref), q, "reverse_kl")
-    identity = -beta * divergence(pi_star, q, "reverse_kl") + beta * log_z
+    # KL-regularised RL: PPO on the RL page's bandit, the KL penalty as k1 in the reward or k3 as a loss
+    k1, k3 = _ppo("k1_reward"), _ppo("k3_loss")
+    bandit = k1.bandit
+    bound = bandit.beta * bandit.log_normaliser  # the maximum of E[r] - beta KL(pi || pi_ref), at pi*
     return _frozen(
         **_shape(),
         teacher=teacher,
@@ -381,17 +395,29 @@ def _on_policy_facts() -> Facts:
         on_std=_num(q_on.std),
         rev_mean=_num(exact.final[0].mean),
         rev_std=_num(exact.final[0].std),
+        on_where=_where(summarize(teacher, q_on)),
         mc_n=mc.n,
         mc_value=mc.value,
         mc_se=mc.stderr,
         exact=divergence(teacher, q_on, "reverse_kl"),
-        V=len(pi_ref),
-        rl_beta=beta,
-        J=objective,
-        J2=identity,
-        bound=beta * log_z,
-        rl_gap=float(np.abs(qp - pi_star.probs).max()),
+        k1=k1,
+        k3=k3,
+        arms=len(bandit.x),
+        rl_beta=bandit.beta,
+        updates=len(k1.objective) - 1,
+        bound=bound,
+        k1_objective=float(k1.objective[-1]),
+        k3_objective=float(k3.objective[-1]),
+        k1_kl=float(k1.kl_optimum[-1]),
+        k3_kl=float(k3.kl_optimum[-1]),
+        start_kl=float(k1.kl_optimum[0]),
+        k3_target_kl=float(k3.kl_target[-1]),
     )
+
+
+@cache
+def _ppo(kl_penalty: str) -> PPORun:
+    return ppo_demo(kl_penalty=kl_penalty, **PPO)
 
 
 def _effective_answers(table: np.ndarray, valid: np.ndarray) -> float:
@@ -430,8 +456,22 @@ def _language_facts() -> Facts:
 
 
 def _candidates(f: Facts, with_kls: bool) -> go.Figure:
-    candidates = [("A: wide", f["a"], "forward_kl"), ("B: on a bump", f["b"], "reverse_kl")]
+    candidates = [("A: wide", f["a"]), ("B: on a bump", f["b"])]
     return candidates_figure(f["teacher"], candidates, f["kls"] if with_kls else None)
+
+
+def _fits(f: Facts, *runs: Run) -> go.Figure:
+    """The 1-D lab's animation of ``runs``, titled in the lesson's notation (p·log(p/q), not T·log(T/S))."""
+    return animation_1d(f["teacher"], list(runs), n_frames=N_FRAMES, notation=NOTATION)
+
+
+def _rlhf(f: Facts) -> go.Figure:
+    return rlhf_figure(
+        [
+            ("PPO, k1 in the reward", "reverse_kl", f["k1"]),
+            ("PPO, k3 as a loss", "forward_kl", f["k3"]),
+        ]
+    )
 
 
 def _token_bars(f: Facts) -> go.Figure:
@@ -492,9 +532,14 @@ STEPS: tuple[Step, ...] = (
             "direction you minimise: the rest of this lesson is about that choice."
         ),
         compute=_distillation,
+        preview_alt="The teacher p and the two candidate students A and B, before they are scored.",
         draw=lambda f: _candidates(f, True),
         draw_preview=lambda f: _candidates(f, False),
         links=(("theory", "Theory: the definitions"),),
+        outcome=(
+            "forward KL prefers {fwd_pick} ({a_fwd:.2f} vs {b_fwd:.2f} nats for A vs B), reverse KL prefers "
+            "{rev_pick} ({a_rev:.2f} vs {b_rev:.2f}): the order of p and q decides"
+        ),
     ),
     Step(
         key="forward",
@@ -523,8 +568,12 @@ STEPS: tuple[Step, ...] = (
             "gap between the bumps. Forward KL is **mode-covering**: it keeps everything and blurs it."
         ),
         compute=_forward_facts,
-        draw=lambda f: animation_1d(f["teacher"], [Run("forward_kl", {}, f["traj"])], n_frames=N_FRAMES),
+        draw=lambda f: _fits(f, Run("forward_kl", {}, f["traj"])),
         links=(("lab_1d", "1-D lab: try other teachers"),),
+        outcome=(
+            "{fwd_cover} of {inits} forward-KL starts ended covering both bumps; start 0 at mean {fwd_mean:+.2f}, "
+            "std {fwd_std:.2f}"
+        ),
     ),
     Step(
         key="reverse",
@@ -551,8 +600,9 @@ STEPS: tuple[Step, ...] = (
             "but it has dropped a mode."
         ),
         compute=_reverse_facts,
-        draw=lambda f: animation_1d(f["teacher"], [Run("reverse_kl", {}, f["traj"])], n_frames=N_FRAMES),
+        draw=lambda f: _fits(f, Run("reverse_kl", {}, f["traj"])),
         links=(("landscape", "Loss landscape: why it stops there"),),
+        outcome="the reverse-KL student ended {rev_where}: mean {rev_mean:+.2f}, std {rev_std:.2f}",
     ),
     Step(
         key="both",
@@ -576,10 +626,9 @@ STEPS: tuple[Step, ...] = (
             "you start from."
         ),
         compute=_both_facts,
-        draw=lambda f: animation_1d(
-            f["teacher"], [Run("forward_kl", {}, f["fwd"]), Run("reverse_kl", {}, f["rev"])], n_frames=N_FRAMES
-        ),
+        draw=lambda f: _fits(f, Run("forward_kl", {}, f["fwd"]), Run("reverse_kl", {}, f["rev"])),
         links=(("landscape", "Loss landscape: the basins"), ("lab_1d", "1-D lab")),
+        outcome="forward KL: {fwd_cover} of {inits} starts cover both bumps; reverse KL: {rev_split}",
     ),
     Step(
         key="family",
@@ -609,6 +658,10 @@ STEPS: tuple[Step, ...] = (
         compute=_family_facts,
         draw=lambda f: sweep_figure(f["teacher"], f["fits"], "beta"),
         links=(("family", "Divergence family: sweep α or β yourself"),),
+        outcome=(
+            "wide (std {wide_std:.2f}) up to β = {last_wide:g}, on a bump (std {narrow_std:.2f}) from β = "
+            "{first_narrow:g}"
+        ),
     ),
     Step(
         key="tokens",
@@ -638,6 +691,10 @@ STEPS: tuple[Step, ...] = (
         compute=_tokens_facts,
         draw=_token_bars,
         links=(("tokens", "Token lab"),),
+        outcome=(
+            "forward KL: an invalid pair {fwd_invalid:.0%} of the time; reverse KL: {rev_invalid:.1%}, committed "
+            "to {rev_city}"
+        ),
     ),
     Step(
         key="on_policy",
@@ -668,21 +725,32 @@ STEPS: tuple[Step, ...] = (
             "On-policy (REINFORCE): mean {on_mean:+.2f}, std {on_std:.2f}, the reverse-KL answer (exact reverse "
             "KL from the same start: mean {rev_mean:+.2f}, std {rev_std:.2f}). Its on-policy loss, estimated from "
             "{mc_n} of its own samples, is {mc_value:.3f} ± {mc_se:.3f}; the exact KL(q‖p) is {exact:.3f}.\n\n"
-            "The RLHF identity on a {V}-answer example with β = {rl_beta:g}: the policy trained by REINFORCE "
-            "reaches E_q[r] − β·KL(q‖π_ref) = {J:.4f}, and −β·KL(q‖π*) + β·log Z = {J2:.4f}, the same; the best "
-            "possible value is β·log Z = {bound:.4f}, at q = π* (the trained q is within {rl_gap:.3f} of π* in "
-            "every answer). RL with a KL penalty and on-policy distillation are the same reverse-KL problem."
+            "**RLHF, drawn below.** PPO on a {arms}-response bandit with β = {rl_beta:g} starts at π_ref "
+            "(KL(π‖π*) = {start_kl:.3f}). The KL penalty can enter in two ways. With k1 = log(π/π_ref) in the "
+            "reward (InstructGPT, TRL), PPO ends at KL(π‖π*) = {k1_kl:.4f}: on π*, the reverse-KL answer, with "
+            "objective {k1_objective:.4f} against the maximum β·log Z = {bound:.4f}. With k3 as a loss (GRPO) the "
+            "gradient is the *forward* KL's, so PPO ends elsewhere (KL(π‖π*) = {k3_kl:.3f}, objective "
+            "{k3_objective:.4f}): it settles where E[r] − β·KL(π_ref‖π) is largest (KL(π‖that point) = "
+            "{k3_target_kl:.4f}). "
+            "RL with a KL penalty and on-policy distillation are the same reverse-KL problem."
         ),
         compute=_on_policy_facts,
-        draw=lambda f: animation_1d(
-            f["teacher"],
-            [
-                Run("forward_kl", {}, f["off"], label="off-policy: teacher samples (SFT)"),
-                Run("reverse_kl", {}, f["on"], label="on-policy: student samples, REINFORCE"),
-            ],
-            n_frames=N_FRAMES,
+        draw=lambda f: _fits(
+            f,
+            Run("forward_kl", {}, f["off"], label="off-policy: teacher samples (SFT)"),
+            Run("reverse_kl", {}, f["on"], label="on-policy: student samples, REINFORCE"),
+        ),
+        draw_extra=_rlhf,
+        extra_outcome=(
+            "PPO from π_ref (KL(π‖π*) = {start_kl:.3f}) for {updates} updates: with k1 in the reward it ends at "
+            "KL(π‖π*) = {k1_kl:.4f}, on π*; with k3 as a loss at {k3_kl:.3f}, and its objective falls to "
+            "{k3_objective:.4f} below the maximum β·log Z = {bound:.4f}"
         ),
         links=(("rl", "RL connection"),),
+        outcome=(
+            "on-policy REINFORCE ended {on_where} (mean {on_mean:+.2f}, std {on_std:.2f}); off-policy wide (std "
+            "{off_std:.2f})"
+        ),
     ),
     Step(
         key="language_models",
@@ -715,6 +783,8 @@ STEPS: tuple[Step, ...] = (
         compute=_language_facts,
         draw=_beta_bars,
         links=(("lm", "Language-model lab"),),
+        outcome="from β = 0 to β = 1: valid answers {valid0:.0%} → {valid1:.1%}, effective cities {eff0:.1f} → "
+        "{eff1:.2f}",
     ),
 )
 
@@ -726,3 +796,136 @@ def get_step(number: int) -> Step:
     if isinstance(number, bool) or not isinstance(number, (int, np.integer)) or not 1 <= number <= N_STEPS:
         raise ValueError(f"lesson step must be an integer in [1, {N_STEPS}], got {number!r}")
     return STEPS[number - 1]
+
+
+# ----------------------------------------------------------------------------------------------
+# The opening question and the closing recap
+# ----------------------------------------------------------------------------------------------
+
+REMARK = "this is different from previous distillation: reverse KL"
+ONE_LINE = (
+    "Classic distillation minimises forward KL(p‖q) on the teacher's outputs, so a small student spreads over "
+    "everything the teacher says; on-policy distillation minimises reverse KL(q‖p) on the student's own outputs, "
+    "so it commits to what the teacher is sure of and drops the rest."
+)
+_OPENING = (
+    "Someone reading about **on-policy distillation** remarked: *“{remark}.”* What they meant is one precise "
+    "difference: **whose samples the loss averages over**.\n\n"
+    "- **Previous (classic) distillation** trains the student q on what the **teacher** p produces: its soft "
+    "labels, or text it wrote (SFT). The loss averages log p(x) − log q(x) over x ∼ p: that is **forward KL, "
+    "KL(p‖q)**. Missing anything the teacher says costs without limit (−log q → ∞), so the student stretches to "
+    "cover all of it.\n"
+    "- **On-policy distillation** lets the **student** write x ∼ q and the teacher grade each token with log p(x). "
+    "The loss averages log q(x) − log p(x) over the student's own samples: **reverse KL, KL(q‖p)**. Saying what "
+    "the teacher never would costs without limit; leaving out part of what it says costs little. So the student "
+    "commits.\n\n"
+    "A student that can copy the teacher exactly reaches q = p either way. A small one cannot, and then the "
+    "direction decides what it becomes. In this lesson's numbers: forward KL turns a two-bump teacher into one wide "
+    "student (std {fwd_std:.2f}) with {fwd_gap:.0%} of its mass where the teacher has almost none; reverse KL picks "
+    "one bump (mean {rev_mean:+.2f}, std {rev_std:.2f}) and drops the other. On tokens, the forward-KL student "
+    "says an invalid pair such as *New Angeles* {fwd_invalid:.0%} of the time, the reverse-KL one {rev_invalid:.1%}, "
+    "but it only ever names one city. And “RL-style” is literal: reverse KL is an RL objective (reward log p, plus "
+    "entropy), which is why RLHF's KL penalty lands on it too (step 7). The {n_steps} steps below show each claim, "
+    "computed live."
+)
+
+
+@dataclass(frozen=True)
+class Opening:
+    """The remark the lesson starts from and its answer (markdown, numbers filled from the steps' facts)."""
+
+    remark: str
+    question: str
+    answer: str
+
+
+def opening() -> Opening:
+    """The question that started it all, answered with this lesson's live numbers."""
+    fwd, rev, tok = _forward_facts(), _reverse_facts(), _tokens_facts()
+    facts = {
+        "remark": REMARK,
+        "n_steps": len(STEPS),
+        "fwd_std": fwd["fwd_std"],
+        "fwd_gap": fwd["fwd_gap"],
+        "rev_mean": rev["rev_mean"],
+        "rev_std": rev["rev_std"],
+        "fwd_invalid": tok["fwd_invalid"],
+        "rev_invalid": tok["rev_invalid"],
+    }
+    return Opening(
+        remark=REMARK,
+        question=f"What does “{REMARK}” mean?",
+        answer=_OPENING.format_map(facts),
+    )
+
+
+@dataclass(frozen=True)
+class RecapRow:
+    """One step in the recap: the learner's prediction (None if not answered) against what happened."""
+
+    number: int
+    key: str
+    title: str
+    predicted: str | None
+    correct: bool | None
+    happened: str
+
+
+@dataclass(frozen=True)
+class Recap:
+    """The closing card: every step's prediction vs outcome, the score, the one-line answer, where to go next."""
+
+    rows: tuple[RecapRow, ...]
+    answered: int
+    correct: int
+    one_line: str
+    next_steps: tuple[tuple[str, str], ...]  # (app page file stem, label)
+
+    @property
+    def score(self) -> str:
+        """E.g. "6 of 8 predictions right (8 answered)"."""
+        return f"{self.correct} of {len(self.rows)} predictions right ({self.answered} answered)"
+
+
+def recap(answers: Mapping[str, int]) -> Recap:
+    """The recap of a learner's ``answers`` (step key -> chosen index; unanswered steps are left out).
+
+    Where to go next: the pages linked from the steps predicted wrongly (or not answered), in
+    lesson order, else the labs that take the lesson further.
+    """
+    known = {s.key for s in STEPS}
+    for key, choice in answers.items():
+        if key not in known:
+            raise ValueError(f"answers: unknown step {key!r}; valid steps: {', '.join(s.key for s in STEPS)}")
+        step = BY_KEY[key]
+        if isinstance(choice, bool) or not isinstance(choice, (int, np.integer)) or not 0 <= choice < len(step.choices):
+            raise ValueError(f"answers[{key!r}] must be an integer in [0, {len(step.choices) - 1}], got {choice!r}")
+    rows = []
+    for number, step in enumerate(STEPS, start=1):
+        choice = answers.get(step.key)
+        rows.append(
+            RecapRow(
+                number=number,
+                key=step.key,
+                title=step.title,
+                predicted=None if choice is None else step.choices[choice],
+                correct=None if choice is None else step.is_correct(int(choice)),
+                happened=step.result(),
+            )
+        )
+    missed = [link for row in rows if row.correct is not True for link in BY_KEY[row.key].links]
+    further = (("lab_1d", "1-D lab: your own teacher"), ("rl", "RL connection"), ("lm", "Language-model lab"))
+    first_link: dict[str, tuple[str, str]] = {}
+    for page, label in missed or further:  # one link per page, in lesson order
+        first_link.setdefault(page, (page, label))
+    next_steps = tuple(first_link.values())[:4]
+    return Recap(
+        rows=tuple(rows),
+        answered=sum(r.correct is not None for r in rows),
+        correct=sum(r.correct is True for r in rows),
+        one_line=ONE_LINE,
+        next_steps=next_steps,
+    )
+
+
+BY_KEY = MappingProxyType({s.key: s for s in STEPS})

@@ -134,3 +134,17 @@ def test_bad_url_values_warn_and_fall_back():
     assert at.slider(key="w_rl_beta").value == pytest.approx(schema.FIELDS["rl_beta"].default)
     assert at.slider(key="w_rl_arms").value == schema.FIELDS["rl_arms"].default
     assert math.isclose(at.slider(key="w_rl_tilt").value, 1.0)
+
+
+def test_the_four_parts_are_tabs_in_step_with_the_menu_and_the_url():
+    at = page({"rl_part": "ppo"})
+    assert_clean(at)
+    labels = [label for _, label in schema.FIELDS["rl_part"].labels]
+    assert [t.label for t in at.tabs] == labels and at.session_state["rl_tabs"] == labels[3]
+    # only the open part is computed, and it is drawn inside its own tab
+    assert [len(t.children) > 0 for t in at.tabs] == [False, False, False, True]
+    assert at.tabs[3].header[0].value.startswith("4. PPO")
+    at.selectbox(key="w_rl_part").set_value("estimators").run()  # the sidebar menu moves the tab too
+    assert_clean(at)
+    assert at.session_state["rl_tabs"] == labels[2] and at.query_params["rl_part"] == "estimators"
+    assert at.tabs[2].header[0].value.startswith("3. The KL estimators")

@@ -14,9 +14,12 @@ from spec_tools import decode
 
 import kl_core as kc
 from kl_core.cli import main
-from kl_core.lesson import BETAS, N_STEPS, STEPS, Step, get_step
+from kl_core.lesson import BETAS, N_STEPS, ONE_LINE, REMARK, STEPS, Step, get_step, opening, recap
+from kl_core.metrics import summarize
 from kl_core.site import PLOTLY_JS, build_site, markdown_to_html, page_name
-from kl_core.viz.lesson import first_frame
+from kl_core.viz import Run, animation_1d
+from kl_core.viz.colors import ROLE_COLORS, color_for
+from kl_core.viz.lesson import CANDIDATE_COLOR, first_frame
 
 BY_KEY = {s.key: s for s in STEPS}
 
@@ -124,16 +127,51 @@ def test_token_step_forward_student_is_the_product_of_the_teacher_marginals():
 
 def test_on_policy_step_checks_the_rlhf_identity():
     f = BY_KEY["on_policy"].facts()
-    # oracle: pi* ∝ pi_ref exp(r / beta) (closed form), the maximum of E_q[r] - beta KL(q || pi_ref) is beta log Z
-    pi_ref, reward, beta = np.array([0.4, 0.3, 0.15, 0.1, 0.05]), np.array([0.0, 0.5, 1.0, 2.0, 0.2]), 0.5
-    assert f["bound"] == pytest.approx(beta * math.log(np.sum(pi_ref * np.exp(reward / beta))), rel=1e-12)
-    assert f["J"] == pytest.approx(f["J2"], abs=1e-9) and f["J"] <= f["bound"] + 1e-12
-    assert f["bound"] - f["J"] < 2e-3 and f["rl_gap"] < 0.03
+    k1, k3 = f["k1"], f["k3"]
+    bandit = k1.bandit
+    ref, opt, r, beta = np.exp(bandit.log_reference), np.exp(bandit.log_optimum), bandit.reward, bandit.beta
+    # oracle: pi* ∝ pi_ref exp(r / beta) in closed form (Rafailov et al. 2023, eq. 4), and the identity
+    # E_pi[r] - beta KL(pi || pi_ref) = beta log Z - beta KL(pi || pi*) for every policy, computed here by hand
+    z = np.sum(ref * np.exp(r / beta))
+    np.testing.assert_allclose(opt, ref * np.exp(r / beta) / z, rtol=1e-10)
+    assert f["bound"] == pytest.approx(beta * math.log(z), rel=1e-12)
+    for run in (k1, k3):
+        pi = run.probs  # (updates + 1, K)
+        objective = pi @ r - beta * np.sum(pi * np.log(pi / ref), axis=1)
+        np.testing.assert_allclose(run.objective, objective, atol=1e-9)
+        np.testing.assert_allclose(objective + beta * np.sum(pi * np.log(pi / opt), axis=1), f["bound"], atol=1e-9)
+        assert np.all(objective <= f["bound"] + 1e-12)
+    # k1 in the reward reaches pi* (the reverse-KL answer); k3 as a loss settles elsewhere
+    assert f["k1_kl"] < 0.02 < 0.5 < f["k3_kl"] and f["k3_target_kl"] < 0.02
+    assert f["start_kl"] == pytest.approx(float(np.sum(ref * np.log(ref / opt))), rel=1e-9)
     # the on-policy (REINFORCE) student lands on a bump; the Monte-Carlo loss agrees with the exact KL(q || p)
     assert f["on_mean"] > 2.5 and f["on_std"] < 1.3 and abs(f["off_mean"]) < 0.3 and f["off_std"] > 2.9
     assert abs(f["mc_value"] - f["exact"]) < 4 * f["mc_se"]
     why = BY_KEY["on_policy"].explanation()
-    assert f"{f['J']:.4f}" in why and f"{f['bound']:.4f}" in why and f"{f['on_mean']:+.2f}" in why
+    for key, digits in (("k1_kl", 4), ("k3_kl", 3), ("bound", 4), ("k1_objective", 4), ("k3_objective", 4)):
+        assert f"{f[key]:.{digits}f}" in why, key
+    assert f"{f['on_mean']:+.2f}" in why and f"{len(bandit.x)}-response bandit" in why
+
+
+def test_rlhf_figure_draws_the_runs_policies_and_the_bound():
+    step = BY_KEY["on_policy"]
+    f, fig = step.facts(), step.extra_figure()
+    by_role = {}
+    for trace in fig.data:
+        by_role.setdefault(trace.meta["role"], []).append(trace)
+    np.testing.assert_allclose(decode(by_role["optimum"][0].y), np.exp(f["k1"].bandit.log_optimum), rtol=1e-6)
+    np.testing.assert_allclose(decode(by_role["reference"][0].y), np.exp(f["k1"].bandit.log_reference), rtol=1e-6)
+    (k1_policy, k3_policy) = by_role["policy"]
+    np.testing.assert_allclose(decode(k1_policy.y), f["k1"].probs[-1], rtol=1e-6)
+    np.testing.assert_allclose(decode(k3_policy.y), f["k3"].probs[-1], rtol=1e-6)
+    # k1 in the reward acts on the reverse KL, k3 as a loss on the forward KL's gradient: their role colours
+    assert (k1_policy.line.color, k3_policy.line.color) == (color_for("reverse_kl"), color_for("forward_kl"))
+    assert list(by_role["bound"][0].y) == [pytest.approx(f["bound"])] * 2
+    assert BY_KEY["distillation"].extra_figure() is None and BY_KEY["distillation"].extra_result() == ""
+    line = step.extra_result()
+    assert f"KL(π‖π*) = {f['k1_kl']:.4f}, on π*" in line and f"at {f['k3_kl']:.3f}" in line
+    assert f"{f['updates']} updates" in line and f["updates"] == len(f["k1"].objective) - 1 == 100
+    assert f["k3_objective"] < f["k1_objective"] <= f["bound"]  # "falls below the maximum"
 
 
 def test_language_step_trades_diversity_for_validity():
@@ -202,3 +240,126 @@ def test_site_rejects_a_file_as_out_dir(tmp_path, capsys):
     assert "out_dir" in capsys.readouterr().err
     with pytest.raises(ValueError, match="hero"):
         build_site(tmp_path / "x", steps=STEPS[:1], hero="both")
+
+
+def _texts(fig) -> list[str]:
+    """Every title and legend name of a figure (what a reader sees as words)."""
+    layout = fig.layout
+    out = [a.text for a in layout.annotations or ()] + [t.name for t in fig.data if t.name]
+    out += [layout.title.text] if layout.title and layout.title.text else []
+    return [t for t in out if t]
+
+
+@pytest.mark.parametrize("step", STEPS, ids=lambda s: s.key)
+def test_figures_speak_the_lessons_notation(step):
+    # the lesson writes p (teacher) and q (student); its figures must not switch to T and S
+    figs = [step.figure(), step.preview()] + ([step.extra_figure()] if step.draw_extra else [])
+    texts = [t for fig in figs for t in _texts(fig)]
+    for text in texts:
+        assert not re.search(r"\bT·log|\bS·log|\(T/S\)|\(S/T\)|T‖S|S‖T", text), (step.key, text)
+    if step.key in ("forward", "both"):
+        assert any("p·log(p/q)" in t for t in texts)
+    if step.key in ("reverse", "both"):
+        assert any("q·log(q/p)" in t for t in texts)
+
+
+# the family step's sweep shades its student from the forward colour (β = 0) to the reverse one (β = 1): a ramp
+# between the two roles by design (kl_core.viz.sweeps), so its colours are not one-role-per-trace
+@pytest.mark.parametrize("step", [s for s in STEPS if s.key != "family"], ids=lambda s: s.key)
+def test_a_colour_keeps_its_role_in_every_lesson_figure(step):
+    role_of = {c.upper(): role for role, c in ROLE_COLORS.items()}
+    figs = [step.figure(), step.preview()] + ([step.extra_figure()] if step.draw_extra else [])
+    for fig in figs:
+        for trace in fig.data:
+            color = (trace.line.color if "line" in trace and trace.line.color else None) or (
+                trace.marker.color if "marker" in trace and isinstance(trace.marker.color, str) else None
+            )
+            if not color or not color.startswith("#"):
+                continue
+            role = role_of.get(color.upper())
+            name = (trace.meta or {}).get("role")
+            if name == "candidate":  # fixed students of step 1: not a divergence, so no divergence's colour
+                assert color == CANDIDATE_COLOR, trace.name
+            elif role in ("forward_kl", "reverse_kl"):
+                # a forward/reverse colour only on a trace that is that direction's student, bar or run
+                label = f"{trace.name} {trace.meta}".lower()
+                wanted = ("forward", "off-policy", "k3") if role == "forward_kl" else ("reverse", "on-policy", "k1")
+                assert any(w in label for w in wanted), (step.key, trace.name, role)
+
+
+def test_animation_notation_is_validated():
+    traj = BY_KEY["reverse"].facts()["traj"]
+    teacher = kc.get_preset("bimodal").teacher
+    for bad in (("p",), ("pp", "q"), (1, 2)):
+        with pytest.raises(ValueError, match="notation must be two one-letter strings"):
+            animation_1d(teacher, [Run("reverse_kl", {}, traj)], n_frames=3, notation=bad)
+
+
+def test_step_1_candidates_are_neutral_and_the_bars_carry_the_directions():
+    fig = BY_KEY["distillation"].figure()
+    candidates = [t for t in fig.data if t.meta["role"] == "candidate"]
+    bars = {t.meta["role"]: t for t in fig.data if t.type == "bar"}
+    assert [t.line.color for t in candidates] == [CANDIDATE_COLOR] * 2
+    assert len({t.line.dash for t in candidates}) == 2  # told apart by dash (and their labels), not by hue
+    assert CANDIDATE_COLOR not in ROLE_COLORS.values()
+    assert bars["forward_kl"].marker.color == color_for("forward_kl")
+    assert bars["reverse_kl"].marker.color == color_for("reverse_kl")
+    assert [a.text for a in fig.layout.annotations if a.text in ("A", "B")] == ["A", "B"]
+
+
+def test_every_step_states_its_outcome_from_its_numbers():
+    d = BY_KEY["distillation"].facts()
+    assert d["fwd_pick"] == ("A" if d["a_fwd"] < d["b_fwd"] else "B") == "A"
+    assert d["rev_pick"] == ("A" if d["a_rev"] < d["b_rev"] else "B") == "B"
+    assert BY_KEY["distillation"].result().startswith("forward KL prefers A (0.46 vs 8.31")
+    p = kc.get_preset("bimodal")
+    s = summarize(p.teacher, BY_KEY["reverse"].facts()["traj"].final[0])
+    assert s.n_modes_covered == 1 and s.dominant_mode == 1  # oracle: the metrics module, on the fitted student
+    assert (
+        BY_KEY["reverse"].result()
+        == f"the reverse-KL student ended on the right bump: mean {s.mean:+.2f}, std {s.std:.2f}"
+    )
+    f = BY_KEY["on_policy"].facts()
+    assert "on the right bump" in BY_KEY["on_policy"].result() and f["on_mean"] > 2.5
+    for step in STEPS:
+        line = step.result()
+        assert line and "{" not in line and "\n" not in line and len(line) < 200, step.key
+
+
+def test_opening_quotes_the_remark_and_answers_it_with_the_lessons_numbers():
+    start = opening()
+    assert REMARK == "this is different from previous distillation: reverse KL"
+    assert REMARK in start.question and REMARK in start.answer
+    fwd, rev, tok = BY_KEY["forward"].facts(), BY_KEY["reverse"].facts(), BY_KEY["tokens"].facts()
+    p = kc.get_preset("bimodal")
+    wide = summarize(p.teacher, fwd["traj"].final[0])  # oracle: the metrics of the fitted student
+    assert f"std {math.sqrt(10):.2f}) with {wide.low_density_mass:.0%} of its mass" in start.answer
+    assert f"mean {rev['rev_mean']:+.2f}, std {rev['rev_std']:.2f}" in start.answer
+    assert f"{tok['fwd_invalid']:.0%} of the time" in start.answer and f"{tok['rev_invalid']:.1%}" in start.answer
+    assert "KL(p‖q)" in start.answer and "KL(q‖p)" in start.answer and f"{N_STEPS} steps" in start.answer
+
+
+def test_recap_counts_predictions_and_points_to_what_was_missed():
+    answers = {"distillation": 2, "forward": 0, "reverse": 1}  # right, wrong, right
+    card = recap(answers)
+    assert (card.answered, card.correct) == (3, 2) and card.score == "2 of 8 predictions right (3 answered)"
+    rows = {r.key: r for r in card.rows}
+    assert rows["forward"].predicted == BY_KEY["forward"].choices[0] and rows["forward"].correct is False
+    assert rows["tokens"].predicted is None and rows["tokens"].correct is None
+    assert all(r.happened == BY_KEY[r.key].result() for r in card.rows)
+    assert card.one_line == ONE_LINE and "forward KL(p‖q)" in ONE_LINE and "reverse KL(q‖p)" in ONE_LINE
+    # next: the pages of the steps not predicted right, first one per page, in lesson order
+    assert card.next_steps[0] == BY_KEY["forward"].links[0]
+    assert len({page for page, _ in card.next_steps}) == len(card.next_steps) <= 4
+    perfect = recap({s.key: s.answer for s in STEPS})
+    assert perfect.correct == N_STEPS and [p for p, _ in perfect.next_steps] == ["lab_1d", "rl", "lm"]
+
+
+@pytest.mark.parametrize(
+    "answers, match",
+    [({"nope": 0}, "unknown step 'nope'"), ({"forward": 7}, r"answers\['forward'\] must be an integer in \[0, 2\]"),
+     ({"forward": True}, "must be an integer"), ({"forward": "1"}, "must be an integer")],
+)  # fmt: skip
+def test_recap_rejects_bad_answers(answers, match):
+    with pytest.raises(ValueError, match=match):
+        recap(answers)

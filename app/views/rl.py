@@ -1,10 +1,13 @@
 """Page: reverse KL is RL: gradient estimators, the KL-regularised optimum, k1/k2/k3, PPO with a KL penalty."""
 
+from contextlib import ExitStack
+
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from app import export_ui, ui
+from app import state as schema
 from kl_core import rl
 from kl_core.viz.rl import (
     ESTIMATOR_LABELS,
@@ -25,10 +28,26 @@ kl_estimator_samples, kl_estimator_sweep = cache(rl.kl_estimator_samples), cache
 surrogate_gradients = cache(rl.surrogate_gradients)
 MATCH = {"zero": "nothing: 0 in expectation", "reverse_kl": "∇ KL(S‖T), reverse", "forward_kl": "∇ KL(T‖S), forward"}
 
+# the four parts are tabs (and the sidebar's "Part" menu); both write the URL's rl_part
+PART_LABELS = dict(schema.FIELDS["rl_part"].labels)  # part -> tab label
+PART_OF = {label: part for part, label in PART_LABELS.items()}
+
+
+def _tab_from_menu() -> None:
+    st.session_state["rl_tabs"] = PART_LABELS[st.session_state["w_rl_part"]]
+
+
+def _menu_from_tab() -> None:
+    ui.set_value("rl_part", PART_OF[st.session_state["rl_tabs"]])
+
+
 state = ui.setup()
 exports = {}  # label -> figure, for the Export panel
 st.title("Reverse KL is RL")
-part = ui.control("rl_part", "select")
+part = ui.control("rl_part", "select", on_change=_tab_from_menu)
+tabs = st.tabs(list(PART_LABELS.values()), key="rl_tabs", default=PART_LABELS[part], on_change=_menu_from_tab)
+in_tab = ExitStack()  # the open part's content goes into its tab (only that part is computed)
+in_tab.enter_context(tabs[list(PART_LABELS).index(part)])
 
 if part == "gradients":
     st.sidebar.header("Student and training")
@@ -213,5 +232,6 @@ else:
     exports["PPO KL curves"] = ppo_kl_figure(run)
     st.plotly_chart(exports["PPO policy"], key="rl_ppo", width="stretch")
     st.plotly_chart(exports["PPO KL curves"], key="rl_ppo_kl", width="stretch")
+in_tab.close()
 export_ui.export_panel(exports, f"rl_{part}")
 ui.finish()

@@ -110,6 +110,7 @@ def animation_1d(
     n_points: int = 200,
     x_range: tuple[float, float] | None = None,
     frame_ms: int = 80,
+    notation: tuple[str, str] = ("T", "S"),
 ) -> go.Figure:
     """Animate 1-D fits: every start's student over the teacher, the integrand of start 0, and the losses.
 
@@ -124,6 +125,7 @@ def animation_1d(
         x_range: the x interval; default covers the teacher (+- 4 stds per component), every
             frame's student means and the final students (+- 3 stds).
         frame_ms: milliseconds per frame at 1× speed.
+        notation: the letters for (teacher, student) in the integrand titles, e.g. ``("p", "q")``.
 
     Returns:
         A figure with one frame per step of :func:`frame_steps`, named by the step number.
@@ -179,8 +181,11 @@ def animation_1d(
 
     cols = len(runs)
     titles = [run.display_label for run in runs]
+    if len(notation) != 2 or not all(isinstance(c, str) and len(c) == 1 for c in notation):
+        raise ValueError(f"notation must be two one-letter strings (teacher, student), got {notation!r}")
+    letters = str.maketrans({"T": notation[0], "S": notation[1]})
     titles += [
-        f"where the penalty comes from: {INTEGRAND_FORMULAS[run.objective]}"
+        f"where the penalty comes from: {INTEGRAND_FORMULAS[run.objective].translate(letters)}"
         if run.objective in INTEGRAND_FORMULAS
         else "where the penalty comes from"
         for run in runs

@@ -99,7 +99,8 @@ def test_app_lesson_answer_reveals_the_fit_and_next_moves_on(page, page_errors):
     page.wait_for_selector(APP_IDLE)
     page.wait_for_function(CHART_DRAWN, arg=APP_CHART)
     page.get_by_text("On the right bump, narrow").click()
-    page.get_by_text("Right.", exact=True).wait_for()
+    page.get_by_role("button", name="Check").click()  # choosing alone reveals nothing (issue 10)
+    page.get_by_text("Right: On the right bump, narrow.", exact=True).wait_for()
     page.wait_for_selector(APP_IDLE)
     page.wait_for_function(CHART_DRAWN, arg=APP_CHART)
     # the revealed figure is the fit: start 0's student peaks on the right bump, at +2.98
