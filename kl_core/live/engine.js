@@ -917,16 +917,22 @@ export function fit(problem) {
 
 /**
  * A problem built in the browser (the widget's scenes): the teacher, start 0 and inits - 1 random
- * starts from the engine's generator, the grid by kc.fit's rule.
+ * starts from the engine's generator (or the given starts), the grid by kc.fit's rule.
  */
-export function makeProblem({ teacher, student, objective = "reverse_kl", params = {}, inits = 8, seed = 0, lr = 0.05, optimizer = "adam", learn = null, estimator = { name: "exact" }, grid = 2048 }) {
+export function makeProblem({ teacher, student, objective = "reverse_kl", params = {}, inits = 8, seed = 0, lr = 0.05, optimizer = "adam", learn = null, estimator = { name: "exact" }, grid = 2048, starts: given = null }) {
   const t = makeTeacher(teacher);
   const K = student.means.length;
   const fam = makeFamily(K);
   const rng = makeRng(seed);
   const theta = new Float64Array(inits * fam.P);
-  theta.set(pack(fam, student), 0);
-  if (inits > 1) theta.set(randomStarts(fam, t, inits - 1, rng), fam.P);
+  if (given) {
+    // starts baked in by kl_core.live.problem (kc.fit's own draws for the seed)
+    if (given.length !== inits || given.some((row) => row.length !== fam.P)) throw new Error(`starts must be ${inits} rows of ${fam.P} numbers`);
+    given.forEach((row, s) => theta.set(row, s * fam.P));
+  } else {
+    theta.set(pack(fam, student), 0);
+    if (inits > 1) theta.set(randomStarts(fam, t, inits - 1, rng), fam.P);
+  }
   const mask = new Array(fam.P).fill(1);
   if (learn === "mean") for (let j = 0; j < fam.P; j++) mask[j] = j >= fam.nl && j < fam.nl + K ? 1 : 0;
   for (let s = 1; s < inits; s++) for (let j = 0; j < fam.P; j++) if (!mask[j]) theta[s * fam.P + j] = theta[j];

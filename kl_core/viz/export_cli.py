@@ -3,6 +3,7 @@
     kl-lab export --preset bimodal --objectives forward_kl,reverse_kl --format gif --out fit.gif --fps 12
     kl-lab export --scenario saved.json --out fit.html          # the format follows the file's suffix
     kl-lab export --preset ring --format json --out ring.json   # the scenario only, no fitting
+    kl-lab export --format live --out widget.html               # the live lab: trains in the browser
 
 Flags given with ``--scenario`` override the file's values. A bad flag or value prints one line
 ``kl-lab: error: ...`` and exits with status 2.
@@ -19,7 +20,7 @@ from kl_core.scenario import MAX_BYTES, OBJECTIVES, Scenario
 
 __all__ = ["add_commands", "scenario_from_args"]
 
-FORMATS = ("html", "div", "png", "svg", "gif", "mp4", "json")
+FORMATS = ("html", "div", "png", "svg", "gif", "mp4", "json", "live")
 SUFFIXES = {".html": "html", ".htm": "html", ".png": "png", ".svg": "svg", ".gif": "gif", ".mp4": "mp4"}
 SUFFIXES[".json"] = "json"
 
@@ -99,6 +100,10 @@ def _cmd_export(args: argparse.Namespace) -> str:
     if fmt == "json":
         out.write_text(scenario.to_json())
         return f"wrote {out} (scenario, {out.stat().st_size} bytes)"
+    if fmt == "live":  # the in-browser live lab: one self-contained HTML file (kl_core.live.export)
+        from kl_core.live.export import write_live
+
+        return f"wrote {out} (live lab, {write_live(out, scenario) / 1e3:.0f} KB, trains in the browser)"
 
     from kl_core.scenario import scenario_figure
     from kl_core.viz import export
