@@ -8,6 +8,7 @@ state, and the rerun recomputes the exact table and captions with kl_core; the U
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -80,7 +81,7 @@ def teacher_from_release(release: Any) -> tuple[tuple[float, float, float], ...]
         w, m, s = (list(map(float, t[k])) for k in ("weights", "means", "stds"))
     except (KeyError, TypeError, ValueError):
         return None
-    if not (1 <= len(w) == len(m) == len(s) <= 6):
+    if not (1 <= len(w) == len(m) == len(s) <= 6) or not all(math.isfinite(v) for v in (*w, *m, *s)):
         return None
     return tuple(
         (_snap(a, 0.05, 0.05, 1.0), _snap(b, 0.1, -10.0, 10.0), _snap(c, 0.1, 0.2, 4.0)) for a, b, c in zip(w, m, s)

@@ -60,7 +60,9 @@ def _json_for_script(value: Any) -> str:
     return json.dumps(value, allow_nan=False).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def scene_from_scenario(scenario: Scenario | None = None, *, steps_per_frame: int = 5, autoplay: bool = True) -> dict:
+def scene_from_scenario(
+    scenario: Scenario | None = None, *, steps_per_frame: int = 5, autoplay: bool = True, global_keys: bool = False
+) -> dict:
     """The widget's scene for a 1-D scenario (default: the 1-D lab's default), with kc.fit's starts."""
     scenario = Scenario(space="1d") if scenario is None else scenario
     if scenario.space != "1d":
@@ -108,12 +110,13 @@ def scene_from_scenario(scenario: Scenario | None = None, *, steps_per_frame: in
         "stepsPerFrame": int(steps_per_frame),
         "autoplay": bool(autoplay),
         "colors": dict(ROLE_COLORS),
+        "globalKeys": bool(global_keys),
     }
 
 
 def live_html(scenario: Scenario | None = None, *, title: str = "KL Lab: live", **scene_options: Any) -> str:
     """One self-contained HTML page of the live widget for ``scenario`` (see module docstring)."""
-    scene = scene_from_scenario(scenario, **scene_options)
+    scene = scene_from_scenario(scenario, **{"global_keys": True, **scene_options})
     page = f"""<!doctype html>
 <html lang="en">
 <head>

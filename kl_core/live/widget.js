@@ -718,12 +718,15 @@ export function mount(root, sceneIn = {}, { onChange = null } = {}) {
   });
   addBtn.addEventListener("click", addMode);
   removeBtn.addEventListener("click", () => removeMode());
-  root.addEventListener("keydown", (ev) => {
+  // Space plays / pauses; a standalone page (scene.globalKeys) hears it wherever the focus is
+  const keyTarget = scene.globalKeys && typeof document !== "undefined" ? document : root;
+  keyTarget.addEventListener("keydown", onSpace);
+  function onSpace(ev) {
     if (ev.key === " " && !(ev.target instanceof HTMLButtonElement) && !(ev.target instanceof HTMLInputElement)) {
       ev.preventDefault();
       setPlaying(!ui.playing);
     }
-  });
+  }
   let resizeObs = null;
   if (typeof ResizeObserver === "function") {
     resizeObs = new ResizeObserver(() => {
@@ -771,6 +774,7 @@ export function mount(root, sceneIn = {}, { onChange = null } = {}) {
     stats,
     destroy() {
       if (rafId !== null) cancelAnimationFrame(rafId);
+      keyTarget.removeEventListener("keydown", onSpace);
       if (resizeObs) resizeObs.disconnect();
       root.innerHTML = "";
     },
