@@ -732,9 +732,11 @@ function exactStart(state, s, out, withGrad) {
   const n = x.length;
   const ws = state.ws;
   const { lp, wp } = state;
+  const obj = state.objective;
+  const fast = fam.K === 1 && (obj.direction === "forward" || (obj.kind === "reverse_kl" && state.finiteTeacher));
+  if (fast && withGrad) return exactGaussianKL(state, s, out, obj.direction === "forward");
   studentLogProb(fam, state.theta, s, x, n, ws);
   const { lq, c } = ws;
-  const obj = state.objective;
   let loss;
   if (obj.direction === "forward") {
     // forward KL only needs the teacher's weights: sum w p (log p - log q)
@@ -762,6 +764,42 @@ function exactStart(state, s, out, withGrad) {
   }
   if (withGrad) logProbVjp(fam, s, n, ws, c, out);
   return loss;
+}
+
+/**
+ * exactStart for a Gaussian student under forward or reverse KL in one pass over the grid (the
+ * widget's default scene): the same operations in the same order as studentLogProb + logProbVjp.
+ */
+function exactGaussianKL(state, s, out, forward) {
+  const { x, w } = state.grid;
+  const { lp, wp } = state;
+  const o = s * 2;
+  const mu = state.theta[o], ls = state.theta[o + 1];
+  const sg = Math.exp(ls);
+  const inv = 1.0 / sg;
+  const c0 = ls + 0.5 * LOG_2PI;
+  let acc = 0, az = 0, azz = 0, a = 0;
+  for (let i = 0; i < x.length; i++) {
+    const zi = (x[i] - mu) * inv;
+    const lq = -0.5 * zi * zi - c0;
+    let ci;
+    if (forward) {
+      acc += lq * wp[i];
+      ci = -wp[i];
+    } else {
+      const q = Math.exp(lq);
+      const g = q * (lq - lp[i]);
+      acc += g * w[i];
+      ci = (g + q) * w[i];
+    }
+    const azi = ci * zi;
+    az += azi;
+    azz += azi * zi;
+    a += ci;
+  }
+  out[o] = az / sg;
+  out[o + 1] = azz - a;
+  return forward ? state.negEntropy - acc : acc;
 }
 
 /** Monte-Carlo gradient of start s into out (fitting._mc_teacher_samples / _mc_student_samples); returns the estimate. */

@@ -90,17 +90,19 @@ function startStudent(student) {
 }
 
 /** Log density of a {weights, means, stds} mixture at x (log space: far tails stay finite). */
+const HALF_LOG_2PI_W = 0.5 * Math.log(2 * Math.PI);
 function logDensity(m, x) {
+  const K = m.means.length;
+  const term = (k) => {
+    const z = (x - m.means[k]) / m.stds[k];
+    return Math.log(m.weights[k]) - 0.5 * z * z - Math.log(m.stds[k]) - HALF_LOG_2PI_W;
+  };
+  if (K === 1) return term(0);
   let top = -Infinity;
-  const c = m.means.map((mu, k) => {
-    const z = (x - mu) / m.stds[k];
-    const v = Math.log(m.weights[k]) - 0.5 * z * z - Math.log(m.stds[k]) - 0.5 * Math.log(2 * Math.PI);
-    top = Math.max(top, v);
-    return v;
-  });
+  for (let k = 0; k < K; k++) top = Math.max(top, term(k));
   if (top === -Infinity) return top;
   let s = 0;
-  for (const v of c) s += Math.exp(v - top);
+  for (let k = 0; k < K; k++) s += Math.exp(term(k) - top);
   return top + Math.log(s);
 }
 
@@ -643,7 +645,7 @@ export function mount(root, sceneIn = {}, { onChange = null } = {}) {
       if (!d || d.id !== ev.pointerId) return;
       const rect = panel.canvas.getBoundingClientRect();
       const x = pxToX(ev.clientX - rect.left, rect.width);
-      stats.pendingMove = performance.now();
+      if (stats.pendingMove === null) stats.pendingMove = ev.timeStamp; // the event's own time: dispatch delay counts
       if (d.what === "mode") setMode(k, { mean: x, weight: d.w0 * Math.exp(-(ev.clientY - d.y0) / 80) });
       else setMode(k, { std: Math.abs(x - teacher.means[k]) });
     });
@@ -749,6 +751,8 @@ export function mount(root, sceneIn = {}, { onChange = null } = {}) {
       schedule();
     },
     reset,
+    /** n training steps of every start of every objective, without drawing (the bench's steps/s). */
+    train: (n) => advance(n),
     setTeacher(t) {
       teacher = { weights: t.weights.slice(), means: t.means.slice(), stds: t.stds.slice() };
       applyTeacher();
