@@ -142,14 +142,17 @@ def main() -> None:
         (
             "drag -> repainted frame p50 / p95",
             f"{live['move_ms_p50']:.0f} / {live['move_ms_p95']:.0f} ms ({live['moves']} moves)",
-            f"slider release -> chart p50 {replay['move_s_p50'] * 1000:.0f} ms, max {replay['move_s_max'] * 1000:.0f} ms"
-            f" ({replay['moves']} moves)"
+            (
+                f"slider release -> chart p50 {replay['move_s_p50'] * 1000:.0f} ms, "
+                f"max {replay['move_s_max'] * 1000:.0f} ms ({replay['moves']} moves)"
+            )
             if replay
             else "skipped",
         ),
         (
             "training steps/s per student",
-            f"{live['steps_per_s']:.0f} (all {live['students']} together; {live['steps_per_s_playing']:.0f} while drawing)",
+            f"{live['steps_per_s']:.0f} (all {live['students']} together; "
+            f"{live['steps_per_s_playing']:.0f} while drawing)",
             "",
         ),
         ("standalone file", f"{size / 1e3:.0f} KB", f"{replay['html_bytes'] / 1e6:.1f} MB" if replay else "skipped"),
