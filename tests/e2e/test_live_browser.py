@@ -208,6 +208,30 @@ def test_exported_widget_at_phone_width_respects_reduced_motion(browser, exporte
     assert not errors, errors
 
 
+def test_exported_widget_follows_a_finger(browser, exported: Path):
+    """A touch drag (chromium's own touch events, turned into pointer events) moves a mode at phone width."""
+    context = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
+    page = context.new_page()
+    errors = collect_errors(page)
+    page.goto(exported.as_uri())
+    page.wait_for_function("() => window.klLive && window.klLive.runs.length === 2")
+    box = page.locator(".kl-live-handle").nth(1).bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    before = page.evaluate("() => window.klLive.teacher.means[1]")
+    cdp = context.new_cdp_session(page)
+    touch = lambda kind, px: cdp.send(  # noqa: E731
+        "Input.dispatchTouchEvent", {"type": kind, "touchPoints": [] if kind == "touchEnd" else [{"x": px, "y": y}]}
+    )
+    touch("touchStart", x)
+    for i in range(1, 9):
+        touch("touchMove", x - 6 * i)
+    touch("touchEnd", x)
+    after = page.evaluate("() => window.klLive.teacher.means[1]")
+    context.close()
+    assert after < before - 1.0, (before, after)
+    assert not errors, errors
+
+
 def test_app_hero_reports_the_teacher_on_release(page, page_errors, app_url):
     page.goto(f"{app_url}/")
     page.wait_for_selector(".kl-live-handle", timeout=TIMEOUT_MS)
