@@ -3,7 +3,7 @@
 //   {task: "fit", problem}                 -> fit(problem): {params, loss}
 //   {task: "mc", problem, draws, seed}     -> mean and standard error of `draws` Monte-Carlo gradients at the starts
 //   {task: "grid", problem}                -> the engine's own grid for the problem's teacher and starts
-//   {task: "minima", teacher, objective}   -> the engine's minima for a Gaussian student
+//   {task: "minima", teacher, objective, n} -> the engine's minima for a Gaussian student (n x n coarse grid)
 import { readFileSync, writeFileSync } from "node:fs";
 import * as engine from "../kl_core/live/engine.js";
 import { gaussianMinima } from "../kl_core/live/minima.js";
@@ -33,7 +33,7 @@ const TASKS = {
     const g = engine.fitGrid(t, engine.fitBox(t, starts));
     return { box: g.box, x: Array.from(g.x), w: Array.from(g.w), lp: Array.from(engine.teacherLogProb(t, g.x)) };
   },
-  minima: ({ teacher, objective }) => gaussianMinima(teacher, objective),
+  minima: ({ teacher, objective, n = 120 }) => gaussianMinima(teacher, objective, { n }),
 };
 
 const [input, output] = process.argv.slice(2);

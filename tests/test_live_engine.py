@@ -209,7 +209,8 @@ MINIMA_TEACHERS = [
 ]
 
 
-def test_minima_match_kc_landscape(tmp_path):
+@pytest.mark.parametrize("n", [120, 80])  # kc.landscape's default grid; the widget's coarser one
+def test_minima_match_kc_landscape(tmp_path, n):
     tasks, expected = [], []
     for t in MINIMA_TEACHERS:
         for kind in ("forward_kl", "reverse_kl"):
@@ -218,6 +219,7 @@ def test_minima_match_kc_landscape(tmp_path):
                     "task": "minima",
                     "teacher": problem(t, kc.Gaussian(0.0, 1.0), kind, steps=0)["teacher"],
                     "objective": kind,
+                    "n": n,
                 }
             )
             expected.append(kc.landscape(t, kind).minima)
