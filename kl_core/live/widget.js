@@ -530,7 +530,7 @@ export function mount(root, sceneIn = {}, { onChange = null } = {}) {
     rafId = null;
     const t0 = performance.now();
     if (ui.playing) advance(ui.spf);
-    if (minimaStale && ui.dragging === null) updateMinima();
+    if (minimaStale && ui.dragging === null && stats.frames > 0) updateMinima(); // after the first paint
     if (ui.playing || dirty) draw();
     const t1 = performance.now();
     stats.frames += 1;
