@@ -42,13 +42,18 @@ export default function (component) {
       host.className = "kl-live-host";
       parentElement.appendChild(host);
     }
-    let token = 0;
+    const box = { lastSent: 0 };
     const ctl = mount(host, scene, {
-      onChange: (ev) => setStateValue("release", { teacher: ev.teacher, start: ev.start, token: ++token }),
+      onChange: (ev) => {
+        // increasing across remounts and reloads, so Python never takes a new release for an old one
+        box.lastSent = Math.max(box.lastSent + 1, Math.round((performance.timeOrigin + performance.now()) * 1000));
+        setStateValue("release", { teacher: ev.teacher, start: ev.start, token: box.lastSent });
+      },
     });
-    inst = { ctl, sig, teacher };
+    inst = { ctl, sig, teacher, box };
     instances.set(parentElement, inst);
-  } else if (inst.teacher !== teacher) {
+  } else if (inst.teacher !== teacher && !(inst.box.lastSent > (data.applied || 0))) {
+    // (a scene answering an older release while a newer one is on its way would pull the mode back)
     inst.ctl.setTeacher(scene.teacher);
     inst.teacher = teacher;
   }
@@ -105,7 +110,8 @@ def live_lab(state: Mapping[str, Any], kinds: Sequence[str]) -> None:
     if scenario is None:
         return
     scene = scene_from_scenario(scenario, autoplay=True)
-    _component()(key=KEY, data={"scene": scene}, on_release_change=_on_release)
+    applied = st.session_state.get(_APPLIED) or 0  # the token of the last release applied
+    _component()(key=KEY, data={"scene": scene, "applied": applied}, on_release_change=_on_release)
     st.caption(
         "Live: this trains in your browser, every start at once. Drag the grey modes; on release the "
         "sidebar, the link and the exact table below follow."

@@ -249,4 +249,15 @@ def test_app_hero_reports_the_teacher_on_release(page, page_errors, app_url):
     assert mean < -3.0 and abs(round(mean * 10) - mean * 10) < 1e-9  # moved left, snapped to the 0.1 step
     slider = page.get_by_role("slider", name="Mode 1 mean")  # an <input type="range">
     assert float(slider.input_value()) == pytest.approx(mean)  # the sidebar followed
+    # a second release (mode 2 to the right) is heard too, and the first mode stays where it was put
+    box = page.locator(".kl-live-handle").nth(1).bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    for i in range(1, 11):
+        page.mouse.move(x + 8 * i, y)
+    page.mouse.up()
+    page.wait_for_url(re.compile(r"m2="), timeout=TIMEOUT_MS)
+    assert float(re.search(r"m2=(-?[\d.]+)", page.url).group(1)) > 3.0
+    assert float(re.search(r"m1=(-?[\d.]+)", page.url).group(1)) == mean
     assert not page_errors, str(page_errors)
