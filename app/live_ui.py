@@ -100,7 +100,10 @@ def _on_release() -> None:
     if spec is None or st.session_state.get(_APPLIED) == release.get("token"):
         return
     st.session_state[_APPLIED] = release.get("token")
-    ui._apply_teacher(spec)
+    ui.set_value("modes", len(spec))
+    for i, (w, m, s) in enumerate(spec, start=1):
+        for name, value in ((f"w{i}", w), (f"m{i}", m), (f"s{i}", s)):
+            ui.set_value(name, value)
     ui.set_value("preset", "custom")
 
 
