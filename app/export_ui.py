@@ -16,6 +16,7 @@ import streamlit as st
 
 from app import model, ui
 from app import state as schema
+from kl_core.live import export as live
 from kl_core.scenario import Scenario
 from kl_core.viz import export
 
@@ -198,6 +199,14 @@ def export_panel(fig: go.Figure | Mapping[str, go.Figure], name: str, scenario: 
                 key=f"export_{name}_json",
             )
             if scenario.space == "1d":
+                st.download_button(
+                    "Live lab (HTML, trains in the browser)",
+                    data=lambda: live.live_html(scenario, title=f"KL Lab: {name} (live)"),
+                    file_name=f"{name}_live.html",
+                    mime="text/html",
+                    on_click="ignore",
+                    key=f"export_{name}_live",
+                )
                 key = f"export_{name}_upload"
                 st.file_uploader("Restore a scenario (JSON)", type=["json"], key=key, on_change=_on_upload, args=(key,))
             message = st.session_state.pop(_MESSAGE, None)

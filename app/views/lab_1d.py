@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from app import export_ui, model, ui
+from app import export_ui, live_ui, model, ui
 from kl_core.viz import animation_1d, caption, results_rows
 
 state = ui.setup()
@@ -22,6 +22,7 @@ kinds = ui.control("objectives", "multiselect")
 ui.objective_controls(kinds)
 ui.training_controls()
 ui.control("speed")
+live_ui.live_lab(state, kinds)  # the hero: trains in the browser; reports the teacher on release
 
 try:
     spec = model.teacher_spec(state)

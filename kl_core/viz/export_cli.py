@@ -3,6 +3,7 @@
     kl-lab export --preset bimodal --objectives forward_kl,reverse_kl --format gif --out fit.gif --fps 12
     kl-lab export --scenario saved.json --out fit.html          # the format follows the file's suffix
     kl-lab export --preset ring --format json --out ring.json   # the scenario only, no fitting
+    kl-lab export --format live --out widget.html               # the live lab: trains in the browser
 
 Flags given with ``--scenario`` override the file's values. A bad flag or value prints one line
 ``kl-lab: error: ...`` and exits with status 2.
@@ -32,7 +33,7 @@ from kl_core.scenario import MAX_BYTES, OBJECTIVES, RANGES, Scenario
 
 __all__ = ["add_commands", "export_work", "scenario_from_args"]
 
-FORMATS = ("html", "div", "png", "svg", "gif", "mp4", "json")
+FORMATS = ("html", "div", "png", "svg", "gif", "mp4", "json", "live")
 SUFFIXES = {".html": "html", ".htm": "html", ".png": "png", ".svg": "svg", ".gif": "gif", ".mp4": "mp4"}
 SUFFIXES[".json"] = "json"
 
@@ -170,6 +171,12 @@ def _cmd_export(args: argparse.Namespace) -> str:
         data = scenario.to_json().encode("utf-8")
         _write("--out", out, data)
         return f"wrote {out} (scenario, {len(data)} bytes)"
+    if fmt == "live":  # the in-browser live lab: one self-contained HTML file (kl_core.live.export)
+        from kl_core.live.export import live_html
+
+        data = live_html(scenario).encode("utf-8")
+        _write("--out", out, data)
+        return f"wrote {out} (live lab, {len(data) / 1e3:.0f} KB, trains in the browser)"
 
     from kl_core.scenario import scenario_figure
 

@@ -1,0 +1,121 @@
+"""The 1-D lab's hero: the live widget (kl_core/live) as a Streamlit component that trains in the browser.
+
+The browser trains every start of every objective itself (``engine.js``); the server sends the
+scene once per rerun and hears back only when a drag or a key press is released. Then the
+teacher is snapped to the sidebar's steps (weight 0.05, mean and std 0.1), written into the page's
+state, and the rerun recomputes the exact table and captions with kl_core; the URL follows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import streamlit as st
+
+from app import export_ui, ui
+from kl_core.live.export import bundle_js, scene_from_scenario, widget_css
+
+__all__ = ["live_lab", "teacher_from_release"]
+
+KEY = "live_lab"
+_APPLIED = "_live_lab_applied"
+
+# Mount glue (components v2): one widget per host element. A new scene whose student family,
+# objectives and training settings are unchanged only replaces the teacher (training goes on), so
+# the rerun caused by the widget's own report (which makes the preset "custom") does not restart it.
+_MOUNT_JS = """
+const instances = new WeakMap();
+export default function (component) {
+  const { data, parentElement, setStateValue } = component;
+  const scene = data && data.scene;
+  if (!scene) return;
+  const sig = JSON.stringify({ ...scene, teacher: null, starts: null, student: { ...scene.student, start: null } });
+  const teacher = JSON.stringify(scene.teacher);
+  let inst = instances.get(parentElement);
+  if (!inst || inst.sig !== sig) {
+    if (inst) inst.ctl.destroy();
+    let host = parentElement.querySelector(".kl-live-host");
+    if (!host) {
+      host = document.createElement("div");
+      host.className = "kl-live-host";
+      parentElement.appendChild(host);
+    }
+    const box = { lastSent: 0 };
+    const ctl = mount(host, scene, {
+      onChange: (ev) => {
+        // increasing across remounts and reloads, so Python never takes a new release for an old one
+        box.lastSent = Math.max(box.lastSent + 1, Math.round((performance.timeOrigin + performance.now()) * 1000));
+        setStateValue("release", { teacher: ev.teacher, start: ev.start, token: box.lastSent });
+      },
+    });
+    inst = { ctl, sig, teacher, box };
+    instances.set(parentElement, inst);
+  } else if (inst.teacher !== teacher && !(inst.box.lastSent > (data.applied || 0))) {
+    // (a scene answering an older release while a newer one is on its way would pull the mode back)
+    inst.ctl.setTeacher(scene.teacher);
+    inst.teacher = teacher;
+  }
+  return () => {
+    const current = instances.get(parentElement);
+    if (current) current.ctl.destroy();
+    instances.delete(parentElement);
+  };
+}
+"""
+
+
+@st.cache_resource
+def _component():
+    return st.components.v2.component(
+        "kl_lab_live", html="", css=widget_css(), js=bundle_js() + _MOUNT_JS, isolate_styles=True
+    )
+
+
+def _snap(value: float, step: float, low: float, high: float) -> float:
+    return round(min(max(round(value / step) * step, low), high), 4)
+
+
+def teacher_from_release(release: Any) -> tuple[tuple[float, float, float], ...] | None:
+    """The teacher a release reports, snapped to the sidebar's steps and ranges; None if malformed."""
+    if not isinstance(release, Mapping) or not isinstance(release.get("teacher"), Mapping):
+        return None
+    t = release["teacher"]
+    try:
+        w, m, s = (list(map(float, t[k])) for k in ("weights", "means", "stds"))
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not (1 <= len(w) == len(m) == len(s) <= 6) or not all(math.isfinite(v) for v in (*w, *m, *s)):
+        return None
+    return tuple(
+        (_snap(a, 0.05, 0.05, 1.0), _snap(b, 0.1, -10.0, 10.0), _snap(c, 0.1, 0.2, 4.0)) for a, b, c in zip(w, m, s)
+    )
+
+
+def _on_release() -> None:
+    value = st.session_state.get(KEY)
+    release = value.get("release") if isinstance(value, Mapping) else getattr(value, "release", None)
+    spec = teacher_from_release(release)
+    if spec is None or st.session_state.get(_APPLIED) == release.get("token"):
+        return
+    st.session_state[_APPLIED] = release.get("token")
+    ui.set_value("modes", len(spec))
+    for i, (w, m, s) in enumerate(spec, start=1):
+        for name, value in ((f"w{i}", w), (f"m{i}", m), (f"s{i}", s)):
+            ui.set_value(name, value)
+    ui.set_value("preset", "custom")
+
+
+def live_lab(state: Mapping[str, Any], kinds: Sequence[str]) -> None:
+    """The live widget for the page's teacher, student and objectives (nothing if they cannot be a scenario)."""
+    scenario = export_ui.scenario_1d(state, kinds)
+    if scenario is None:
+        return
+    scene = scene_from_scenario(scenario, autoplay=True)
+    applied = st.session_state.get(_APPLIED) or 0  # the token of the last release applied
+    _component()(key=KEY, data={"scene": scene, "applied": applied}, on_release_change=_on_release)
+    st.caption(
+        "Live: this trains in your browser, every start at once. Drag the grey modes; on release the "
+        "sidebar, the link and the exact table below follow."
+    )
