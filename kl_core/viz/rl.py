@@ -26,6 +26,7 @@ from kl_core.rl import (
 )
 from kl_core.viz.animation import CONTROLS_MARGIN, animation_controls
 from kl_core.viz.colors import color_for, mix, rgba
+from kl_core.viz.losses import log_axis
 from kl_core.viz.theme import compact, style
 
 __all__ = [
@@ -93,8 +94,9 @@ def variance_figure(study: GradientStudy, title: str = "") -> go.Figure:
             meta={"role": "guide"},
         )
     )
-    fig.update_xaxes(type="log", title_text="samples per gradient estimate (n)")
-    fig.update_yaxes(type="log", title_text="variance (sum over parameters)")
+    fig.update_xaxes(title_text="samples per gradient estimate (n)", **log_axis(n))
+    shown = np.concatenate([study.variance.ravel(), anchor * n[0] / n])
+    fig.update_yaxes(title_text="variance (sum over parameters)", **log_axis(shown))
     return _legend_below(style(fig, height=420), title or f"Estimator variance ({study.reps} repetitions per point)")
 
 
@@ -306,7 +308,6 @@ def kl_histogram_figure(samples: EstimatorSamples) -> go.Figure:
         text=f"true KL = μ²/2 = {samples.true_kl:.3f}",
         showarrow=False,
         yanchor="bottom",
-        font=dict(color=RL_COLORS["reward"]),
     )
     fig.update_layout(barmode="overlay", bargap=0)
     fig.update_xaxes(title_text="per-sample estimate of KL(q‖p)")
@@ -361,7 +362,7 @@ def kl_sweep_figure(sweep: EstimatorSweep, mu: float | None = None) -> go.Figure
             fig.add_vline(x=mu, line=dict(color=_GREY, width=1, dash="dot"), row=1, col=col)
     fig.update_xaxes(title_text="separation μ (q = N(0,1), p = N(μ,1))")
     fig.update_yaxes(title_text="nats", row=1, col=1)
-    fig.update_yaxes(type="log", row=1, col=2)
+    fig.update_yaxes(row=1, col=2, **log_axis(np.concatenate([sweep.exact_std.ravel(), sweep.std.ravel()])))
     return style(fig, height=360, bottom=50)
 
 
@@ -463,5 +464,6 @@ def ppo_kl_figure(run: PPORun) -> go.Figure:
             )
         )
     fig.update_xaxes(title_text="PPO update")
-    fig.update_yaxes(title_text="nats (exact, on the table)", type="log")
+    shown = np.concatenate([np.maximum(y, 1e-6) for _, _, y, _, _ in series])
+    fig.update_yaxes(title_text="nats (exact, on the table)", **log_axis(shown))
     return style(fig, height=340, bottom=50)

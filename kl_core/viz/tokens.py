@@ -21,7 +21,7 @@ from kl_core.distributions import Categorical
 from kl_core.token_lab import COMMITTED, INVALID_BELOW, DecodingSweep, answer, invalid_cells, invalid_mass
 from kl_core.viz.animation import CONTROLS_MARGIN, animation_controls
 from kl_core.viz.colors import color_for, label_for, mix, rgba
-from kl_core.viz.runs import Run, check_runs, frame_steps
+from kl_core.viz.runs import Run, check_runs, motion_steps
 from kl_core.viz.theme import compact, style
 
 __all__ = [
@@ -118,7 +118,8 @@ def joint_animation(
         runs: fits of ``FactorizedCategorical`` students of the teacher's shape.
         labels: token names per position (default ``t1``, ``t2``, ...).
         start: which start's joint and marginals are drawn.
-        n_frames: at most this many frames, evenly spaced over the steps (both ends included).
+        n_frames: at most this many frames, spread over the students' movement (:func:`motion_steps`;
+            both ends included).
         frame_ms: milliseconds per frame at 1× speed.
         below: the teacher probability under which a cell is invalid.
 
@@ -137,7 +138,7 @@ def joint_animation(
     names = token_labels(teacher.shape, labels)
     p = teacher.probs
     positions = p.ndim
-    steps = frame_steps(max(run.trajectory.steps for run in runs), n_frames)
+    steps = motion_steps(runs, n_frames)
     tables, marginals = zip(*(student_tables(run, steps) for run in runs))  # per run: (F, S, *shape), [(F, S, V)]
     # invalid mass of every step (not only the frames): the curves are drawn in full
     curves = [invalid_mass(p, student_tables(run, np.arange(run.trajectory.steps + 1))[0], below) for run in runs]
