@@ -435,7 +435,7 @@ def test_animation_2d_frames_follow_the_trajectory(correlated_run):
         xs = frame_value(fig, f, k, "x").astype(float)
         centre = (xs.max() + xs.min()) / 2.0  # an ellipse is symmetric about its mean
         assert centre == pytest.approx(run.trajectory.student(step, 1).mean[0], abs=1e-4)
-    assert fig.data[k].line.color == kv.rgba("#D55E00", 0.5)
+    assert fig.data[k].line.color == kv.rgba("#D55E00", 0.75)  # FAINT_ALPHA: readable on a dark page
     assert fig.data[traces(fig, "ellipse", run=0, start=0, sigma=1.0)[0]].line.width == 3
 
 
@@ -1019,3 +1019,54 @@ def test_figure_text_meets_wcag_aa_on_light_dark_and_export(
     # the check can fail: a figure that leaves its text to Streamlit's template does
     bare = go.Figure(go.Scatter(y=[1, 2]), layout={"title": {"text": "t"}})
     assert low_contrast(bare, "light")
+
+
+def test_faint_lines_keep_their_colour_on_a_dark_page(fig1d, runs, correlated_run):
+    """Starts 1.. are faint, not dim: they keep >= 65% of their role colour's contrast on Streamlit's dark page."""
+    from kl_core.viz.theme import HOSTS, contrast_ratio
+
+    dark = HOSTS["dark"]["background"]
+    figures = [fig1d, kv.loss_figure(runs), kv.animation_2d(correlated_run[0], [correlated_run[1]])]
+    checked = 0
+    for fig in figures:
+        for t in fig.data:
+            color = getattr(getattr(t, "line", None), "color", None)
+            role = (t.meta or {}).get("role")
+            if isinstance(color, str) and color.startswith("rgba(") and role in ("student", "loss", "ellipse"):
+                run = (t.meta or {}).get("run", 0)
+                solid = runs[run].color if fig is not figures[2] else correlated_run[1].color
+                assert contrast_ratio(color, dark) >= 0.65 * contrast_ratio(solid, dark), (role, color)
+                assert t.line.width >= 1.2
+                checked += 1
+    assert checked >= 4
+
+
+def test_token_heatmap_values_are_readable_on_every_cell():
+    from kl_core.presets import get_preset
+    from kl_core.viz.theme import contrast_ratio
+    from kl_core.viz.tokens import cell_text_colors, cell_tint, joint_animation
+
+    p = get_preset("city_tokens")
+    runs = [
+        kv.Run(o, {}, kc.fit(p.teacher, kc.FactorizedCategorical(shape=p.teacher.shape), o, steps=40, inits=2, seed=0))
+        for o in ("forward_kl", "reverse_kl")
+    ]
+    fig = joint_animation(p.teacher, runs, p.labels, n_frames=5)
+    heatmaps = [t for t in fig.data if t.type == "heatmap"]
+    values = traces(fig, "cell_values")
+    assert len(values) == len(heatmaps) == 3
+    for h, k in zip(heatmaps, values):
+        low, high = h.colorscale[0][1], h.colorscale[-1][1]
+        assert not low.startswith("rgba")  # opaque cells: the page never shows through
+        z = decode(h.z).reshape(-1) if isinstance(h.z, dict) else np.asarray(h.z, float).ravel()
+        text = fig.data[k]
+        assert list(text.text) == [f"{v:.2f}" for v in z]
+        for v, colour in zip(z, text.textfont.color):
+            cell = kv.mix(low, high, float(v))
+            assert contrast_ratio(colour, cell) >= 4.5, (v, colour, cell)
+    # frames rewrite the numbers and their colours with the cells
+    last = fig.frames[-1]
+    written = [d for d in last.data if d.type == "scatter" and d.text is not None]
+    assert len(written) == 2 and len(written[0].textfont.color) == len(written[0].text)
+    assert cell_text_colors(np.array([0.0, 1.0]), "#0072B2") == ["#000000", "#FFFFFF"]
+    assert cell_tint("#0072B2").startswith("#")

@@ -28,7 +28,7 @@ from kl_core.viz.colors import rgba
 from kl_core.viz.densities import check_1d, density_cap, teacher_area, x_range_1d
 from kl_core.viz.losses import shared_loss_axes
 from kl_core.viz.runs import Run, check_runs, component_moments, log_densities, motion_steps
-from kl_core.viz.theme import compact, style_layout, typed_array
+from kl_core.viz.theme import FAINT_ALPHA, FAINT_WIDTH, compact, style_layout, typed_array
 
 __all__ = ["animation_1d", "penalty_range", "penalty_title", "INTEGRAND_FORMULAS"]
 
@@ -275,7 +275,7 @@ def animation_1d(
                     name=f"{label}, other starts",
                     legendgroup=group,
                     showlegend=False,
-                    line=dict(color=rgba(color, 0.45), width=widths[1]),
+                    line=dict(color=rgba(color, FAINT_ALPHA), width=widths[1]),
                     hovertemplate=f"start %{{customdata}}<br>{hover}<extra></extra>",
                     meta={"role": role, "run": c, "starts": list(range(1, inits))},
                 ),
@@ -297,7 +297,7 @@ def animation_1d(
             (x, dens[c][last]),
             (x_other, others[c][last]),
             hover="x=%{x:.2f}<br>density=%{y:.3f}",
-            widths=(3, 1.2),
+            widths=(3, FAINT_WIDTH),
             moves=True,
             legend=True,
         )
@@ -327,7 +327,7 @@ def animation_1d(
             (step_axis, traj.loss[:, 0]),
             (step_axis, gapped(traj.loss[:, 1:].T)),
             hover="step %{x}<br>loss=%{y:.4f} nats",
-            widths=(2, 1),
+            widths=(2.5, FAINT_WIDTH),
             moves=False,
         )
         add(

@@ -17,7 +17,7 @@ from kl_core.distributions import Distribution, Gaussian, GaussianMixture
 from kl_core.viz.animation import CONTROLS_MARGIN, animation_controls
 from kl_core.viz.colors import color_for, rgba
 from kl_core.viz.runs import Run, check_runs, motion_steps, students_at
-from kl_core.viz.theme import compact, style
+from kl_core.viz.theme import FAINT_ALPHA, compact, style
 
 __all__ = ["animation_2d", "ellipse"]
 
@@ -162,7 +162,7 @@ def animation_2d(
                         legendgroup=f"run{c}",
                         showlegend=first and j == 0,
                         line=dict(
-                            color=run.color if first else rgba(run.color, 0.5),
+                            color=run.color if first else rgba(run.color, FAINT_ALPHA),
                             width=3 if first else 1.2,
                             dash="solid" if j == 0 else "dot",
                         ),

@@ -19,7 +19,7 @@ from plotly.subplots import make_subplots
 from kl_core.landscape import Landscape
 from kl_core.viz.colors import label_for, rgba
 from kl_core.viz.runs import Run, frame_steps
-from kl_core.viz.theme import compact, style
+from kl_core.viz.theme import FAINT_ALPHA, FAINT_WIDTH, compact, style
 
 __all__ = ["landscape_figure", "clipped_values", "colour_values", "CLIP_PERCENTILE", "LOG_FLOOR", "MAX_PATH_POINTS"]
 
@@ -227,7 +227,9 @@ def _add_paths(fig: go.Figure, run: Run, c: int) -> None:
                 x=compact(params[rows, i, 0]),
                 y=compact(params[rows, i, 1]),
                 mode="lines",
-                line=dict(color=run.color if first else rgba(run.color, 0.6), width=2.5 if first else 1.3),
+                line=dict(
+                    color=run.color if first else rgba(run.color, FAINT_ALPHA), width=2.5 if first else FAINT_WIDTH
+                ),
                 name=run.display_label if first else f"{run.display_label}, start {i}",
                 legendgroup=group,
                 showlegend=first,

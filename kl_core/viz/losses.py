@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 
 from kl_core.viz.colors import rgba
 from kl_core.viz.runs import Run, check_runs
-from kl_core.viz.theme import compact, style
+from kl_core.viz.theme import FAINT_ALPHA, FAINT_WIDTH, compact, style
 
 __all__ = ["loss_figure", "loss_axis", "shared_loss_axes", "log_ticks", "log_axis", "LOG_AXIS_SPAN"]
 
@@ -139,7 +139,9 @@ def loss_figure(runs: Sequence[Run]) -> go.Figure:
                     name=run.display_label if first else f"{run.display_label}, start {i}",
                     legendgroup=f"run{r}",
                     showlegend=first,
-                    line=dict(color=run.color if first else rgba(run.color, 0.45), width=2.5 if first else 1.2),
+                    line=dict(
+                        color=run.color if first else rgba(run.color, FAINT_ALPHA), width=2.5 if first else FAINT_WIDTH
+                    ),
                     hovertemplate=f"start {i}<br>step %{{x}}<br>loss=%{{y:.4f}} nats<extra></extra>",
                     meta={"role": "loss", "run": r, "start": i},
                 )

@@ -19,6 +19,8 @@ import plotly.graph_objects as go
 
 __all__ = [
     "GRID_COLOR",
+    "FAINT_ALPHA",
+    "FAINT_WIDTH",
     "TRANSPARENT",
     "TEXT_COLOR",
     "HOSTS",
@@ -45,6 +47,9 @@ HOSTS: dict[str, dict[str, str]] = {
 }
 GRID_COLOR = "rgba(128,128,128,0.22)"
 ZERO_COLOR = "rgba(128,128,128,0.45)"
+# the faint lines of starts 1.. (and other context curves): enough of the role colour to read on a dark page
+FAINT_ALPHA = 0.75
+FAINT_WIDTH = 1.5
 
 
 # tick labels and axis titles say their colour: Streamlit's template would give them its faint grey
