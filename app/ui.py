@@ -81,6 +81,15 @@ def _to_widget(field: schema.Field, value: Any) -> Any:
     return value
 
 
+_SHORT_TITLES = {  # presets whose title is longer than the sidebar's select box
+    "city_tokens": "Correlated city names",
+    "three_tokens": "Three-token city names",
+    "breakfast_next_token": "Next token: breakfast",
+    "capital_next_token": "Next token: capital city",
+    "correlated": "Correlated Gaussian",
+}
+
+
 def _format(name: str):
     field = schema.FIELDS[name]
     if field.labels:
@@ -102,8 +111,8 @@ def _format(name: str):
             "mixture": "Mixture of K Gaussians",
         }.get
     if name in ("preset", "preset2d", "tok_preset", "tok_next"):
-        # the short name; the parenthesis ("the textbook figure") would be cut off in the sidebar
-        return lambda n: PRESETS[n].title.split(" (")[0] if n in PRESETS else "Custom"
+        # a name that fits the sidebar's select box (~24 characters); the full title is cut off there
+        return lambda n: _SHORT_TITLES.get(n, PRESETS[n].title.split(" (")[0]) if n in PRESETS else "Custom"
     return str
 
 

@@ -552,7 +552,9 @@ def test_capacity_panels_and_notes(capacity_fig, bimodal, capacity_fits):
         assert f"modes covered {covered}/2" in note
     # forward KL with one Gaussian covers both modes; reverse KL with one Gaussian covers one
     assert notes[0].endswith("2/2") and notes[2].endswith("1/2")
-    assert [a.text for a in fig.layout.annotations[:2]] == ["K = 1", "K = 2"]
+    # objectives are columns (titled), K the rows (issue 10: a column per K left no room for the notes)
+    assert [a.text for a in fig.layout.annotations[:2]] == ["forward KL", "reverse KL"]
+    assert fig.layout.yaxis.title.text == "K = 1<br>density" and fig.layout.yaxis3.title.text == "K = 2<br>density"
 
 
 def test_capacity_components_add_up_to_the_mixture(capacity_fig):

@@ -1,6 +1,6 @@
 // The bounding boxes of every title in the page's plotly charts, and the pairs that overlap.
-// Titles: the figure title (.gtitle), annotations (.annotation-text: subplot titles, row labels)
-// and axis titles (.xtitle, .x2title, ..., .ytitle, ...). Used by tests/e2e/test_figures_browser.py.
+// Titles: the figure title (.gtitle), annotations (.annotation-text: subplot titles, row labels),
+// axis titles (.xtitle, .x2title, ..., .ytitle, ...) and each legend as a whole. Used by tests/e2e/test_figures_browser.py.
 () => {
   const titleClass = /^([xy]\d*title|gtitle|annotation-text)$/;
   const boxes = [];
@@ -15,6 +15,12 @@
         plot: p, cls, text: el.textContent.trim(), fill: style.fill, opacity: style.opacity,
         left: r.left, right: r.right, top: r.top, bottom: r.bottom,
       });
+    });
+    // the legend as one box: a legend that wraps onto more lines must not run into a title either
+    plot.querySelectorAll("g.legend").forEach((el) => {
+      const r = el.getBoundingClientRect();
+      if (r.width === 0 || r.height === 0) return;
+      boxes.push({ plot: p, cls: "legend", text: "(legend)", left: r.left, right: r.right, top: r.top, bottom: r.bottom });
     });
   });
   const overlaps = [];
