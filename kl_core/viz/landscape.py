@@ -194,7 +194,8 @@ def landscape_figure(landscapes: Sequence[Landscape], runs: Sequence[Run | None]
             col=col,
         )
     fig = style(fig, height=460, bottom=50)
-    fig.update_layout(margin=dict(r=70))  # room for the last colour bar
+    # room for the last colour bar; the legend a line above the panel titles, not on them
+    fig.update_layout(margin=dict(r=70, t=95), legend=dict(y=1.14))
     return fig
 
 

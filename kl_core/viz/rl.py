@@ -326,7 +326,7 @@ def kl_sweep_figure(sweep: EstimatorSweep, mu: float | None = None) -> go.Figure
     fig = make_subplots(
         rows=1,
         cols=2,
-        horizontal_spacing=0.12,
+        horizontal_spacing=0.17,  # room for the right panel's log ticks
         subplot_titles=("bias, one sample<br>E[k] − KL", "std,<br>one sample"),
     )
     fig.update_annotations(font_size=13)  # half-width on a tablet: the two titles must fit their panels

@@ -53,6 +53,9 @@ FAINT_WIDTH = 1.5
 
 
 # tick labels and axis titles say their colour: Streamlit's template would give them its faint grey
+TOP_MARGIN = 70  # pixels above the plots: the legend and the panel titles
+TITLE_LINE_PX = 22  # a line of a panel title (16 px text)
+
 AXIS_STYLE = {
     "gridcolor": GRID_COLOR,
     "zerolinecolor": ZERO_COLOR,
@@ -63,16 +66,19 @@ AXIS_STYLE = {
 }
 
 
-def _figure_style(height: int, bottom: int) -> dict:
+def _figure_style(height: int, bottom: int, title_lines: int = 1) -> dict:
+    # the legend sits above the panel titles: its bottom this many pixels above the plots
+    plot_px = max(height - TOP_MARGIN - bottom, 50)
+    gap = TITLE_LINE_PX * title_lines + 10
     return {
         "height": height,
         "paper_bgcolor": TRANSPARENT,
         "plot_bgcolor": TRANSPARENT,
-        "margin": {"l": 60, "r": 30, "t": 70, "b": bottom},
+        "margin": {"l": 60, "r": 30, "t": TOP_MARGIN, "b": bottom},
         "legend": {
             "orientation": "h",
             "yanchor": "bottom",
-            "y": 1.06,
+            "y": 1.0 + gap / plot_px,
             "xanchor": "left",
             "x": 0.0,
             "bgcolor": TRANSPARENT,
@@ -82,15 +88,16 @@ def _figure_style(height: int, bottom: int) -> dict:
     }
 
 
-def style(fig: go.Figure, *, height: int, bottom: int = 40) -> go.Figure:
+def style(fig: go.Figure, *, height: int, bottom: int = 40, title_lines: int = 1) -> go.Figure:
     """Apply the shared look to ``fig`` in place and return it.
 
     Args:
         fig: the figure to style.
         height: figure height in pixels.
         bottom: bottom margin in pixels (animated figures need room for the slider).
+        title_lines: lines of the tallest panel title: the legend goes above them.
     """
-    fig.update_layout(**_figure_style(height, bottom))
+    fig.update_layout(**_figure_style(height, bottom, title_lines))
     fig.update_xaxes(**AXIS_STYLE)
     fig.update_yaxes(**AXIS_STYLE)
     for annotation in fig.layout.annotations:  # subplot titles; an annotation that chose its colour keeps it
@@ -99,10 +106,10 @@ def style(fig: go.Figure, *, height: int, bottom: int = 40) -> go.Figure:
     return fig
 
 
-def style_layout(layout: dict, *, height: int, bottom: int = 40) -> dict:
+def style_layout(layout: dict, *, height: int, bottom: int = 40, title_lines: int = 1) -> dict:
     """:func:`style` for a plain layout dict, in place (no plotly validation: for large figures
     assembled as dicts). Returns ``layout``."""
-    for key, value in _figure_style(height, bottom).items():
+    for key, value in _figure_style(height, bottom, title_lines).items():
         if isinstance(value, dict) and isinstance(layout.get(key), dict):
             layout[key].update(value)
         else:

@@ -163,8 +163,9 @@ def joint_animation(
     R = len(runs)
     cols = max(1 + R, positions + 1)
     specs = [[{} if c < 1 + R else None for c in range(cols)], [{} if c < positions + 1 else None for c in range(cols)]]
-    titles = ["teacher"] + [f"{run.display_label}, start {start}" for run in runs]
-    titles += [f"position {j + 1}" for j in range(positions)] + ["mass on invalid " + _NOUNS.get(positions, "cells")]
+    # two short lines each: three panels share a phone's width
+    titles = ["teacher"] + [f"{run.display_label}<br>start {start}" for run in runs]
+    titles += [f"position {j + 1}" for j in range(positions)] + ["mass on<br>invalid " + _NOUNS.get(positions, "cells")]
     fig = make_subplots(
         rows=2,
         cols=cols,
@@ -379,7 +380,8 @@ def joint_animation(
         barmode="group",
         **_with_redraw(animation_controls(labels_, labels_, prefix="step ", frame_ms=frame_ms)),
     )
-    return style(fig, height=700, bottom=CONTROLS_MARGIN)
+    fig.update_annotations(font_size=13)
+    return style(fig, height=720, bottom=CONTROLS_MARGIN, title_lines=2)
 
 
 def answer_rows(
@@ -490,8 +492,8 @@ def decoding_figure(
         column_widths=[0.45, 0.55],
         horizontal_spacing=0.08,
         subplot_titles=[
-            f"divergence from the teacher ({sweep.transform} decoded)",
-            f"next-token distribution at temperature {now:g}",
+            f"divergence from<br>the teacher ({sweep.transform} decoded)",
+            f"next-token distribution<br>at temperature {now:g}",
         ],
     )
     for (kind, params), values in zip(sweep.objectives, sweep.values):
@@ -561,7 +563,8 @@ def decoding_figure(
         )
     fig.update_yaxes(title_text="probability", rangemode="tozero", row=1, col=2)
     fig.update_layout(barmode="group")
-    return style(fig, height=460)
+    fig.update_annotations(font_size=13)
+    return style(fig, height=480, title_lines=2)
 
 
 def decoding_caption(sweep: DecodingSweep, labels: Sequence[str] | None = None, temperature: float = 1.0) -> str:
