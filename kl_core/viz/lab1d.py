@@ -4,7 +4,7 @@ One column per run (or, for more than two runs or long labels, one row per run, 
 collide on a narrow screen). Panel 1 draws the teacher (grey area) and every start's student; panel 2 the
 pointwise integrand of start 0, whose area is the divergence (``T log(T/S)`` under forward KL
 is large where the teacher has mass the student misses: zero-avoiding; ``S log(S/T)`` under
-reverse KL is large where the student has mass the teacher lacks: zero-forcing); row 3 every
+reverse KL is large where the student has mass the teacher lacks: zero-forcing); panel 3 every
 start's loss curve with a marker that follows the animation. The density axis holds every curve of
 every frame; the loss panels share one axis type (all log or all linear).
 """
@@ -152,7 +152,7 @@ def animation_1d(
 
     Args:
         teacher: a 1-D Gaussian or GaussianMixture.
-        runs: one column per run; each run's students must be 1-D.
+        runs: one column (or row) per run; each run's students must be 1-D.
         n_frames: at most this many frames, spread over the students' movement (:func:`motion_steps`;
             first and last step included).
         n_points: points of the x grid.
