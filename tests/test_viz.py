@@ -1072,3 +1072,26 @@ def test_token_heatmap_values_are_readable_on_every_cell():
     assert len(written) == 2 and len(written[0].textfont.color) == len(written[0].text)
     assert cell_text_colors(np.array([0.0, 1.0]), "#0072B2") == ["#000000", "#FFFFFF"]
     assert cell_tint("#0072B2").startswith("#")
+
+
+def test_log_axes_of_the_rl_figures_write_their_values():
+    """PPO's KL axis read "1µ" (plotly's SI prefix at the 1e-6 floor); every log tick now says its value."""
+    from kl_core import rl
+    from kl_core.viz.rl import ppo_kl_figure
+
+    run = rl.ppo_demo(24, 1.0, 0.5, "k3_loss", updates=30, seed=0)
+    fig = ppo_kl_figure(run)
+    axis = fig.layout.yaxis
+    assert axis.type == "log" and axis.ticktext is not None
+    assert not any("µ" in t or "μ" in t for t in axis.ticktext)
+    shown = np.concatenate([decode(t.y).astype(float) for t in fig.data])
+    low, high = 10 ** axis.range[0], 10 ** axis.range[1]
+    assert low <= shown.min() and shown.max() <= high  # every curve inside the axis
+    for value, text in zip(axis.tickvals, axis.ticktext):
+        if "<sup>" in text:  # "10<sup>−4</sup>" or "2·10<sup>−4</sup>"
+            mantissa, power = text.split("<sup>")
+            k = int(power.removesuffix("</sup>").replace("−", "-"))
+            m = float(mantissa.removesuffix("·10")) if mantissa != "10" else 1.0
+            assert m * 10.0**k == pytest.approx(value)
+        else:
+            assert float(text) == pytest.approx(value)
