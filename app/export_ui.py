@@ -124,20 +124,28 @@ def _on_upload(key: str) -> None:
     st.session_state[_MESSAGE] = ("success", f"Restored the scenario from {upload.name}.")
 
 
+def _page_title(name: str, label: str) -> str:
+    """A page's export title without a scenario, e.g. "KL Lab: landscape" or "KL Lab: rl, PPO policy"."""
+    page = name.replace("_", " ")
+    return f"KL Lab: {page}" if label == "figure" else f"KL Lab: {page}, {label}"
+
+
 @st.cache_data(max_entries=16, show_spinner=False)
-def _render_cached(fig_json: str, fmt: str, width: int, fps: float) -> bytes:
+def _render_cached(fig_json: str, fmt: str, width: int, fps: float, title: str | None, caption: str | None) -> bytes:
     import json
 
     fig = json.loads(fig_json)
-    options: dict[str, Any] = {"width": width}
+    options: dict[str, Any] = {"width": width, "title": title, "caption": caption}
     if fmt in ("gif", "mp4"):
         options["fps"] = fps
     return export.export(fig, fmt, **options)
 
 
-def render(fig: go.Figure, fmt: str, width: int, fps: float) -> bytes:
-    """``fig`` as a PNG/SVG/GIF/MP4 file's bytes, cached on the figure's JSON and the options."""
-    return _render_cached(fig.to_json(), fmt, width, fps)
+def render(
+    fig: go.Figure, fmt: str, width: int, fps: float, title: str | None = None, caption: str | None = None
+) -> bytes:
+    """``fig`` as a PNG/SVG/GIF/MP4 file's bytes with its title and caption, cached on the JSON and the options."""
+    return _render_cached(fig.to_json(), fmt, width, fps, title, caption)
 
 
 def export_panel(fig: go.Figure | Mapping[str, go.Figure], name: str, scenario: Scenario | None = None) -> None:
@@ -154,9 +162,11 @@ def export_panel(fig: go.Figure | Mapping[str, go.Figure], name: str, scenario: 
             label = st.selectbox("Figure", list(figures), key=f"export_{name}_figure")
         chosen = figures[label]
         stem = name if len(figures) == 1 else f"{name}_{label.lower().replace(' ', '_')}"
+        # the file's title and settings caption: from the scenario when the page has one
+        title, caption = export.scenario_labels(scenario) if scenario is not None else (_page_title(name, label), None)
         st.download_button(
             "HTML (interactive, plays offline)",
-            data=lambda: export.to_html(chosen, title=f"KL Lab: {stem}"),
+            data=lambda: export.to_html(chosen, title=title, caption=caption),
             file_name=f"{stem}.html",
             mime="text/html",
             on_click="ignore",
@@ -175,7 +185,7 @@ def export_panel(fig: go.Figure | Mapping[str, go.Figure], name: str, scenario: 
         if st.button(f"Render {kind}", key=f"export_{name}_render"):
             try:
                 with st.spinner(f"Rendering {kind}…"):
-                    data = render(chosen, fmt, int(width), float(fps))
+                    data = render(chosen, fmt, int(width), float(fps), title, caption)
             except (ValueError, RuntimeError) as err:
                 st.error(f"Could not render {kind}: {err}")
             else:

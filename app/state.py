@@ -115,7 +115,8 @@ _FIELD_LIST: list[Field] = [
         "bimodal",
         "Preset",
         choices=(*PRESETS_1D, "custom"),
-        help="A named teacher; editing any mode switches to 'custom'.",
+        help="A named teacher (bimodal is the textbook figure of mode covering vs mode seeking); "
+        "editing any mode switches to 'custom'.",
     ),
     _f("modes", "int", 2, "Number of modes", low=1, high=MAX_MODES, step=1),
     *[
@@ -157,7 +158,9 @@ _FIELD_LIST: list[Field] = [
         "exact",
         "Estimator",
         choices=tuple(ESTIMATORS),
-        help="exact quadrature; Monte Carlo on teacher samples (off-policy) or on student samples (on-policy).",
+        help="Exact: quadrature on a grid. MC: teacher samples: Monte Carlo on teacher samples (off-policy, "
+        "maximum likelihood). MC: pathwise: Monte Carlo on student samples (on-policy), reparameterised "
+        "gradient. MC: REINFORCE: student samples, score-function gradient (the RL estimator).",
     ),
     _f("samples", "int", 256, "Samples per step", low=16, high=2048, step=16),
     _f("lr", "float", 0.05, "Learning rate", low=0.005, high=0.5, step=0.005),

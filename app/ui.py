@@ -82,6 +82,15 @@ def _to_widget(field: schema.Field, value: Any) -> Any:
     return value
 
 
+_SHORT_TITLES = {  # presets whose title is longer than the sidebar's select box
+    "city_tokens": "Correlated city names",
+    "three_tokens": "Three-token city names",
+    "breakfast_next_token": "Next token: breakfast",
+    "capital_next_token": "Next token: capital city",
+    "correlated": "Correlated Gaussian",
+}
+
+
 def _format(name: str):
     field = schema.FIELDS[name]
     if field.labels:
@@ -91,10 +100,10 @@ def _format(name: str):
         return lambda kind: label_for(kind, {})
     if name in ("estimator",):
         return {
-            "exact": "exact (quadrature)",
-            "off_policy": "Monte Carlo, teacher samples (off-policy)",
-            "on_policy_pathwise": "Monte Carlo, student samples, pathwise (on-policy)",
-            "on_policy_score": "Monte Carlo, student samples, REINFORCE (on-policy)",
+            "exact": "Exact",
+            "off_policy": "MC: teacher samples",
+            "on_policy_pathwise": "MC: pathwise",
+            "on_policy_score": "MC: REINFORCE",
         }.get
     if name in ("student",):
         return {
@@ -103,7 +112,8 @@ def _format(name: str):
             "mixture": "Mixture of K Gaussians",
         }.get
     if name in ("preset", "preset2d", "tok_preset", "tok_next"):
-        return lambda n: PRESETS[n].title if n in PRESETS else "Custom"
+        # a name that fits the sidebar's select box (~24 characters); the full title is cut off there
+        return lambda n: _SHORT_TITLES.get(n, PRESETS[n].title.split(" (")[0]) if n in PRESETS else "Custom"
     return str
 
 
@@ -214,7 +224,7 @@ def teacher_editor() -> dict[str, Any]:
             for c in "wms":
                 control(f"{c}{i}", container=st, on_change=_on_teacher_edit)
     if "teacher_seed" not in st.session_state[_HIDDEN]:
-        cols = st.sidebar.columns([2, 1])
+        cols = st.sidebar.columns([1, 1], vertical_alignment="bottom")
         control("teacher_seed", "number", container=cols[0])
         cols[1].button("Randomise", on_click=_on_randomise, help="A random teacher from this seed", width="stretch")
     return state

@@ -18,7 +18,7 @@ from kl_core.viz import export
 from kl_core.viz.animation import CONTROLS_HEIGHT
 
 SMALL = Scenario(steps=50, inits=2, seed=0)
-FRAMES = 5  # frame_steps(50, 5): steps 0, 12, 25, 38, 50
+FRAMES = 5  # motion_steps(runs, 5): five steps from 0 to 50, spread over the movement
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,8 @@ def test_html_is_self_contained_with_every_frame(fig):
     assert "<title>KL Lab &lt;test&gt;</title>" in html
     assert len(html) > 3_000_000 and "Plotly.newPlot" in html  # plotly.js (~4.7 MB) is inside
     frames = json.loads(re.search(r"Plotly\.addFrames\([^,]+,\s*(\[.*?\])\)", html, re.S).group(1))
-    assert [f["name"] for f in frames] == ["0", "12", "25", "38", "50"]
+    assert [f["name"] for f in frames] == [f.name for f in fig.frames] and len(frames) == FRAMES
+    assert frames[0]["name"] == "0" and frames[-1]["name"] == "50"
     assert '"label":"Play"' in html.replace(" ", "")
 
 
@@ -57,6 +58,37 @@ def test_div_snippet_and_script_src(fig):
     assert '<script charset="utf-8" src="plotly.min.js"></script>' in page and len(page) < 1_000_000
     with pytest.raises(ValueError, match="plotlyjs must be"):
         export.to_html(fig, plotlyjs="cdn")
+
+
+def test_html_page_title_figure_title_and_caption_come_from_the_scenario(fig):
+    title, caption = export.scenario_labels(SMALL)
+    assert title == "KL Lab: forward KL vs reverse KL on bimodal, Gaussian student"  # not "KL Lab: lab_1d"
+    # the caption states the settings, from the scenario's own numbers
+    assert caption == (
+        "teacher: 0.5·N(−3, 1²) + 0.5·N(3, 1²); student: Gaussian; estimator: exact; "
+        f"lr {SMALL.lr:g}, 50 steps, 2 starts, seed 0"
+    )
+    html = export.to_html(fig, plotlyjs="none", title=title, caption=caption)
+    assert f"<title>{title}</title>" in html
+    for text in (title, caption):  # in the figure JSON, raw (orjson) or with \u escapes
+        assert text in html or json.dumps(text)[1:-1] in html
+    layout = export.labelled(fig, title, caption)["layout"]
+    assert layout["title"]["text"] == title
+    assert layout["annotations"][-1]["text"] == caption and layout["annotations"][-1]["yanchor"] == "top"
+    # the plots keep their size: the figure grows by the title's and the caption's room
+    assert layout["height"] == fig.layout.height + export.TITLE_PX + export.CAPTION_LINE_PX + 8
+    mc = SMALL.replace(estimator="on_policy_score", samples=64, student="mixture", components=3)
+    assert "estimator: on_policy_score (64 samples per step)" in export.scenario_labels(mc)[1]
+    assert "3-component mixture student" in export.scenario_labels(mc)[0]
+    assert export.scenario_labels(Scenario(space="2d", preset="ring"))[0].startswith("KL Lab: forward KL vs reverse KL")
+
+
+def test_labelled_escapes_and_wraps():
+    d = export.labelled({"data": [], "layout": {"height": 300}}, "a <b>", "x" * 130 + " y & z")
+    assert d["layout"]["title"]["text"] == "a &lt;b&gt;"
+    note = d["layout"]["annotations"][-1]["text"]
+    assert note.count("<br>") == 1 and "&amp;" in note
+    assert export.labelled({"data": [], "layout": {}})["layout"].get("title") is None
 
 
 # -- stills ------------------------------------------------------------------------------------------
@@ -103,6 +135,21 @@ def test_png_and_svg(fig, kaleido_browser):
         export.to_png(fig, width=10)
 
 
+def test_png_carries_the_title_and_caption(fig, kaleido_browser):
+    title, caption = export.scenario_labels(SMALL)
+    plain = iio.imread(export.to_png(fig, width=640))
+    image = iio.imread(export.to_png(fig, width=640, title=title, caption=caption))
+    lines = export.labelled(fig, title, caption, width=640)["layout"]["annotations"][-1]["text"].count("<br>") + 1
+    assert lines == 2  # wrapped to the image's width, not cut off at its edge
+    extra = export.TITLE_PX + export.CAPTION_LINE_PX * lines + 8
+    assert image.shape[0] == plain.shape[0] + extra  # the plots keep their height
+    dark = image[..., :3].min(axis=-1) < 128  # (H, W): text pixels on the white background
+    assert dark[: export.TITLE_PX - 10].any()  # the title, above everything (the legend starts lower)
+    assert dark[-(export.CAPTION_LINE_PX * lines + 8) :].any()  # the caption, under everything
+    # nothing is drawn past the right edge: the caption's last column of pixels is background
+    assert not dark[-(export.CAPTION_LINE_PX * lines + 8) :, -4:].any()
+
+
 def test_gif_has_every_frame_at_the_asked_size_and_rate(fig, kaleido_browser, tmp_path):
     data = export.to_gif(fig, tmp_path / "fit.gif", fps=5, width=320, height=240)
     assert data[:6] == b"GIF89a" and (tmp_path / "fit.gif").read_bytes() == data
@@ -142,6 +189,8 @@ def test_cli_exports_every_format(fmt, kaleido_browser, tmp_path, capsys):
         text = data.decode()
         # plotly writes the title as "β" (orjson, when installed) or as the JSON escape "\\u03b2"
         assert ("JSD (β=0.3)" in text or "JSD (\\u03b2=0.3)" in text) and ("<html" in text) == (fmt == "html")
+        if fmt == "html":
+            assert "<title>KL Lab: reverse KL vs JSD (β=0.3) on bimodal, Gaussian student</title>" in text
     elif fmt == "svg":
         assert b'width="160"' in data[:500]
     else:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import kl_core as kc
+import kl_core.viz as kv
 from app import export_ui, model
 from app import state as schema
 from kl_core.scenario import MAX_BYTES, RANGES, Scenario, scenario_figure, scenario_runs
@@ -153,7 +154,9 @@ def test_a_2d_scenario_draws_the_2d_lab():
     fig = scenario_figure(s, n_frames=6)
     preset = kc.PRESETS["ring"]
     by_hand = kc.fit(preset.teacher, preset.student, "reverse_kl", steps=50, lr=0.05, inits=2, seed=1)
-    assert [f.name for f in fig.frames] == ["0", "10", "20", "30", "40", "50"]
+    # frames follow the movement (kl_core.viz.motion_steps, issue 10), named by their real steps
+    assert [f.name for f in fig.frames] == [str(v) for v in kv.motion_steps(scenario_runs(s), 6)]
+    assert fig.frames[0].name == "0" and fig.frames[-1].name == "50" and len(fig.frames) == 6
     np.testing.assert_allclose(scenario_runs(s)[0].trajectory.params, by_hand.params, rtol=1e-12)
 
 

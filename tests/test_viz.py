@@ -60,6 +60,22 @@ def pieces(values: np.ndarray) -> list[np.ndarray]:
     return [piece[~np.isnan(piece)] for piece in np.split(values, np.nonzero(np.isnan(values))[0] + 1)]
 
 
+def drawn_values(fig: go.Figure, k: int) -> list[np.ndarray]:
+    """Trace ``k``'s y in the initial data and in every frame that sets it."""
+    out = [decode(fig.data[k].y)]
+    for fr in fig.frames:
+        if k in list(fr.traces or []):
+            out.append(decode(fr.data[list(fr.traces).index(k)].y))
+    return out
+
+
+def density_peak(fig: go.Figure, axis: str) -> float:
+    """The highest teacher or student density drawn on the layout axis ``axis`` in any frame."""
+    ref = axis.replace("axis", "")
+    ks = [k for k, t in enumerate(fig.data) if (t.meta or {}).get("role") in ("teacher", "student") and t.yaxis == ref]
+    return max(float(np.nanmax(v)) for k in ks for v in drawn_values(fig, k))
+
+
 def frame_value(fig: go.Figure, frame: int, trace_index: int, axis: str = "y") -> np.ndarray:
     """The ``axis`` array that frame ``frame`` sets on trace ``trace_index``."""
     fr = fig.frames[frame]
@@ -254,8 +270,8 @@ def test_animation_1d_forward_student_is_moment_matched(fig1d, runs):
     np.testing.assert_allclose(y, runs[0].trajectory.final[0].prob(x), **NEAR_F32)  # the fit itself
 
 
-def test_animation_1d_frames_and_controls(fig1d):
-    expected = kv.frame_steps(STEPS, 60)
+def test_animation_1d_frames_and_controls(fig1d, runs):
+    expected = kv.motion_steps(runs, 60)  # frames follow the movement (issue 10), named by the real step
     assert [f.name for f in fig1d.frames] == [str(s) for s in expected]
     slider = fig1d.layout.sliders[0]
     assert slider.active == len(expected) - 1
@@ -338,12 +354,11 @@ def test_animation_1d_colours_and_legend(fig1d):
     assert legend == ["teacher", "forward KL", "reverse KL"]  # each once, not once per start
 
 
-def test_animation_1d_axes_are_fixed_and_capped(fig1d, bimodal):
-    x = decode(fig1d.data[0].x).astype(float)
-    peak = float(bimodal.teacher.prob(x).max())
+def test_animation_1d_axes_are_fixed_and_hold_every_curve(fig1d, bimodal):
+    # issue 10: the axis used to stop at 1.6x the teacher's peak and cut off the tall reverse-KL student
     for axis in ("yaxis", "yaxis2"):  # row 1 of both columns
         low, high = fig1d.layout[axis].range
-        assert low == 0.0 and high <= 1.6 * 1.05 * peak + 1e-12
+        assert low == 0.0 and high == pytest.approx(1.05 * density_peak(fig1d, axis), rel=1e-6)
     assert fig1d.layout.xaxis3.title.text == "x" and fig1d.layout.yaxis.title.text == "density"  # row 2 names x
     assert fig1d.layout.yaxis5.title.text == "loss (nats)"
     # the fitted integrand is inside its axis, which spans no more than the values of all frames
@@ -412,15 +427,16 @@ def test_animation_2d_ellipse_semi_axes_are_eigenvalues():
 def test_animation_2d_frames_follow_the_trajectory(correlated_run):
     teacher, run = correlated_run
     fig = kv.animation_2d(teacher, [run], n_frames=5)
-    assert [f.name for f in fig.frames] == ["0", "5", "10", "15", "20"]
+    steps = kv.motion_steps([run], 5)
+    assert [f.name for f in fig.frames] == [str(s) for s in steps]
     assert fig.layout.sliders[0].active == 4
     assert fig.layout.yaxis.scaleanchor == "x"  # equal aspect
     k = traces(fig, "ellipse", run=0, start=1, sigma=1.0)[0]
-    for f, step in enumerate((0, 5, 10, 15, 20)):
+    for f, step in enumerate(steps):
         xs = frame_value(fig, f, k, "x").astype(float)
         centre = (xs.max() + xs.min()) / 2.0  # an ellipse is symmetric about its mean
         assert centre == pytest.approx(run.trajectory.student(step, 1).mean[0], abs=1e-4)
-    assert fig.data[k].line.color == kv.rgba("#D55E00", 0.5)
+    assert fig.data[k].line.color == kv.rgba("#D55E00", 0.75)  # FAINT_ALPHA: readable on a dark page
     assert fig.data[traces(fig, "ellipse", run=0, start=0, sigma=1.0)[0]].line.width == 3
 
 
@@ -447,10 +463,13 @@ def test_landscape_heatmap_is_clipped_values(landscapes):
     for c, land in enumerate(landscapes):
         heat = fig.data[traces(fig, "heatmap", column=c)[0]]
         expected = np.minimum(land.values, np.percentile(land.values, 95))
-        np.testing.assert_allclose(decode(heat.z).reshape(expected.shape), expected, rtol=1e-6)
+        np.testing.assert_allclose(kv.landscape.clipped_values(land), expected, rtol=1e-12)
+        # the colour is log10 of the clipped height above the minimum (issue 10: see the test below)
+        z = np.log10(expected - expected.min() + kv.landscape.LOG_FLOOR)
+        np.testing.assert_allclose(decode(heat.z).reshape(expected.shape), z, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(decode(heat.x), land.means, rtol=1e-6)
         np.testing.assert_allclose(decode(heat.y), land.log_stds, rtol=1e-6)
-        assert heat.colorbar.title.text == "nats"
+        assert heat.colorbar.title.text.startswith("nats")
     assert [a.text for a in fig.layout.annotations] == ["forward KL", "reverse KL"]
 
 
@@ -460,7 +479,7 @@ def test_landscape_minima_markers(landscapes):
     m = fig.data[traces(fig, "minima", column=1)[0]]
     np.testing.assert_allclose(m.x, [v.mean for v in land.minima])
     np.testing.assert_allclose(m.y, [math.log(v.std) for v in land.minima])
-    assert list(m.marker.symbol) == ["star", "star", "circle"]
+    assert list(m.marker.symbol) == ["star", "star", "diamond"]  # circles are the paths' starts
     assert "global minimum" in m.hovertext[0] and "local minimum" in m.hovertext[2]
 
 
@@ -534,7 +553,9 @@ def test_capacity_panels_and_notes(capacity_fig, bimodal, capacity_fits):
         assert f"modes covered {covered}/2" in note
     # forward KL with one Gaussian covers both modes; reverse KL with one Gaussian covers one
     assert notes[0].endswith("2/2") and notes[2].endswith("1/2")
-    assert [a.text for a in fig.layout.annotations[:2]] == ["K = 1", "K = 2"]
+    # objectives are columns (titled), K the rows (issue 10: a column per K left no room for the notes)
+    assert [a.text for a in fig.layout.annotations[:2]] == ["forward KL", "reverse KL"]
+    assert fig.layout.yaxis.title.text == "K = 1<br>density" and fig.layout.yaxis3.title.text == "K = 2<br>density"
 
 
 def test_capacity_components_add_up_to_the_mixture(capacity_fig):
@@ -581,7 +602,6 @@ def test_typed_array_is_plotlys_own_float32_encoding():
     spec = typed_array(values)
     assert spec == go.Figure(go.Scatter(y=compact(values))).to_dict()["data"][0]["y"]
     np.testing.assert_array_equal(decode(spec), compact(values))
-
 
 
 def _colors_in(obj) -> list[str]:
@@ -723,3 +743,361 @@ def test_kl_core_never_imports_streamlit():
             elif isinstance(node, ast.ImportFrom):
                 names = [node.module or ""]
             assert not any(n.split(".")[0] == "streamlit" for n in names), path
+
+
+# ----------------------------------------------------------------------------------------------
+# Issue 10: every figure shows its point (y range, frames, axes, landscape, contrast)
+# ----------------------------------------------------------------------------------------------
+
+FIVE = (("forward_kl", ()), ("reverse_kl", ()), ("jsd", ()), ("tv", ()), ("skew_forward_kl", ()))
+
+
+@pytest.fixture(scope="module")
+def default_1d():
+    from kl_core.scenario import Scenario, scenario_runs
+
+    scenario = Scenario(space="1d", preset="bimodal")
+    return scenario, scenario_runs(scenario)
+
+
+@pytest.fixture(scope="module")
+def narrow_reverse():
+    """Reverse KL onto a teacher with narrow modes (std 0.3): the student ends ~4x taller than the
+    bimodal preset's teacher peak, which the old 1.6x cap cut off."""
+    from kl_core.scenario import Scenario, scenario_figure
+
+    scenario = Scenario(
+        space="1d",
+        preset="custom",
+        teacher=((0.5, -3.0, 0.3), (0.5, 3.0, 0.3)),
+        objectives=(("forward_kl", ()), ("reverse_kl", ())),
+        steps=300,
+    )
+    return scenario_figure(scenario)
+
+
+def _density_axes(fig: go.Figure) -> list[str]:
+    return sorted({f"yaxis{t.yaxis[1:]}" for t in fig.data if (t.meta or {}).get("role") == "teacher"})
+
+
+def test_density_axis_holds_every_student_in_every_frame(default_1d, narrow_reverse):
+    from kl_core.viz.lab1d import animation_1d
+
+    scenario, runs = default_1d
+    teacher = kc.GaussianMixture(weights=[0.5, 0.5], means=[-3.0, 3.0], stds=[1.0, 1.0])
+    figures = [animation_1d(teacher, runs, n_frames=40), narrow_reverse]
+    for fig in figures:
+        axes = _density_axes(fig)
+        assert len(axes) == 2
+        peak = max(density_peak(fig, axis) for axis in axes)  # the columns share one scale
+        for axis in axes:
+            low, high = fig.layout[axis].range
+            assert low == 0.0 and peak <= high <= 1.06 * peak  # everything in view, and no wasted air
+    # the narrow case is the one the old cap (1.6 x the teacher's peak) cut off
+    teacher_peak = float(np.max(decode(narrow_reverse.data[traces(narrow_reverse, "teacher")[0]].y)))
+    (reverse,) = traces(narrow_reverse, "student", run=1, start=0)
+    assert float(np.max(decode(narrow_reverse.data[reverse].y))) > 1.6 * teacher_peak
+
+
+def _moved(run: kv.Run) -> np.ndarray:
+    """Cumulative parameter movement (arc length, mean over starts) at each step, 0 .. total."""
+    theta = run.trajectory.params
+    per_step = np.sqrt(((theta[1:] - theta[:-1]) ** 2).sum(axis=-1)).mean(axis=-1)
+    return np.concatenate([[0.0], np.cumsum(per_step)])
+
+
+@pytest.mark.parametrize("preset", ["bimodal", "unequal", "three_modes", "close_modes", "far_modes", "five_modes"])
+def test_frames_spread_the_motion_over_the_animation(preset):
+    from kl_core.scenario import Scenario, scenario_figure, scenario_runs
+
+    scenario = Scenario(space="1d", preset=preset)
+    runs = scenario_runs(scenario)
+    steps = kv.motion_steps(runs, 40)
+    assert steps[0] == 0 and steps[-1] == scenario.steps and np.all(np.diff(steps) > 0) and len(steps) == 40
+    first_tenth = 4  # frames 0..4: the first 10% of 40 frames
+    for run in runs:
+        moved = _moved(run)
+        total = moved[-1]
+        # with motion_steps the first 10% of frames hold at most a quarter of the movement, no frame over 12%
+        assert moved[steps[first_tenth]] / total <= 0.25, run.objective
+        assert np.diff(moved[steps]).max() / total <= 0.12, run.objective
+    # evenly spaced frames (the old choice) put most of it there: the test above can fail
+    even = kv.frame_steps(scenario.steps, 40)
+    assert max(_moved(run)[even[first_tenth]] / _moved(run)[-1] for run in runs) > 0.5
+    # every frame is named by its real step: the slider says it, and the loss marker stands on it
+    fig = scenario_figure(scenario)
+    assert [f.name for f in fig.frames] == [str(s) for s in steps]
+    assert [s.label for s in fig.layout.sliders[0].steps] == [str(s) for s in steps]
+    marker = traces(fig, "loss_marker", run=0)[0]
+    for f, step in enumerate(steps):
+        assert set(frame_value(fig, f, marker, "x").tolist()) == {float(step)}
+
+
+def test_motion_steps_small_cases():
+    p = kc.get_preset("bimodal")
+    short = kv.Run("reverse_kl", {}, kc.fit(p.teacher, p.student, "reverse_kl", steps=3, inits=1))
+    assert kv.motion_steps([short], 60).tolist() == [0, 1, 2, 3]  # fewer steps than frames: every step
+    still = kv.Run("reverse_kl", {}, kc.fit(p.teacher, p.student, "reverse_kl", steps=10, lr=0.005, inits=1))
+    steps = kv.motion_steps([still], 5)
+    assert steps[0] == 0 and steps[-1] == 10 and len(steps) == 5
+
+
+def test_five_objectives_get_one_row_each_with_its_label(default_1d):
+    from kl_core.scenario import scenario_figure
+
+    scenario, _ = default_1d
+    fig = scenario_figure(scenario.replace(objectives=FIVE))
+    labels = [a.text for a in fig.layout.annotations]
+    assert len(labels) == 5 and labels[0].startswith("<b>forward KL</b>") and "T·log(T/S)" in labels[0]
+    # each label sits above its own row, every row lower than the one before
+    tops = [a.y for a in fig.layout.annotations]
+    assert all(a > b for a, b in zip(tops, tops[1:]))
+    assert all(a.xanchor == "left" and a.x == 0.0 for a in fig.layout.annotations)
+    assert fig.layout.height > 820
+
+
+def test_loss_panels_share_one_axis_type(default_1d):
+    from kl_core.scenario import scenario_figure
+
+    scenario, _ = default_1d
+    for objectives in (scenario.objectives, FIVE):
+        fig = scenario_figure(scenario.replace(objectives=objectives))
+        loss_axes = {f"yaxis{fig.data[k].yaxis[1:]}" for k in traces(fig, "loss_marker")}
+        kinds = {fig.layout[a].type for a in loss_axes}
+        assert len(kinds) == 1, kinds  # all log or all linear, never a log panel next to a linear one
+        for a in loss_axes:
+            axis = fig.layout[a]
+            if axis.type == "log" and axis.ticktext is not None:  # each tick says its value ("0.5", "10")
+                assert [float(t) for t in axis.ticktext] == pytest.approx(list(axis.tickvals))
+            elif axis.type == "log":  # less than a factor 2 or so: plotly's ticks, written in full
+                assert axis.tickformat == ".3~g"
+
+
+def test_shared_loss_axes_and_log_ticks():
+    from kl_core.viz.losses import log_ticks, shared_loss_axes
+
+    wide, narrow = np.array([100.0, 1.0, 0.5]), np.array([2.0, 1.0])
+    assert [a["type"] for a in shared_loss_axes([wide, narrow])] == ["log", "log"]
+    assert [a["type"] for a in shared_loss_axes([narrow, narrow])] == ["linear", "linear"]
+    assert [a["type"] for a in shared_loss_axes([wide, np.array([-0.1, 1.0])])] == ["linear", "linear"]
+    assert log_ticks(0.3, 12)["ticktext"] == ["0.5", "1", "2", "5", "10"]
+    assert log_ticks(1e-6, 1e-2)["ticktext"][0] == "10<sup>−6</sup>"  # not plotly's "1µ"
+    with pytest.raises(ValueError, match="0 < lo < hi"):
+        log_ticks(0.0, 1.0)
+
+
+def test_landscape_colour_is_log_and_the_bar_says_nats(landscapes):
+    from kl_core.viz.landscape import LOG_FLOOR, clipped_values
+
+    fig = kv.landscape_figure(landscapes)
+    for c, land in enumerate(landscapes):
+        heat = fig.data[traces(fig, "heatmap", column=c)[0]]
+        clipped = clipped_values(land)
+        expected = np.log10(clipped - clipped.min() + LOG_FLOOR)
+        np.testing.assert_allclose(decode(heat.z).reshape(expected.shape), expected, rtol=1e-5, atol=1e-6)
+        # the hover shows the exact value in nats; the bar's labels are nats at their log positions
+        np.testing.assert_allclose(decode(heat.customdata).reshape(land.values.shape), land.values, rtol=1e-6)
+        labels = list(heat.colorbar.ticktext)
+        assert labels[0] == f"{clipped.min():.2f} (min)"
+        for value, position in zip(labels[1:], heat.colorbar.tickvals[1:]):
+            assert position == pytest.approx(math.log10(float(value) - clipped.min() + LOG_FLOOR))
+    # forward KL climbs to ~100 nats: half of the colour range is now the basin below 2 nats
+    forward = fig.data[traces(fig, "heatmap", column=0)[0]]
+    z = decode(forward.z)
+    assert (math.log10(2.0 - landscapes[0].values.min() + LOG_FLOOR) - z.min()) / (z.max() - z.min()) > 0.45
+
+
+def test_landscape_paths_stay_in_view_and_markers_differ(landscapes, runs):
+    fig = kv.landscape_figure(landscapes, runs)
+    for c, run in enumerate(runs):
+        x_range = fig.layout[f"xaxis{c + 1 if c else ''}"].range
+        y_range = fig.layout[f"yaxis{c + 1 if c else ''}"].range
+        params = run.trajectory.params
+        assert x_range[0] <= params[..., 0].min() and params[..., 0].max() <= x_range[1]
+        assert y_range[0] <= params[..., 1].min() and params[..., 1].max() <= y_range[1]
+    starts = fig.data[traces(fig, "path_start", column=0)[0]]
+    minima = fig.data[traces(fig, "minima", column=1)[0]]
+    assert starts.marker.symbol == "circle-open" and "circle" not in list(minima.marker.symbol)
+    assert "◆ local" in minima.name and starts.name == "start (○)" and starts.showlegend
+
+
+# -- contrast of figure text (WCAG 2.x, AA: 4.5:1 for text) -------------------------------------
+
+# what Streamlit's template gives text a figure leaves uncoloured (its gray70 / gray30)
+HOST_DEFAULT_TEXT = {"light": "#808495", "dark": "#E6EAF1", "export": "#2A3F5F"}
+
+
+def text_colours(fig: go.Figure | dict) -> list[tuple[str, str | None, str | None]]:
+    """(where, text colour or None, background or None) of every text a figure draws (layout level).
+
+    A colour left unset inherits ``layout.font.color``; None there means the host decides.
+    """
+    layout = (fig.to_dict() if isinstance(fig, go.Figure) else fig)["layout"]
+    base = (layout.get("font") or {}).get("color")
+    paper = layout.get("paper_bgcolor")
+
+    def colour(font) -> str | None:
+        return (font or {}).get("color") or base
+
+    out = [("layout.font", base, paper)]
+    for key, axis in layout.items():
+        if key.startswith(("xaxis", "yaxis")):
+            out.append((f"{key}.tickfont", colour(axis.get("tickfont")), paper))
+            if (axis.get("title") or {}).get("text"):
+                out.append((f"{key}.title", colour(axis["title"].get("font")), paper))
+    for i, a in enumerate(layout.get("annotations", [])):
+        out.append((f"annotations[{i}] {a.get('text', '')[:30]}", colour(a.get("font")), a.get("bgcolor") or paper))
+    for i, s in enumerate(layout.get("sliders", [])):
+        transparent = (s.get("font") or {}).get("color") == "rgba(0,0,0,0)"  # hidden tick labels draw nothing
+        if not transparent:
+            out.append((f"sliders[{i}].font", colour(s.get("font")), paper))
+        out.append((f"sliders[{i}].currentvalue", colour((s.get("currentvalue") or {}).get("font")), paper))
+    for i, m in enumerate(layout.get("updatemenus", [])):
+        out.append((f"updatemenus[{i}]", colour(m.get("font")), m.get("bgcolor") or "#F4FAFF"))  # plotly's default
+    return out
+
+
+def low_contrast(fig, host: str) -> list[str]:
+    from kl_core.viz.theme import contrast_ratio, host_color
+
+    bad = []
+    for where, fg, bg in text_colours(fig):
+        text = host_color(fg, host) if fg is not None else HOST_DEFAULT_TEXT[host]
+        back = host_color(bg, host)
+        ratio = contrast_ratio(text, back)
+        if ratio < 4.5:
+            bad.append(f"{where}: {text} on {back} = {ratio:.2f}:1")
+    return bad
+
+
+@pytest.mark.parametrize(
+    "fg, bg, expected",
+    [
+        ("#000000", "#FFFFFF", 21.0),  # the maximum (WCAG 2.x definition)
+        ("#FFFFFF", "#FFFFFF", 1.0),
+        ("#808495", "#FFFFFF", 3.72),  # Streamlit's figure text (issue 10: "3.7:1")
+        ("#777777", "#FFFFFF", 4.48),  # WebAIM's classic just-fails-AA grey
+        ("#767676", "#FFFFFF", 4.54),  # ... and the lightest grey that passes
+        ("#0000FF", "#FFFFFF", 8.59),  # WebAIM contrast checker
+        ("rgba(0,0,0,0.5)", "#FFFFFF", 3.98),  # half-transparent black over white: grey 127.5
+    ],
+)
+def test_contrast_ratio_known_values(fg, bg, expected):
+    from kl_core.viz.theme import contrast_ratio
+
+    assert contrast_ratio(fg, bg) == pytest.approx(expected, abs=0.01)
+    assert contrast_ratio(bg, fg) == pytest.approx(contrast_ratio(fg, bg)) or "rgba" in fg
+
+
+def test_contrast_helpers_reject_bad_colours_and_pick_cell_text():
+    from kl_core.viz.theme import contrast_ratio, text_on
+
+    with pytest.raises(ValueError, match="colour must be"):
+        contrast_ratio("grey", "#FFFFFF")
+    for cell in ("#0072B2", "#D55E00", "#440154", "#21918C", "#FDE725", "#F0E442", "rgba(0,114,178,0.3)"):
+        for page in ("#FFFFFF", "#0E1117"):
+            text = text_on(cell, page=page)
+            from kl_core.viz.theme import _over
+
+            solid = "rgb({:.0f},{:.0f},{:.0f})".format(*_over(cell, page))
+            assert contrast_ratio(text, solid) >= 4.5 or contrast_ratio(text, solid) >= max(
+                contrast_ratio("#000000", solid), contrast_ratio("#FFFFFF", solid)
+            )
+
+
+def test_figure_text_meets_wcag_aa_on_light_dark_and_export(
+    fig1d, sweep_fig, capacity_fig, runs, landscapes, correlated_run, default_1d
+):
+    from kl_core.scenario import scenario_figure
+    from kl_core.viz.export import still_figure
+
+    figures = {
+        "lab 1-D": fig1d,
+        "lab 1-D, five objectives": scenario_figure(default_1d[0].replace(objectives=FIVE)),
+        "lab 2-D": kv.animation_2d(correlated_run[0], [correlated_run[1]]),
+        "landscape": kv.landscape_figure(landscapes, runs),
+        "family sweep": sweep_fig,
+        "capacity": capacity_fig,
+        "losses": kv.loss_figure(runs),
+    }
+    for name, fig in figures.items():
+        for host in ("light", "dark"):
+            assert not low_contrast(fig, host), (name, host, low_contrast(fig, host))
+        assert not low_contrast(still_figure(fig, background="white"), "export"), name
+    # the check can fail: a figure that leaves its text to Streamlit's template does
+    bare = go.Figure(go.Scatter(y=[1, 2]), layout={"title": {"text": "t"}})
+    assert low_contrast(bare, "light")
+
+
+def test_faint_lines_keep_their_colour_on_a_dark_page(fig1d, runs, correlated_run):
+    """Starts 1.. are faint, not dim: they keep >= 65% of their role colour's contrast on Streamlit's dark page."""
+    from kl_core.viz.theme import HOSTS, contrast_ratio
+
+    dark = HOSTS["dark"]["background"]
+    figures = [fig1d, kv.loss_figure(runs), kv.animation_2d(correlated_run[0], [correlated_run[1]])]
+    checked = 0
+    for fig in figures:
+        for t in fig.data:
+            color = getattr(getattr(t, "line", None), "color", None)
+            role = (t.meta or {}).get("role")
+            if isinstance(color, str) and color.startswith("rgba(") and role in ("student", "loss", "ellipse"):
+                run = (t.meta or {}).get("run", 0)
+                solid = runs[run].color if fig is not figures[2] else correlated_run[1].color
+                assert contrast_ratio(color, dark) >= 0.65 * contrast_ratio(solid, dark), (role, color)
+                assert t.line.width >= 1.2
+                checked += 1
+    assert checked >= 4
+
+
+def test_token_heatmap_values_are_readable_on_every_cell():
+    from kl_core.presets import get_preset
+    from kl_core.viz.theme import contrast_ratio
+    from kl_core.viz.tokens import cell_text_colors, cell_tint, joint_animation
+
+    p = get_preset("city_tokens")
+    runs = [
+        kv.Run(o, {}, kc.fit(p.teacher, kc.FactorizedCategorical(shape=p.teacher.shape), o, steps=40, inits=2, seed=0))
+        for o in ("forward_kl", "reverse_kl")
+    ]
+    fig = joint_animation(p.teacher, runs, p.labels, n_frames=5)
+    heatmaps = [t for t in fig.data if t.type == "heatmap"]
+    values = traces(fig, "cell_values")
+    assert len(values) == len(heatmaps) == 3
+    for h, k in zip(heatmaps, values):
+        low, high = h.colorscale[0][1], h.colorscale[-1][1]
+        assert not low.startswith("rgba")  # opaque cells: the page never shows through
+        z = decode(h.z).reshape(-1) if isinstance(h.z, dict) else np.asarray(h.z, float).ravel()
+        text = fig.data[k]
+        assert list(text.text) == [f"{v:.2f}" for v in z]
+        for v, colour in zip(z, text.textfont.color):
+            cell = kv.mix(low, high, float(v))
+            assert contrast_ratio(colour, cell) >= 4.5, (v, colour, cell)
+    # frames rewrite the numbers and their colours with the cells
+    last = fig.frames[-1]
+    written = [d for d in last.data if d.type == "scatter" and d.text is not None]
+    assert len(written) == 2 and len(written[0].textfont.color) == len(written[0].text)
+    assert cell_text_colors(np.array([0.0, 1.0]), "#0072B2") == ["#000000", "#FFFFFF"]
+    assert cell_tint("#0072B2").startswith("#")
+
+
+def test_log_axes_of_the_rl_figures_write_their_values():
+    """PPO's KL axis read "1µ" (plotly's SI prefix at the 1e-6 floor); every log tick now says its value."""
+    from kl_core import rl
+    from kl_core.viz.rl import ppo_kl_figure
+
+    run = rl.ppo_demo(24, 1.0, 0.5, "k3_loss", updates=30, seed=0)
+    fig = ppo_kl_figure(run)
+    axis = fig.layout.yaxis
+    assert axis.type == "log" and axis.ticktext is not None
+    assert not any("µ" in t or "μ" in t for t in axis.ticktext)
+    shown = np.concatenate([decode(t.y).astype(float) for t in fig.data])
+    low, high = 10 ** axis.range[0], 10 ** axis.range[1]
+    assert low <= shown.min() and shown.max() <= high  # every curve inside the axis
+    for value, text in zip(axis.tickvals, axis.ticktext):
+        if "<sup>" in text:  # "10<sup>−4</sup>" or "2·10<sup>−4</sup>"
+            mantissa, power = text.split("<sup>")
+            k = int(power.removesuffix("</sup>").replace("−", "-"))
+            m = float(mantissa.removesuffix("·10")) if mantissa != "10" else 1.0
+            assert m * 10.0**k == pytest.approx(value)
+        else:
+            assert float(text) == pytest.approx(value)

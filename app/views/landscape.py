@@ -9,7 +9,8 @@ state = ui.setup()
 st.title("Loss landscape")
 st.caption(
     "Each objective over every Gaussian student N(mean, std²) of the same teacher as the 1-D lab. "
-    "Stars are global minima, circles local ones; lines are the optimisation paths of every start. "
+    "Stars are global minima, diamonds local ones; lines are the optimisation paths of every start "
+    "(open circle: its start, cross: its end). "
     "Reverse KL has a minimum on each well-separated mode (which one you reach depends on where you "
     "start); forward KL has one, at the teacher's mean and standard deviation."
 )

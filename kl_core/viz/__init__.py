@@ -10,7 +10,7 @@ from kl_core.viz.lab1d import animation_1d
 from kl_core.viz.lab2d import animation_2d, ellipse
 from kl_core.viz.landscape import landscape_figure
 from kl_core.viz.losses import loss_figure
-from kl_core.viz.runs import Run, frame_steps
+from kl_core.viz.runs import Run, frame_steps, motion_steps
 from kl_core.viz.sweeps import sweep_figure
 from kl_core.viz.text import caption, results_rows, run_summaries
 
@@ -22,6 +22,7 @@ __all__ = [
     "mix",
     "Run",
     "frame_steps",
+    "motion_steps",
     "animation_controls",
     "animation_1d",
     "animation_2d",

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from kl_core.viz.theme import TEXT_COLOR
+
 __all__ = ["SPEEDS", "CONTROLS_MARGIN", "animation_controls"]
 
 SPEEDS = (0.5, 1.0, 2.0)  # playback speed buttons, as multiples of the base frame duration
@@ -16,7 +18,9 @@ CONTROLS_OFFSET = 60  # pixels from the plot area down to the buttons: room for 
 CONTROLS_HEIGHT = 120  # pixels the buttons and the slider need below that
 CONTROLS_MARGIN = CONTROLS_OFFSET + CONTROLS_HEIGHT  # the bottom margin a figure with default controls needs
 MAX_STEP_LABELS = 12  # with more frames the slider's tick labels would overlap; only the current value shows
-NEUTRAL_TEXT = "#888888"  # mid grey: readable on light and dark pages
+NEUTRAL_TEXT = TEXT_COLOR  # the frame label and slider ticks: the host's strong text grey (WCAG AA on light and dark)
+BUTTON_BG = "#F0F2F6"  # the buttons are their own light surface on either page ...
+BUTTON_TEXT = "#262730"  # ... with dark text on it (13:1)
 
 
 def _animate_args(frame_ms: float) -> dict:
@@ -87,6 +91,9 @@ def animation_controls(
         "type": "buttons",
         "direction": "left",
         "showactive": False,
+        "bgcolor": BUTTON_BG,
+        "bordercolor": "#808495",
+        "font": {"color": BUTTON_TEXT},
         "x": 0.0,
         "y": 0.0,
         "xanchor": "left",

@@ -1,6 +1,7 @@
 """Student capacity: the best fitted K-component mixture per objective, one panel per (objective, K).
 
-Rows are objectives, columns the number of student components K. With enough components both
+Columns are objectives, rows the number of student components K (objectives side by side, as in
+the lab; a column per K left each panel too narrow for its note on a phone). With enough components both
 directions fit every mode; below that, forward KL stretches components across modes while
 reverse KL drops modes. Each panel says the final loss and how many teacher modes are covered.
 """
@@ -48,7 +49,7 @@ def panel_note(teacher: Distribution, traj: Trajectory) -> str:
 
 
 def capacity_figure(teacher: Distribution, fits: Mapping[str, Sequence[tuple[int, Trajectory]]]) -> go.Figure:
-    """Draw the best fitted mixture for each objective (rows) and number of components K (columns).
+    """Draw the best fitted mixture for each objective (columns) and number of components K (rows).
 
     Args:
         teacher: a 1-D Gaussian or GaussianMixture.
@@ -58,7 +59,7 @@ def capacity_figure(teacher: Distribution, fits: Mapping[str, Sequence[tuple[int
 
     Returns:
         The figure; traces carry ``meta`` with ``role`` (``teacher``, ``student``, ``component``),
-        ``row`` and ``K``.
+        ``row`` (the objective's index in ``fits``) and ``K``.
     """
     check_1d(teacher, "teacher")
     rows = list(fits)
@@ -79,18 +80,22 @@ def capacity_figure(teacher: Distribution, fits: Mapping[str, Sequence[tuple[int
     lo, hi = x_range_1d(teacher, centres=best.values(), spreads=best.values())
     x = np.linspace(lo, hi, N_POINTS)
     p = teacher.prob(x)
+    titles = []
+    for r, objective in enumerate(rows):
+        first = next((panels[r, c] for c in range(len(ks)) if (r, c) in panels), None)
+        titles.append(label_for(first.objective, first.objective_params) if first is not None else objective)
     fig = make_subplots(
-        rows=len(rows),
-        cols=len(ks),
+        rows=len(ks),
+        cols=len(rows),
         shared_xaxes=True,
-        vertical_spacing=0.08,
-        horizontal_spacing=0.04,
-        subplot_titles=[f"K = {k}" for k in ks] + [""] * (len(ks) * (len(rows) - 1)),
+        vertical_spacing=0.06,
+        horizontal_spacing=0.06,
+        subplot_titles=titles + [""] * (len(rows) * (len(ks) - 1)),
     )
     highest = float(p.max())
     for r, objective in enumerate(rows):
         for c, k in enumerate(ks):
-            fig.add_trace(teacher_area(x, p, showlegend=r == 0 and c == 0), row=r + 1, col=c + 1)
+            fig.add_trace(teacher_area(x, p, showlegend=r == 0 and c == 0), row=c + 1, col=r + 1)
             if (r, c) not in panels:
                 continue
             traj, student = panels[r, c], best[r, c]
@@ -111,8 +116,8 @@ def capacity_figure(teacher: Distribution, fits: Mapping[str, Sequence[tuple[int
                         hoverinfo="skip",
                         meta={"role": "component", "row": r, "K": k, "component": j},
                     ),
-                    row=r + 1,
-                    col=c + 1,
+                    row=c + 1,
+                    col=r + 1,
                 )
             fig.add_trace(
                 go.Scatter(
@@ -126,10 +131,10 @@ def capacity_figure(teacher: Distribution, fits: Mapping[str, Sequence[tuple[int
                     hovertemplate=f"{label}, K={k}<br>x=%{{x:.2f}}<br>density=%{{y:.3f}}<extra></extra>",
                     meta={"role": "student", "row": r, "K": k},
                 ),
-                row=r + 1,
-                col=c + 1,
+                row=c + 1,
+                col=r + 1,
             )
-            axis = fig.get_subplot(r + 1, c + 1)
+            axis = fig.get_subplot(c + 1, r + 1)
             fig.add_annotation(
                 text=panel_note(teacher, traj),
                 xref=f"{axis.xaxis.plotly_name.replace('axis', '')} domain",
@@ -142,10 +147,9 @@ def capacity_figure(teacher: Distribution, fits: Mapping[str, Sequence[tuple[int
                 showarrow=False,
                 font=dict(size=11),
             )
-        first = next((panels[r, c] for c in range(len(ks)) if (r, c) in panels), None)
-        row_label = label_for(first.objective, first.objective_params) if first is not None else objective
-        fig.update_yaxes(title_text=f"{row_label}<br>density", row=r + 1, col=1)
+    for c, k in enumerate(ks):
+        fig.update_yaxes(title_text=f"K = {k}<br>density", row=c + 1, col=1)
     fig.update_yaxes(range=[0.0, density_cap(float(p.max()), highest)])
     fig.update_xaxes(range=[lo, hi])
-    fig.update_xaxes(title_text="x", row=len(rows))
-    return style(fig, height=max(320, 260 * len(rows)), bottom=50)
+    fig.update_xaxes(title_text="x", row=len(ks))
+    return style(fig, height=max(320, 100 + 200 * len(ks)), bottom=50)

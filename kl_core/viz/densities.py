@@ -19,7 +19,7 @@ __all__ = ["check_1d", "x_range_1d", "teacher_area", "density_cap", "component_d
 
 TEACHER_SPREAD = 4.0  # the x grid covers every teacher component +- this many stds
 STUDENT_SPREAD = 3.0  # ... and every final student component +- this many stds
-PEAK_CAP = 1.6  # the density axis stops at this multiple of the teacher's peak
+HEADROOM = 1.05  # the density axis reaches 5% above the highest curve
 
 
 def check_1d(dist: Distribution, name: str) -> None:
@@ -85,11 +85,15 @@ def teacher_area(x: np.ndarray, density: np.ndarray, *, showlegend: bool = True,
 
 
 def density_cap(teacher_peak: float, highest: float) -> float:
-    """Top of a density axis: the highest curve, but never above 1.6x the teacher's peak (plus 5% air).
+    """Top of a density axis: the highest curve drawn (teacher or student, any frame), plus 5% air.
 
-    The cap keeps a collapsing student from squashing the teacher into a flat line.
+    Never lower: the tall, narrow reverse-KL student is the picture of mode seeking, and an axis
+    that stopped at the teacher's peak would cut it off.
     """
-    return 1.05 * min(max(highest, teacher_peak), PEAK_CAP * teacher_peak)
+    top = max(float(highest), float(teacher_peak))
+    if not np.isfinite(top) or top <= 0:
+        raise ValueError(f"density axis: the highest density must be finite and > 0, got {top!r}")
+    return HEADROOM * top
 
 
 def component_densities(dist: Distribution, x: np.ndarray) -> np.ndarray:

@@ -1,5 +1,9 @@
 """Exporters for the lab's figures: standalone HTML and div snippets, PNG/SVG stills, GIF/MP4 animations.
 
+Every export can carry a title and a caption (``title=``, ``caption=``: drawn above and below the
+figure, and the HTML page's ``<title>``); :func:`scenario_labels` writes both from a lab scenario,
+so a file says what it shows and with which settings.
+
 HTML keeps the animation interactive (Play, Pause, speed, the step slider) and needs nothing but
 a browser: ``to_html`` inlines plotly.js (~4.7 MB, plays offline from a file), ``to_div`` is the
 light snippet for a page that loads plotly.js itself.
@@ -23,20 +27,27 @@ Examples:
 
 from __future__ import annotations
 
+import html as html_text
 import os
 import tempfile
+import textwrap
 import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
 
 from kl_core.viz.animation import CONTROLS_HEIGHT
+from kl_core.viz.colors import label_for
+from kl_core.viz.theme import TEXT_COLOR
+
+if TYPE_CHECKING:
+    from kl_core.scenario import Scenario
 
 __all__ = [
     "FORMATS",
@@ -53,6 +64,8 @@ __all__ = [
     "to_gif",
     "to_mp4",
     "export",
+    "labelled",
+    "scenario_labels",
 ]
 
 FORMATS = ("html", "div", "png", "svg", "gif", "mp4")
@@ -61,6 +74,11 @@ DEFAULT_HEIGHT = 600  # for a figure without a layout height
 MAX_PIXELS = 4096  # per side: a larger frame is a mistake, and slow to render
 MAX_FPS = 60
 GIF_HOLD_MS = 1500  # the last GIF frame stays this long before the loop restarts
+
+CAPTION_CHARS = 120  # a caption line wraps at about this many characters (a 960 px image, 12 px text) ...
+CAPTION_CHAR_PX = 7.0  # ... or, for an image of known width, at its width over this (12 px text)
+CAPTION_LINE_PX = 17
+TITLE_PX = 40  # room above the plots for the export's title
 
 _KALEIDO_LOCK = threading.RLock()  # kaleido's sync server is a process-wide singleton: one export at a time
 
@@ -76,6 +94,7 @@ def to_html(
     auto_play: bool = False,
     div_id: str | None = None,
     title: str | None = None,
+    caption: str | None = None,
 ) -> str:
     """The figure as HTML with its animation controls working in any browser.
 
@@ -87,7 +106,8 @@ def to_html(
         full_html: a whole document (``<html>...``) or only the ``<div>`` and its script.
         auto_play: start playing on load (default False: the page shows the fitted students until Play).
         div_id: the id of the plot's ``<div>`` (default: a random one).
-        title: the document's ``<title>`` (full_html only).
+        title: the document's ``<title>`` (full_html only) and the figure's title.
+        caption: a line (or a few) under the figure: the settings it was made with.
     """
     if plotlyjs == "inline":
         include: bool | str = True
@@ -97,6 +117,8 @@ def to_html(
         include = plotlyjs
     else:
         raise ValueError(f"plotlyjs must be 'inline', 'none' or a path/URL ending in .js, got {plotlyjs!r}")
+    if title or caption:
+        fig = labelled(fig, title, caption)
     html = pio.to_html(
         fig,
         include_plotlyjs=include,
@@ -111,16 +133,115 @@ def to_html(
     return html
 
 
-def to_div(fig: go.Figure, *, div_id: str | None = None) -> str:
+def labelled(
+    fig: go.Figure | dict, title: str | None = None, caption: str | None = None, *, width: int | None = None
+) -> dict:
+    """The figure dict with ``title`` above the plots and ``caption`` under everything (the margins grow to fit).
+
+    Both are plain text (escaped here); the caption wraps to fit ``width`` pixels (default: about
+    120 characters a line).
+
+    Examples:
+        >>> d = labelled(go.Figure(go.Scatter(y=[0, 1])), "A title", "lr 0.05, 400 steps")
+        >>> d["layout"]["title"]["text"], d["layout"]["annotations"][-1]["text"]
+        ('A title', 'lr 0.05, 400 steps')
+    """
+    base = _base_dict(fig)
+    layout = dict(base.get("layout", {}))
+    margin = {"t": 70, "b": 40, "l": 60, "r": 30, **layout.get("margin", {})}
+    before = margin["t"] + margin["b"]
+    if title:
+        margin["t"] += TITLE_PX
+        layout["title"] = {
+            "text": _escape(title),
+            "x": 0.0,
+            "xref": "paper",
+            "xanchor": "left",
+            "y": 1.0,
+            "yref": "container",
+            "yanchor": "top",
+            "pad": {"t": 10},
+            "font": {"size": 17, "color": TEXT_COLOR},
+        }
+    if caption:
+        chars = CAPTION_CHARS if width is None else max(30, int((width - margin["l"] - 10) / CAPTION_CHAR_PX))
+        lines = textwrap.wrap(caption, chars) or [""]
+        below = margin["b"]
+        margin["b"] += CAPTION_LINE_PX * len(lines) + 8
+        layout["annotations"] = [
+            *layout.get("annotations", []),
+            {
+                "text": "<br>".join(_escape(line) for line in lines),
+                "x": 0.0,
+                "xref": "paper",
+                "xanchor": "left",
+                "align": "left",
+                "y": 0.0,
+                "yref": "paper",
+                "yanchor": "top",
+                "yshift": -below,
+                "showarrow": False,
+                "font": {"size": 12, "color": TEXT_COLOR},
+                "name": "caption",
+            },
+        ]
+    layout["margin"] = margin
+    if "height" in layout:  # the plots keep their size: the figure grows by what the labels took
+        layout["height"] = int(layout["height"]) + margin["t"] + margin["b"] - before
+    base["layout"] = layout
+    return base
+
+
+def scenario_labels(scenario: Scenario) -> tuple[str, str]:
+    """The title and the settings caption of a lab scenario's export.
+
+    Examples:
+        >>> from kl_core.scenario import Scenario
+        >>> title, caption = scenario_labels(Scenario(space="1d", preset="bimodal"))
+        >>> title
+        'KL Lab: forward KL vs reverse KL on bimodal, Gaussian student'
+        >>> caption.split("; ")[0]
+        'teacher: 0.5·N(−3, 1²) + 0.5·N(3, 1²)'
+    """
+    kinds = " vs ".join(label_for(kind, dict(params)) for kind, params in scenario.objectives)
+    if scenario.space == "2d":
+        title = f"KL Lab: {kinds} on the 2-D {scenario.preset} teacher, Gaussian student"
+        teacher = f"teacher: 2-D preset {scenario.preset}"
+        student = "student: 2-D Gaussian"
+        estimator = "estimator: exact"
+    else:
+        student = {
+            "gaussian": "Gaussian student",
+            "gaussian_fixed_std": "Gaussian student (std fixed)",
+            "mixture": f"{scenario.components}-component mixture student",
+        }[scenario.student]
+        title = f"KL Lab: {kinds} on {scenario.preset}, {student}"
+        total = sum(w for w, _, _ in scenario.teacher)
+        modes = " + ".join(f"{w / total:.3g}·N({_num(m)}, {_num(sd)}²)" for w, m, sd in scenario.teacher)
+        teacher = f"teacher: {modes}"
+        student = f"student: {student.removesuffix(' student')}"
+        estimator = f"estimator: {scenario.estimator}"
+        if scenario.estimator != "exact":
+            estimator += f" ({scenario.samples} samples per step)"
+    training = f"lr {scenario.lr:g}, {scenario.steps} steps, {scenario.inits} starts, seed {scenario.seed}"
+    return title, "; ".join([teacher, student, estimator, training])
+
+
+def _num(value: float) -> str:
+    return f"{value:g}".replace("-", "−")
+
+
+def to_div(fig: go.Figure, *, div_id: str | None = None, title: str | None = None, caption: str | None = None) -> str:
     """A ``<div>`` + ``<script>`` snippet of the animated figure for a page that already loads plotly.js.
 
     Put ``<script src="plotly.min.js"></script>`` (plotly.js 3 or later) before it in the page.
+    ``title`` and ``caption`` are drawn above and below the figure.
     """
-    return to_html(fig, plotlyjs="none", full_html=False, div_id=div_id)
+    return to_html(fig, plotlyjs="none", full_html=False, div_id=div_id, title=title, caption=caption)
 
 
 def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return html_text.escape(str(text), quote=False)
 
 
 # -- the figure at one frame ------------------------------------------------------------------------
@@ -283,10 +404,14 @@ def _image(
     height: int | None,
     scale: float,
     background: str | None,
+    title: str | None = None,
+    caption: str | None = None,
 ) -> bytes:
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0.1 <= scale <= 8:
         raise ValueError(f"scale must be a number in [0.1, 8], got {scale!r}")
     still = still_figure(fig, frame, background=background)
+    if title or caption:
+        still = labelled(still, title, caption, width=width or DEFAULT_WIDTH)
     return _render([still], fmt, *_size(still, width, height), scale)[0]
 
 
@@ -298,6 +423,8 @@ def to_png(
     height: int | None = None,
     scale: float = 1.0,
     background: str | None = "white",
+    title: str | None = None,
+    caption: str | None = None,
 ) -> bytes:
     """PNG bytes of the figure as displayed (for the lab animations: the last frame), or of ``frame``.
 
@@ -307,8 +434,9 @@ def to_png(
         width, height: pixels before ``scale`` (default 960 x the figure's height less the controls).
         scale: pixel density (2 for a sharp slide).
         background: the paper and plot colour (default white); ``None`` keeps the figure's (transparent).
+        title, caption: drawn above and below the figure (:func:`labelled`).
     """
-    return _image(fig, "png", frame, width, height, scale, background)
+    return _image(fig, "png", frame, width, height, scale, background, title, caption)
 
 
 def to_svg(
@@ -318,9 +446,11 @@ def to_svg(
     width: int | None = None,
     height: int | None = None,
     background: str | None = "white",
+    title: str | None = None,
+    caption: str | None = None,
 ) -> bytes:
     """SVG (UTF-8 bytes) of the figure as displayed, or of ``frame``; arguments as :func:`to_png`."""
-    return _image(fig, "svg", frame, width, height, 1.0, background)
+    return _image(fig, "svg", frame, width, height, 1.0, background, title, caption)
 
 
 def _movie_frames(
@@ -331,6 +461,8 @@ def _movie_frames(
     max_frames: int | None,
     background: str | None,
     even: bool,
+    title: str | None = None,
+    caption: str | None = None,
 ) -> tuple[np.ndarray, float]:
     """The animation's frames as an (F, H, W, 3) uint8 array, and the frame duration in ms."""
     import imageio.v3 as iio
@@ -338,6 +470,8 @@ def _movie_frames(
     check_fps(fps)
     check_size(width, height, even=even)  # before any work
     stills = frame_figures(fig, max_frames=max_frames, background=background)
+    if title or caption:
+        stills = [labelled(s, title, caption, width=width or DEFAULT_WIDTH) for s in stills]
     width, height = _size(stills[0], width, height, even)
     pngs = _render(stills, "png", width, height, 1.0)
     images = np.stack([iio.imread(p)[..., :3] for p in pngs])  # (F, H, W, 3); RGB, opaque background
@@ -360,6 +494,8 @@ def to_gif(
     max_frames: int | None = 60,
     hold_ms: int = GIF_HOLD_MS,
     background: str | None = "white",
+    title: str | None = None,
+    caption: str | None = None,
 ) -> bytes:
     """An endlessly looping GIF of the animation; the bytes (also written to ``path`` if given).
 
@@ -371,6 +507,7 @@ def to_gif(
         max_frames: at most this many frames, evenly spaced with the first and last (``None``: all).
         hold_ms: how long the last frame (the fitted students) stays before the loop restarts.
         background: paper and plot colour (GIF has no partial transparency).
+        title, caption: drawn above and below every frame (:func:`labelled`).
 
     Identical consecutive frames may be merged by the GIF encoder (a longer frame, same timing).
     """
@@ -378,7 +515,7 @@ def to_gif(
 
     if isinstance(hold_ms, bool) or not isinstance(hold_ms, int) or not 0 <= hold_ms <= 10_000:
         raise ValueError(f"hold_ms must be an integer in [0, 10000], got {hold_ms!r}")
-    images, frame_ms = _movie_frames(fig, fps, width, height, max_frames, background, even=False)
+    images, frame_ms = _movie_frames(fig, fps, width, height, max_frames, background, False, title, caption)
     durations = [frame_ms] * len(images)
     durations[-1] = max(frame_ms, hold_ms)
     return _write(iio.imwrite("<bytes>", images, extension=".gif", duration=durations, loop=0), path)
@@ -393,6 +530,8 @@ def to_mp4(
     height: int | None = None,
     max_frames: int | None = 60,
     background: str | None = "white",
+    title: str | None = None,
+    caption: str | None = None,
 ) -> bytes:
     """An H.264 MP4 (yuv420p, plays in browsers and slide software) of the animation; arguments as :func:`to_gif`.
 
@@ -400,7 +539,7 @@ def to_mp4(
     """
     import imageio.v3 as iio
 
-    images, _ = _movie_frames(fig, fps, width, height, max_frames, background, even=True)
+    images, _ = _movie_frames(fig, fps, width, height, max_frames, background, True, title, caption)
     with tempfile.TemporaryDirectory() as tmp:
         target = Path(tmp) / "animation.mp4"
         # macro_block_size=2 keeps the requested size (the default, 16, would resize to a multiple of 16)

@@ -181,10 +181,12 @@ def _cmd_export(args: argparse.Namespace) -> str:
     from kl_core.scenario import scenario_figure
 
     export = export_module()
-    images = {"width": args.width, "height": args.height}
+    title, caption = export.scenario_labels(scenario)
+    labels = {"title": title, "caption": caption}  # every file says what it shows and with which settings
+    images = {"width": args.width, "height": args.height, **labels}
     options: dict[str, dict[str, Any]] = {
-        "html": {"title": f"KL Lab: {scenario.preset}"},
-        "div": {},
+        "html": labels,
+        "div": labels,
         "png": images,
         "svg": images,
         "gif": {**images, "fps": fps, "max_frames": None},

@@ -1,16 +1,19 @@
 """The 1-D lab animation: densities, where the penalty comes from, and the loss, frame by frame.
 
-One column per run. Row 1 draws the teacher (grey area) and every start's student; row 2 the
+One column per run (or, for more than two runs or long labels, one row per run, so titles never
+collide on a narrow screen). Panel 1 draws the teacher (grey area) and every start's student; panel 2 the
 pointwise integrand of start 0, whose area is the divergence (``T log(T/S)`` under forward KL
 is large where the teacher has mass the student misses: zero-avoiding; ``S log(S/T)`` under
-reverse KL is large where the student has mass the teacher lacks: zero-forcing); row 3 every
-start's loss curve with a marker that follows the animation.
+reverse KL is large where the student has mass the teacher lacks: zero-forcing); panel 3 every
+start's loss curve with a marker that follows the animation. The density axis holds every curve of
+every frame; the loss panels share one axis type (all log or all linear).
 """
 
 from __future__ import annotations
 
 import copy
 import functools
+import html
 import math
 from collections.abc import Sequence
 
@@ -23,11 +26,11 @@ from kl_core.divergences import integrand
 from kl_core.viz.animation import CONTROLS_MARGIN, animation_controls
 from kl_core.viz.colors import rgba
 from kl_core.viz.densities import check_1d, density_cap, teacher_area, x_range_1d
-from kl_core.viz.losses import loss_axis
-from kl_core.viz.runs import Run, check_runs, component_moments, frame_steps, log_densities
-from kl_core.viz.theme import compact, style_layout, typed_array
+from kl_core.viz.losses import shared_loss_axes
+from kl_core.viz.runs import Run, check_runs, component_moments, log_densities, motion_steps
+from kl_core.viz.theme import FAINT_ALPHA, FAINT_WIDTH, compact, style_layout, typed_array
 
-__all__ = ["animation_1d", "penalty_range", "INTEGRAND_FORMULAS"]
+__all__ = ["animation_1d", "penalty_range", "penalty_title", "INTEGRAND_FORMULAS"]
 
 # the integrand of each kind in words, T = teacher density, S = student density
 INTEGRAND_FORMULAS = {
@@ -78,28 +81,62 @@ def start_labels(inits: int, n: int) -> np.ndarray:
     return compact(np.repeat(np.arange(1, inits), n + 1)[:-1])
 
 
+SIDE_BY_SIDE_MAX = 2  # up to this many runs are columns side by side; more get one row each (titles fit)
+SIDE_BY_SIDE_CHARS = 15  # ... and only when every label is this short: half of a phone's width at 15 px
+ROW_PX = 215  # stacked layout: pixels per run's row
+STACK_GAP_PX = 62  # stacked layout: pixels between rows (the row above's ticks, this row's label)
+
+
 @functools.lru_cache(maxsize=16)
-def _grid_layout(cols: int, titles: tuple[str, ...]) -> tuple[dict, dict]:
-    grid = make_subplots(
-        rows=3,
-        cols=cols,
-        row_heights=[0.45, 0.3, 0.25],
-        vertical_spacing=0.13,
-        horizontal_spacing=0.06 if cols > 1 else 0.0,
-        subplot_titles=titles,
-    )
+def _grid_layout(runs: int, titles: tuple[str, ...], stacked: bool) -> tuple[dict, dict]:
+    if not stacked:  # rows: density, penalty, loss; one column per run
+        grid = make_subplots(
+            rows=3,
+            cols=runs,
+            row_heights=[0.45, 0.3, 0.25],
+            vertical_spacing=0.13,
+            horizontal_spacing=0.08 if runs > 1 else 0.0,
+            subplot_titles=titles,
+        )
+        place = {(panel, c): (panel, c + 1) for panel in range(1, 4) for c in range(runs)}
+    else:  # one row per run: density, penalty, loss side by side
+        plot_px = ROW_PX * runs + STACK_GAP_PX * (runs - 1)
+        grid = make_subplots(
+            rows=runs,
+            cols=3,
+            column_widths=[0.4, 0.32, 0.28],
+            vertical_spacing=STACK_GAP_PX / plot_px,
+            horizontal_spacing=0.07,
+        )
+        place = {(panel, c): (c + 1, panel) for panel in range(1, 4) for c in range(runs)}
     axes = {
-        (row, col): (grid.get_subplot(row, col).xaxis.plotly_name, grid.get_subplot(row, col).yaxis.plotly_name)
-        for row in range(1, 4)
-        for col in range(1, cols + 1)
+        key: (grid.get_subplot(*rc).xaxis.plotly_name, grid.get_subplot(*rc).yaxis.plotly_name)
+        for key, rc in place.items()
     }
     return grid.layout.to_plotly_json(), axes
 
 
-def _grid(cols: int, titles: tuple[str, ...]) -> tuple[dict, dict]:
-    """The 3-row subplot layout (a fresh copy: make_subplots costs ~40 ms) and the axis names per (row, col)."""
-    layout, axes = _grid_layout(cols, titles)
-    return copy.deepcopy(layout), axes
+def _grid(runs: int, titles: tuple[str, ...], stacked: bool) -> tuple[dict, dict]:
+    """The subplot layout (a fresh copy: make_subplots costs ~40 ms) and the axis names per (panel, run).
+
+    Panels are 1 density, 2 integrand, 3 loss; runs count from 0. Up to two runs with short labels
+    are columns (each a density over its integrand over its losses); otherwise (``stacked``) each run
+    is a row, so that every title has a whole line to itself on a phone as on a wide screen.
+    """
+    layout, axes = _grid_layout(runs, titles, stacked)
+    layout = copy.deepcopy(layout)
+    for k, annotation in enumerate(layout.get("annotations", [])):  # the run's name larger than its panels'
+        annotation["font"] = {**annotation.get("font", {}), "size": 15 if k < runs else 13}
+    return layout, axes
+
+
+def penalty_title(run: Run, notation: tuple[str, str] = ("T", "S")) -> str:
+    """The short title of a run's integrand panel, e.g. ``"penalty T·log(T/S)"`` (``notation``: the letters
+    for teacher and student, e.g. ``("p", "q")`` gives ``"penalty p·log(p/q)"``)."""
+    formula = INTEGRAND_FORMULAS.get(run.objective)
+    if formula is None:
+        return "penalty"
+    return "penalty " + formula.translate(str.maketrans({"T": notation[0], "S": notation[1]}))
 
 
 def animation_1d(
@@ -119,8 +156,9 @@ def animation_1d(
 
     Args:
         teacher: a 1-D Gaussian or GaussianMixture.
-        runs: one column per run; each run's students must be 1-D.
-        n_frames: at most this many frames, evenly spaced over the steps (first and last included).
+        runs: one column (or row) per run; each run's students must be 1-D.
+        n_frames: at most this many frames, spread over the students' movement (:func:`motion_steps`;
+            first and last step included).
         n_points: points of the x grid.
         x_range: the x interval; default covers the teacher (+- 4 stds per component), every
             frame's student means and the final students (+- 3 stds).
@@ -128,7 +166,7 @@ def animation_1d(
         notation: the letters for (teacher, student) in the integrand titles, e.g. ``("p", "q")``.
 
     Returns:
-        A figure with one frame per step of :func:`frame_steps`, named by the step number.
+        A figure with one frame per step of :func:`motion_steps`, named by the step number.
         Every trace carries ``meta`` naming what it draws: ``role``, ``run`` and ``start``, or
         ``starts`` for the faint trace that draws starts 1.. of a row as one line broken by NaN
         gaps (one trace instead of one per start: plotly's cost grows with the number of traces).
@@ -138,8 +176,8 @@ def animation_1d(
         >>> p = kc.get_preset("bimodal")
         >>> traj = kc.fit(p.teacher, p.student, "reverse_kl", steps=20, inits=2)
         >>> fig = animation_1d(p.teacher, [Run("reverse_kl", {}, traj)], n_frames=5)
-        >>> [f.name for f in fig.frames]
-        ['0', '5', '10', '15', '20']
+        >>> [f.name for f in fig.frames]  # spread over the movement (motion_steps), named by the real step
+        ['0', '4', '9', '14', '20']
     """
     check_1d(teacher, "teacher")
     runs = check_runs(runs)
@@ -147,7 +185,7 @@ def animation_1d(
         check_1d(run.trajectory.student(0, 0), f"runs[{k}]'s student")
     if isinstance(n_points, bool) or not isinstance(n_points, int) or n_points < 2:
         raise ValueError(f"n_points must be an integer >= 2, got {n_points!r}")
-    steps = frame_steps(max(run.trajectory.steps for run in runs), n_frames)
+    steps = motion_steps(runs, n_frames)
 
     if x_range is None:
         moments = [component_moments(run, steps) for run in runs]  # (F, S, K) means and stds per run
@@ -180,38 +218,39 @@ def animation_1d(
     frame_loss = [run.trajectory.loss[np.minimum(steps, run.trajectory.steps)] for run in runs]  # (F, S)
 
     cols = len(runs)
-    titles = [run.display_label for run in runs]
     if len(notation) != 2 or not all(isinstance(c, str) and len(c) == 1 for c in notation):
         raise ValueError(f"notation must be two one-letter strings (teacher, student), got {notation!r}")
-    letters = str.maketrans({"T": notation[0], "S": notation[1]})
-    titles += [
-        f"where the penalty comes from: {INTEGRAND_FORMULAS[run.objective].translate(letters)}"
-        if run.objective in INTEGRAND_FORMULAS
-        else "where the penalty comes from"
+    notation = (notation[0], notation[1])
+    stacked = cols > SIDE_BY_SIDE_MAX or any(
+        len(run.display_label) > SIDE_BY_SIDE_CHARS or len(penalty_title(run, notation)) > SIDE_BY_SIDE_CHARS + 5
         for run in runs
-    ]
-    titles += ["loss per start"] + [""] * (cols - 1)
+    )
+    if stacked:  # each row is labelled by an annotation of its own (below)
+        titles: list[str] = []
+    else:
+        titles = [run.display_label for run in runs] + [penalty_title(run, notation) for run in runs]
+        titles += ["loss per start"] + [""] * (cols - 1)
     # plotly objects cost ~10 ms per trace to build and validate; this figure has hundreds of
     # curves, so its traces, axes and frames are plain dicts, assembled once without validation
-    layout, axes = _grid(cols, tuple(titles))
+    layout, axes = _grid(cols, tuple(titles), stacked)
     traces: list[dict] = []
 
-    def axis(kind: str, row: int, col: int, **settings) -> None:
-        layout.setdefault(axes[row, col][0 if kind == "x" else 1], {}).update(settings)
+    def axis(kind: str, panel: int, c: int, **settings) -> None:
+        layout.setdefault(axes[panel, c][0 if kind == "x" else 1], {}).update(settings)
 
     y_top = density_cap(float(p.max()), max(float(np.nanmax(d)) for d in (*dens, *others) if d.size))
     last = len(steps) - 1
     animated: list[int] = []  # indices of the traces each frame updates, in frame data order
 
-    def add(trace: dict, row: int, col: int, moves: bool) -> None:
+    def add(trace: dict, panel: int, c: int, moves: bool) -> None:
         if moves:
             animated.append(len(traces))
-        x_name, y_name = axes[row, col]
+        x_name, y_name = axes[panel, c]
         traces.append(
             {"type": "scatter", **trace, "xaxis": x_name.replace("axis", ""), "yaxis": y_name.replace("axis", "")}
         )
 
-    def add_starts(c: int, row: int, role: str, first, rest, *, hover: str, widths, moves: bool, legend=False):
+    def add_starts(c: int, panel: int, role: str, first, rest, *, hover: str, widths, moves: bool, legend=False):
         """Start 0 as a bold line, starts 1.. as ONE faint line broken by NaN gaps (``meta["starts"]``).
 
         ``first`` is start 0's (x, y); ``rest`` is (x of one curve, the others' y already :func:`gapped`).
@@ -230,8 +269,8 @@ def animation_1d(
                 hovertemplate=f"start 0<br>{hover}<extra></extra>",
                 meta={"role": role, "run": c, "start": 0},
             ),
-            row,
-            c + 1,
+            panel,
+            c,
             moves,
         )
         if inits > 1:
@@ -245,19 +284,21 @@ def animation_1d(
                     name=f"{label}, other starts",
                     legendgroup=group,
                     showlegend=False,
-                    line=dict(color=rgba(color, 0.45), width=widths[1]),
+                    line=dict(color=rgba(color, FAINT_ALPHA), width=widths[1]),
                     hovertemplate=f"start %{{customdata}}<br>{hover}<extra></extra>",
                     meta={"role": role, "run": c, "starts": list(range(1, inits))},
                 ),
-                row,
-                c + 1,
+                panel,
+                c,
                 moves,
             )
 
+    max_steps = max(max(run.trajectory.steps for run in runs), 1)
+    loss_axes = shared_loss_axes([run.trajectory.loss for run in runs])
     for c, run in enumerate(runs):
-        col, color, group = c + 1, run.color, f"run{c}"
+        color, group = run.color, f"run{c}"
         traj = run.trajectory
-        add(teacher_area(x, p, showlegend=c == 0).to_plotly_json(), 1, col, moves=False)
+        add(teacher_area(x, p, showlegend=c == 0).to_plotly_json(), 1, c, moves=False)
         add_starts(
             c,
             1,
@@ -265,7 +306,7 @@ def animation_1d(
             (x, dens[c][last]),
             (x_other, others[c][last]),
             hover="x=%{x:.2f}<br>density=%{y:.3f}",
-            widths=(3, 1.2),
+            widths=(3, FAINT_WIDTH),
             moves=True,
             legend=True,
         )
@@ -284,7 +325,7 @@ def animation_1d(
                 meta={"role": "integrand", "run": c, "start": 0},
             ),
             2,
-            col,
+            c,
             moves=True,
         )
         step_axis = np.arange(traj.steps + 1)
@@ -295,7 +336,7 @@ def animation_1d(
             (step_axis, traj.loss[:, 0]),
             (step_axis, gapped(traj.loss[:, 1:].T)),
             hover="step %{x}<br>loss=%{y:.4f} nats",
-            widths=(2, 1),
+            widths=(2.5, FAINT_WIDTH),
             moves=False,
         )
         add(
@@ -311,21 +352,45 @@ def animation_1d(
                 meta={"role": "loss_marker", "run": c},
             ),
             3,
-            col,
+            c,
             moves=True,
         )
 
-        # row 1 shares its x with row 2, which names it (the rows are spaced for that title)
-        axis("x", 1, col, range=[lo, hi])
-        axis("x", 2, col, range=[lo, hi], title={"text": "x"})
-        axis("x", 3, col, range=[0, max(traj.steps, 1)], title={"text": "step"})
-        axis("y", 1, col, range=[0.0, y_top])
-        axis("y", 2, col, range=list(penalty_range(pen[c])))
-        axis("y", 3, col, **loss_axis(traj.loss))
+        last_row = c == cols - 1
+        axis("x", 1, c, range=[lo, hi])
+        axis("y", 1, c, range=[0.0, y_top])
+        axis("y", 2, c, range=list(penalty_range(pen[c])))
+        axis("y", 3, c, **loss_axes[c])
+        if stacked:  # x is named under the last row only; the row's label names its middle panel
+            axis("x", 1, c, title={"text": "x" if last_row else ""})
+            axis("x", 2, c, range=[lo, hi], title={"text": "x" if last_row else ""})
+            axis("x", 3, c, range=[0, max_steps], title={"text": "step: loss (nats)" if last_row else ""})
+            axis("y", 1, c, title={"text": "density"})
+        else:  # row 1 shares its x with row 2, which names it (the rows are spaced for that title)
+            axis("x", 2, c, range=[lo, hi], title={"text": "x"})
+            axis("x", 3, c, range=[0, max_steps], title={"text": "step"})
 
-    axis("y", 1, 1, title={"text": "density"})
-    axis("y", 2, 1, title={"text": "pointwise integrand (nats per unit x)"})
-    axis("y", 3, 1, title={"text": "loss (nats)"})
+    if stacked:  # a run's label over its row, left-aligned: a whole line for it at any width
+        for c, run in enumerate(runs):
+            y_top_row = layout[axes[1, c][1]]["domain"][1]
+            layout.setdefault("annotations", []).append(
+                {
+                    "text": f"<b>{html.escape(run.display_label)}</b>   {html.escape(penalty_title(run, notation))}",
+                    "x": 0.0,
+                    "xref": "paper",
+                    "xanchor": "left",
+                    "y": y_top_row,
+                    "yref": "paper",
+                    "yanchor": "bottom",
+                    "yshift": 6,
+                    "showarrow": False,
+                    "font": {"size": 14},
+                }
+            )
+    else:
+        axis("y", 1, 0, title={"text": "density"})
+        axis("y", 2, 0, title={"text": "integrand (nats per unit x)"})
+        axis("y", 3, 0, title={"text": "loss (nats)"})
 
     frames = []  # their arrays as typed-array specs: plotly then neither converts nor validates them
     for f, step in enumerate(steps):
@@ -352,5 +417,6 @@ def animation_1d(
             layout[key]["automargin"] = False
     names = [str(int(s)) for s in steps]
     layout.update(animation_controls(names, names, prefix="step ", frame_ms=frame_ms))
-    style_layout(layout, height=820, bottom=CONTROLS_MARGIN)
+    height = 820 if not stacked else 70 + ROW_PX * cols + STACK_GAP_PX * (cols - 1) + CONTROLS_MARGIN
+    style_layout(layout, height=height, bottom=CONTROLS_MARGIN)
     return go.Figure({"data": traces, "layout": layout, "frames": frames}, _validate=False)

@@ -16,8 +16,8 @@ from plotly.subplots import make_subplots
 from kl_core.distributions import Distribution, Gaussian, GaussianMixture
 from kl_core.viz.animation import CONTROLS_MARGIN, animation_controls
 from kl_core.viz.colors import color_for, rgba
-from kl_core.viz.runs import Run, check_runs, frame_steps, students_at
-from kl_core.viz.theme import compact, style
+from kl_core.viz.runs import Run, check_runs, motion_steps, students_at
+from kl_core.viz.theme import FAINT_ALPHA, compact, style
 
 __all__ = ["animation_2d", "ellipse"]
 
@@ -86,12 +86,13 @@ def animation_2d(
     Args:
         teacher: a 2-D Gaussian or GaussianMixture.
         runs: one column per run; students must be 2-D Gaussians or mixtures.
-        n_frames: at most this many frames, evenly spaced over the steps (first and last included).
+        n_frames: at most this many frames, spread over the students' movement (:func:`motion_steps`;
+            first and last step included).
         grid: points per axis of the teacher's contour grid.
         frame_ms: milliseconds per frame at 1× speed.
 
     Returns:
-        A figure with one frame per step of :func:`frame_steps`, named by the step number.
+        A figure with one frame per step of :func:`motion_steps`, named by the step number.
         Student traces carry ``meta`` = ``{"role": "ellipse", "run", "start", "sigma"}``.
     """
     _check_2d(teacher, "teacher")
@@ -100,7 +101,7 @@ def animation_2d(
         _check_2d(run.trajectory.student(0, 0), f"runs[{k}]'s student")
     if isinstance(grid, bool) or not isinstance(grid, int) or grid < 2:
         raise ValueError(f"grid must be an integer >= 2, got {grid!r}")
-    steps = frame_steps(max(run.trajectory.steps for run in runs), n_frames)
+    steps = motion_steps(runs, n_frames)
     students = [students_at(run, steps) for run in runs]  # [run][frame][start]
 
     box = _view(
@@ -161,7 +162,7 @@ def animation_2d(
                         legendgroup=f"run{c}",
                         showlegend=first and j == 0,
                         line=dict(
-                            color=run.color if first else rgba(run.color, 0.5),
+                            color=run.color if first else rgba(run.color, FAINT_ALPHA),
                             width=3 if first else 1.2,
                             dash="solid" if j == 0 else "dot",
                         ),

@@ -1,8 +1,11 @@
 """Loss landscapes: the objective over a Gaussian student's (mean, log std), its minima and the fits' paths.
 
-One column per :class:`kl_core.Landscape`: a heatmap (clipped at its 95th percentile so the
-basins keep their contrast next to the steep walls at small std), contour lines, every local
-minimum (global: star, local: circle) and, optionally, each start's optimisation path.
+One column per :class:`kl_core.Landscape`: a heatmap, contour lines, every local minimum (global:
+star, local: diamond) and, optionally, each start's optimisation path (open circle at its start,
+cross at its end). The colour is logarithmic in the height above the landscape's minimum
+(clipped at the 95th percentile): forward KL climbs to ~100 nats at small std, and a linear scale
+would paint the whole basin one colour. The colour bar is labelled in nats, the hover gives the
+exact value, and the axes widen to hold every path.
 """
 
 from __future__ import annotations
@@ -16,12 +19,14 @@ from plotly.subplots import make_subplots
 from kl_core.landscape import Landscape
 from kl_core.viz.colors import label_for, rgba
 from kl_core.viz.runs import Run, frame_steps
-from kl_core.viz.theme import compact, style
+from kl_core.viz.theme import FAINT_ALPHA, FAINT_WIDTH, compact, style
 
-__all__ = ["landscape_figure", "clipped_values", "CLIP_PERCENTILE", "MAX_PATH_POINTS"]
+__all__ = ["landscape_figure", "clipped_values", "colour_values", "CLIP_PERCENTILE", "LOG_FLOOR", "MAX_PATH_POINTS"]
 
 CLIP_PERCENTILE = 95.0  # the colour scale stops here; higher values show as the top colour
 MAX_PATH_POINTS = 200  # each path is downsampled to at most this many points
+MIN_TICK_GAP = 0.2  # decades between colour-bar ticks (closer labels would overlap)
+LOG_FLOOR = 0.05  # nats: the colour is log10(value - minimum + LOG_FLOOR), so the minimum itself is finite
 COLORSCALE = "Viridis"  # perceptually uniform and colour-blind safe
 MINIMUM_COLOR = "#F0E442"  # Okabe–Ito yellow: stands out on viridis's dark basins
 OUTLINE = "#333333"
@@ -37,6 +42,30 @@ def clipped_values(land: Landscape) -> np.ndarray:
         raise ValueError(f"the {land.objective} landscape has no finite value")
     cap = float(np.percentile(finite, CLIP_PERCENTILE))
     return np.where(np.isfinite(values), np.minimum(values, cap), cap)
+
+
+def colour_values(land: Landscape) -> tuple[np.ndarray, dict]:
+    """The heatmap's colour values, ``log10(clipped - min + LOG_FLOOR)``, and its colour bar's ticks in nats.
+
+    Ticks sit at 1, 2, 5 x 10^k nats between the minimum and the clip, plus the minimum itself,
+    each written as the value it marks (the bar is log-spaced, its labels are not logs).
+    """
+    clipped = clipped_values(land)
+    low, high = float(clipped.min()), float(clipped.max())
+    z = np.log10(clipped - low + LOG_FLOOR)
+
+    def position(v: float) -> float:
+        return float(np.log10(v - low + LOG_FLOOR))
+
+    values = [low]  # then 1, 2, 5 x 10^k, each at least a fifth of a decade above the one before
+    for v in (m * 10.0**k for k in range(-2, 5) for m in (1, 2, 5)):
+        if low < v <= high and position(v) - position(values[-1]) >= MIN_TICK_GAP:
+            values.append(v)
+    ticks = {
+        "tickvals": [position(v) for v in values],
+        "ticktext": [f"{low:.2f} (min)", *(f"{v:g}" for v in values[1:])],
+    }
+    return z, ticks
 
 
 def _path_rows(run: Run) -> np.ndarray:
@@ -83,7 +112,7 @@ def landscape_figure(landscapes: Sequence[Landscape], runs: Sequence[Run | None]
     )
     for c, (land, run) in enumerate(zip(landscapes, runs)):
         col = c + 1
-        z = clipped_values(land)
+        z, ticks = colour_values(land)
         means, log_stds = compact(land.means), compact(land.log_stds)
         # each column's colour bar sits just right of its own panel
         domain = fig.get_subplot(1, col).xaxis.domain
@@ -93,8 +122,16 @@ def landscape_figure(landscapes: Sequence[Landscape], runs: Sequence[Run | None]
                 y=log_stds,
                 z=compact(z),
                 colorscale=COLORSCALE,
-                colorbar=dict(title=dict(text="nats"), x=domain[1] + 0.005, xanchor="left", thickness=12, len=0.9),
-                hovertemplate="mean=%{x:.2f}<br>log std=%{y:.2f}<br>value=%{z:.3f} nats<extra></extra>",
+                customdata=compact(np.asarray(land.values, float)),
+                colorbar=dict(
+                    title=dict(text="nats<br>(log)"),
+                    x=domain[1] + 0.005,
+                    xanchor="left",
+                    thickness=12,
+                    len=0.9,
+                    **ticks,
+                ),
+                hovertemplate="mean=%{x:.2f}<br>log std=%{y:.2f}<br>value=%{customdata:.3f} nats<extra></extra>",
                 name=f"{label_for(land.objective, land.objective_params)} landscape",
                 showlegend=False,
                 meta={"role": "heatmap", "column": c},
@@ -128,7 +165,8 @@ def landscape_figure(landscapes: Sequence[Landscape], runs: Sequence[Run | None]
                     y=[m.log_std for m in land.minima],
                     mode="markers",
                     marker=dict(
-                        symbol=["star" if m.is_global else "circle" for m in land.minima],
+                        # a diamond, not a circle: open circles mark the paths' starts
+                        symbol=["star" if m.is_global else "diamond" for m in land.minima],
                         size=[16 if m.is_global else 11 for m in land.minima],
                         color=MINIMUM_COLOR,
                         line=dict(color=OUTLINE, width=1),
@@ -139,7 +177,7 @@ def landscape_figure(landscapes: Sequence[Landscape], runs: Sequence[Run | None]
                         for m in land.minima
                     ],
                     hoverinfo="text",
-                    name="minima (★ global, ● local)",
+                    name="minima (★ global, ◆ local)",
                     legendgroup="minima",
                     showlegend=c == 0,
                     meta={"role": "minima", "column": c},
@@ -147,16 +185,35 @@ def landscape_figure(landscapes: Sequence[Landscape], runs: Sequence[Run | None]
                 row=1,
                 col=col,
             )
-        fig.update_xaxes(range=[float(land.means[0]), float(land.means[-1])], title_text="mean", row=1, col=col)
+        x_range, y_range = _ranges(land, run)
+        fig.update_xaxes(range=x_range, title_text="mean", row=1, col=col)
         fig.update_yaxes(
-            range=[float(land.log_stds[0]), float(land.log_stds[-1])],
+            range=y_range,
             title_text="log std" if c == 0 else None,
             row=1,
             col=col,
         )
     fig = style(fig, height=460, bottom=50)
-    fig.update_layout(margin=dict(r=70))  # room for the last colour bar
+    # room for the last colour bar; the legend a line above the panel titles, not on them
+    fig.update_layout(margin=dict(r=70, t=95), legend=dict(y=1.14))
     return fig
+
+
+def _ranges(land: Landscape, run: Run | None) -> tuple[list[float], list[float]]:
+    """The panel's (mean, log std) ranges: the landscape's grid, widened to hold every path (plus 3% air)."""
+    xs, ys = [float(land.means[0]), float(land.means[-1])], [float(land.log_stds[0]), float(land.log_stds[-1])]
+    if run is None:
+        return xs, ys
+    params = run.trajectory.params[..., :2]  # (steps + 1, inits, 2)
+    out = []
+    for (lo, hi), values in ((xs, params[..., 0]), (ys, params[..., 1])):
+        finite = values[np.isfinite(values)]
+        p_lo, p_hi = float(finite.min()), float(finite.max())
+        if p_lo < lo or p_hi > hi:
+            pad = 0.03 * (max(hi, p_hi) - min(lo, p_lo))
+            lo, hi = min(lo, p_lo - pad), max(hi, p_hi + pad)
+        out.append([lo, hi])
+    return out[0], out[1]
 
 
 def _add_paths(fig: go.Figure, run: Run, c: int) -> None:
@@ -171,7 +228,9 @@ def _add_paths(fig: go.Figure, run: Run, c: int) -> None:
                 x=compact(params[rows, i, 0]),
                 y=compact(params[rows, i, 1]),
                 mode="lines",
-                line=dict(color=run.color if first else rgba(run.color, 0.6), width=2.5 if first else 1.3),
+                line=dict(
+                    color=run.color if first else rgba(run.color, FAINT_ALPHA), width=2.5 if first else FAINT_WIDTH
+                ),
                 name=run.display_label if first else f"{run.display_label}, start {i}",
                 legendgroup=group,
                 showlegend=first,
@@ -189,9 +248,9 @@ def _add_paths(fig: go.Figure, run: Run, c: int) -> None:
                 y=compact(params[row, :, 1]),
                 mode="markers",
                 marker=dict(symbol=symbol, size=9, color=run.color, line=dict(width=2, color=run.color)),
-                name=f"{run.display_label}: {where}",
-                legendgroup=group,
-                showlegend=False,
+                name=f"{where} ({'○' if row == 0 else '×'})",
+                legendgroup=role,
+                showlegend=c == 0,
                 hovertemplate=f"{where}<br>mean=%{{x:.2f}}<br>log std=%{{y:.2f}}<extra></extra>",
                 meta={"role": role, "column": c},
             ),

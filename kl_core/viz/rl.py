@@ -26,6 +26,7 @@ from kl_core.rl import (
 )
 from kl_core.viz.animation import CONTROLS_MARGIN, animation_controls
 from kl_core.viz.colors import color_for, mix, rgba
+from kl_core.viz.losses import log_axis
 from kl_core.viz.theme import compact, style
 
 __all__ = [
@@ -93,8 +94,9 @@ def variance_figure(study: GradientStudy, title: str = "") -> go.Figure:
             meta={"role": "guide"},
         )
     )
-    fig.update_xaxes(type="log", title_text="samples per gradient estimate (n)")
-    fig.update_yaxes(type="log", title_text="variance (sum over parameters)")
+    fig.update_xaxes(title_text="samples per gradient estimate (n)", **log_axis(n))
+    shown = np.concatenate([study.variance.ravel(), anchor * n[0] / n])
+    fig.update_yaxes(title_text="variance (sum over parameters)", **log_axis(shown))
     return _legend_below(style(fig, height=420), title or f"Estimator variance ({study.reps} repetitions per point)")
 
 
@@ -299,14 +301,15 @@ def kl_histogram_figure(samples: EstimatorSamples) -> go.Figure:
             )
         )
     fig.add_vline(x=samples.true_kl, line=dict(color=_GREY, width=2, dash="dash"))
-    fig.add_annotation(
+    fig.add_annotation(  # inside the plot, by its line: above it, a wrapped legend ran into it
         x=samples.true_kl,
-        y=1.0,
+        y=0.98,
         yref="paper",
         text=f"true KL = μ²/2 = {samples.true_kl:.3f}",
         showarrow=False,
-        yanchor="bottom",
-        font=dict(color=RL_COLORS["reward"]),
+        xanchor="left",
+        xshift=4,
+        yanchor="top",
     )
     fig.update_layout(barmode="overlay", bargap=0)
     fig.update_xaxes(title_text="per-sample estimate of KL(q‖p)")
@@ -321,8 +324,12 @@ def kl_sweep_figure(sweep: EstimatorSweep, mu: float | None = None) -> go.Figure
     "estimator": k, "source": "mc"|"exact"}``.
     """
     fig = make_subplots(
-        rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=("bias of one sample: E[k] − KL", "std of one sample")
+        rows=1,
+        cols=2,
+        horizontal_spacing=0.17,  # room for the right panel's log ticks
+        subplot_titles=("bias, one sample<br>E[k] − KL", "std,<br>one sample"),
     )
+    fig.update_annotations(font_size=13)  # half-width on a tablet: the two titles must fit their panels
     mus = compact(sweep.mus)
     for j, k in enumerate(KL_ESTIMATORS):
         for col, role, exact, mc in ((1, "bias", sweep.exact_bias, sweep.bias), (2, "std", sweep.exact_std, sweep.std)):
@@ -359,10 +366,25 @@ def kl_sweep_figure(sweep: EstimatorSweep, mu: float | None = None) -> go.Figure
     if mu is not None:
         for col in (1, 2):
             fig.add_vline(x=mu, line=dict(color=_GREY, width=1, dash="dot"), row=1, col=col)
-    fig.update_xaxes(title_text="separation μ (q = N(0,1), p = N(μ,1))")
+    # one x title for both panels: two copies of a long title ran into each other
+    fig.add_annotation(
+        text="separation μ (q = N(0,1), p = N(μ,1))",
+        x=0.5,
+        xref="paper",
+        xanchor="center",
+        y=0.0,
+        yref="paper",
+        yanchor="top",
+        yshift=-28,
+        showarrow=False,
+        font=dict(size=14),
+    )
     fig.update_yaxes(title_text="nats", row=1, col=1)
-    fig.update_yaxes(type="log", row=1, col=2)
-    return style(fig, height=360, bottom=50)
+    fig.update_yaxes(row=1, col=2, **log_axis(np.concatenate([sweep.exact_std.ravel(), sweep.std.ravel()])))
+    fig = style(fig, height=400, bottom=100)
+    # the legend under the shared x title: above, it ran into the two-line panel titles at half width
+    fig.update_layout(legend=dict(itemwidth=30, y=-0.25, yanchor="top"))
+    return fig
 
 
 def _frame_rows(n_rows: int, max_frames: int) -> np.ndarray:
@@ -463,5 +485,6 @@ def ppo_kl_figure(run: PPORun) -> go.Figure:
             )
         )
     fig.update_xaxes(title_text="PPO update")
-    fig.update_yaxes(title_text="nats (exact, on the table)", type="log")
+    shown = np.concatenate([np.maximum(y, 1e-6) for _, _, y, _, _ in series])
+    fig.update_yaxes(title_text="nats (exact, on the table)", **log_axis(shown))
     return style(fig, height=340, bottom=50)

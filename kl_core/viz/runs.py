@@ -11,7 +11,18 @@ from kl_core.distributions import Distribution
 from kl_core.fitting import Trajectory
 from kl_core.viz.colors import color_for, label_for
 
-__all__ = ["Run", "frame_steps", "log_densities", "check_runs", "students_at", "component_moments"]
+__all__ = [
+    "Run",
+    "frame_steps",
+    "motion_steps",
+    "MOTION_SHARE",
+    "log_densities",
+    "check_runs",
+    "students_at",
+    "component_moments",
+]
+
+MOTION_SHARE = 0.85  # motion_steps: this share of the frames follows the movement, the rest the clock
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,57 @@ def frame_steps(steps: int, n_frames: int) -> np.ndarray:
         raise ValueError(f"n_frames must be an integer >= 2 (the first and the last step), got {n_frames!r}")
     # spacing is >= 1 when there are at most steps + 1 points, so rounding keeps them distinct
     return np.unique(np.rint(np.linspace(0, steps, min(int(n_frames), int(steps) + 1))).astype(int))
+
+
+def motion_steps(runs: Sequence[Run], n_frames: int) -> np.ndarray:
+    """At most ``n_frames`` steps (both ends included) spaced so the students' movement is spread over them.
+
+    Gradient descent moves most in its first steps, so frames evenly spaced in steps show all the
+    motion in the first few frames and a still picture after. Here the frames sit at equal shares
+    of the distance travelled by the parameters (the arc length of each start's path, averaged
+    over starts, each run counted equally), blended with the clock (``1 - MOTION_SHARE`` of the
+    spacing is even in steps, so a late slow drift still gets frames). Each frame is then named
+    by its real step.
+
+    Examples:
+        >>> import kl_core as kc
+        >>> p = kc.get_preset("bimodal")
+        >>> traj = kc.fit(p.teacher, p.student, "reverse_kl", steps=400, inits=2)
+        >>> steps = motion_steps([Run("reverse_kl", {}, traj)], 10)
+        >>> int(steps[0]), int(steps[-1]), bool(steps[1] < 40)  # the early, fast part gets frames
+        (0, 400, True)
+    """
+    runs = check_runs(runs)
+    total = max(run.trajectory.steps for run in runs)
+    even = frame_steps(total, n_frames)
+    if total == 0 or len(even) == total + 1:
+        return even  # one frame per step already
+    # movement per step (total,), each run's path normalised to 1 so no run dominates
+    moved = np.zeros(total)
+    for run in runs:
+        theta = run.trajectory.params  # (T + 1, S, P)
+        step_length = np.sqrt(((theta[1:] - theta[:-1]) ** 2).sum(axis=-1)).mean(axis=-1)  # (T,)
+        step_length = np.where(np.isfinite(step_length), step_length, 0.0)
+        if step_length.sum() > 0:
+            moved[: step_length.size] += step_length / step_length.sum()
+    clock = np.full(total, 1.0 / total)
+    share = MOTION_SHARE if moved.sum() > 0 else 0.0
+    weight = share * moved / max(moved.sum(), 1e-300) + (1.0 - share) * clock
+    progress = np.concatenate([[0.0], np.cumsum(weight)])  # (total + 1,): 0 .. 1 at each step
+    progress /= progress[-1]
+    targets = np.linspace(0.0, 1.0, len(even))
+    picked = np.searchsorted(progress, targets, side="left").clip(0, total)
+    picked[0], picked[-1] = 0, total
+    picked = np.unique(picked)
+    if len(picked) < len(even):  # several targets fell in one big step: fill with the widest gaps' middles
+        chosen = set(picked.tolist())
+        while len(chosen) < len(even):
+            ordered = sorted(chosen)
+            gaps = np.diff(ordered)
+            widest = int(np.argmax(gaps))
+            chosen.add(ordered[widest] + int(gaps[widest]) // 2)
+        picked = np.array(sorted(chosen))
+    return picked.astype(int)
 
 
 def check_runs(runs: Sequence[Run]) -> list[Run]:

@@ -103,7 +103,7 @@ def sweep_figure(
         rows=2,
         cols=1,
         row_heights=[0.6, 0.4],
-        vertical_spacing=0.14,
+        vertical_spacing=0.18,  # row 1's "x" title and row 2's title each get a line
         specs=[[{}], [{"secondary_y": True}]],
         subplot_titles=["fitted student (best start) over the teacher", f"from covering to seeking, against {param}"],
     )
@@ -204,4 +204,4 @@ def sweep_figure(
     ]
     labels = [f"{v:.4g}" for v in values]
     fig.update_layout(**animation_controls(names, labels, prefix=f"{param} = ", frame_ms=frame_ms))
-    return style(fig, height=700, bottom=CONTROLS_MARGIN)
+    return style(fig, height=740, bottom=CONTROLS_MARGIN)

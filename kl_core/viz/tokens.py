@@ -21,8 +21,8 @@ from kl_core.distributions import Categorical
 from kl_core.token_lab import COMMITTED, INVALID_BELOW, DecodingSweep, answer, invalid_cells, invalid_mass
 from kl_core.viz.animation import CONTROLS_MARGIN, animation_controls
 from kl_core.viz.colors import color_for, label_for, mix, rgba
-from kl_core.viz.runs import Run, check_runs, frame_steps
-from kl_core.viz.theme import compact, style
+from kl_core.viz.runs import Run, check_runs, motion_steps
+from kl_core.viz.theme import FAINT_ALPHA, FAINT_WIDTH, compact, style, text_on
 
 __all__ = [
     "STUDENT_COLOR",
@@ -83,6 +83,23 @@ def _grid(table: np.ndarray) -> np.ndarray:
     return table.reshape(table.shape[0], -1)
 
 
+CELL_TINT = 0.9  # a heatmap's zero is its role colour this far towards white
+
+
+def cell_tint(color: str) -> str:
+    """The pale, opaque colour of a probability-0 cell of a heatmap in ``color``."""
+    return mix(color, "#FFFFFF", CELL_TINT)
+
+
+def cell_text_colors(z: np.ndarray, color: str) -> list[str]:
+    """Black or white for the value written on each cell (z in [0, 1], row-major), by the cell's luminance.
+
+    The cell's colour is the heatmap's linear scale from :func:`cell_tint` to ``color`` at z.
+    """
+    tint = cell_tint(color)
+    return [text_on(mix(tint, color, float(np.clip(v, 0.0, 1.0)))) for v in np.asarray(z, float).ravel()]
+
+
 def _with_redraw(controls: dict) -> dict:
     """Heatmaps and bars are not restyled by ``redraw: False`` frames: ask plotly to redraw each frame."""
     for menu in controls["updatemenus"]:
@@ -118,7 +135,8 @@ def joint_animation(
         runs: fits of ``FactorizedCategorical`` students of the teacher's shape.
         labels: token names per position (default ``t1``, ``t2``, ...).
         start: which start's joint and marginals are drawn.
-        n_frames: at most this many frames, evenly spaced over the steps (both ends included).
+        n_frames: at most this many frames, spread over the students' movement (:func:`motion_steps`;
+            both ends included).
         frame_ms: milliseconds per frame at 1× speed.
         below: the teacher probability under which a cell is invalid.
 
@@ -137,7 +155,7 @@ def joint_animation(
     names = token_labels(teacher.shape, labels)
     p = teacher.probs
     positions = p.ndim
-    steps = frame_steps(max(run.trajectory.steps for run in runs), n_frames)
+    steps = motion_steps(runs, n_frames)
     tables, marginals = zip(*(student_tables(run, steps) for run in runs))  # per run: (F, S, *shape), [(F, S, V)]
     # invalid mass of every step (not only the frames): the curves are drawn in full
     curves = [invalid_mass(p, student_tables(run, np.arange(run.trajectory.steps + 1))[0], below) for run in runs]
@@ -145,8 +163,9 @@ def joint_animation(
     R = len(runs)
     cols = max(1 + R, positions + 1)
     specs = [[{} if c < 1 + R else None for c in range(cols)], [{} if c < positions + 1 else None for c in range(cols)]]
-    titles = ["teacher"] + [f"{run.display_label}, start {start}" for run in runs]
-    titles += [f"position {j + 1}" for j in range(positions)] + ["mass on invalid " + _NOUNS.get(positions, "cells")]
+    # two short lines each: three panels share a phone's width
+    titles = ["teacher"] + [f"{run.display_label}<br>start {start}" for run in runs]
+    titles += [f"position {j + 1}" for j in range(positions)] + ["mass on<br>invalid " + _NOUNS.get(positions, "cells")]
     fig = make_subplots(
         rows=2,
         cols=cols,
@@ -165,15 +184,16 @@ def joint_animation(
     grey = color_for("teacher")
 
     def heatmap(z: np.ndarray, color: str, name: str, meta: dict) -> go.Heatmap:
+        # opaque cells, from a pale tint to the role colour: a transparent low end took the page's colour,
+        # and the values written on it vanished on one theme or the other
         return go.Heatmap(
             z=compact(z),
             x=np.arange(z.shape[1]),
             y=np.arange(z.shape[0]),
             zmin=0.0,
             zmax=1.0,
-            colorscale=[[0.0, rgba(color, 0.0)], [1.0, color]],
+            colorscale=[[0.0, cell_tint(color)], [1.0, color]],
             showscale=False,
-            texttemplate="%{z:.2f}",
             customdata=np.array(
                 [[f"{row_names[i]} {col_names[j]}" for j in range(z.shape[1])] for i in range(z.shape[0])]
             ),
@@ -182,7 +202,13 @@ def joint_animation(
             meta=meta,
         )
 
+    def values(z: np.ndarray, color: str) -> dict:
+        """The numbers written on the cells, each in black or white by its cell's luminance."""
+        return {"text": [f"{v:.2f}" for v in z.ravel()], "textfont": {"color": cell_text_colors(z, color), "size": 11}}
+
+    cell_x, cell_y = (a.ravel() for a in np.meshgrid(np.arange(len(col_names)), np.arange(len(row_names))))
     animated: list[int] = []
+    texts: list[int] = []  # the value traces of the students' panels, animated after everything else
     panels = [(grey, "teacher", grid_p, {"role": "teacher_joint"})] + [
         (run.color, run.display_label, _grid(tables[c][last, start]), {"role": "joint", "run": c, "start": start})
         for c, run in enumerate(runs)
@@ -191,6 +217,21 @@ def joint_animation(
         if c > 0:
             animated.append(len(fig.data))
         fig.add_trace(heatmap(z, color, name, meta), row=1, col=c + 1)
+        if c > 0:
+            texts.append(len(fig.data))
+        fig.add_trace(
+            go.Scatter(
+                x=cell_x,
+                y=cell_y,
+                mode="text",
+                **values(z, color),
+                hoverinfo="skip",
+                showlegend=False,
+                meta={"role": "cell_values", "panel": c},
+            ),
+            row=1,
+            col=c + 1,
+        )
         fig.add_trace(
             go.Scatter(
                 x=cols_ix + 0.36,
@@ -291,7 +332,9 @@ def joint_animation(
                     x=compact(x),
                     y=compact(y),
                     mode="lines",
-                    line=dict(color=run.color if shown else rgba(run.color, 0.3), width=2.5 if shown else 1),
+                    line=dict(
+                        color=run.color if shown else rgba(run.color, FAINT_ALPHA), width=2.5 if shown else FAINT_WIDTH
+                    ),
                     name=f"{run.display_label}, start {start}" if shown else f"{run.display_label}, other starts",
                     legendgroup=f"run{c}",
                     showlegend=False,
@@ -328,15 +371,17 @@ def joint_animation(
         for c, run in enumerate(runs):
             s = min(int(step), run.trajectory.steps)
             data.append({"type": "scatter", "x": [s], "y": [float(curves[c][s, start])]})
+        data += [{"type": "scatter", **values(_grid(tables[c][f, start]), run.color)} for c, run in enumerate(runs)]
         # `animated` holds the heatmaps, then the bars by position and run: the order of `data`
-        frames.append({"data": data, "traces": animated + now, "name": str(int(step))})
+        frames.append({"data": data, "traces": animated + now + texts, "name": str(int(step))})
     fig.frames = frames
     labels_ = [str(int(s)) for s in steps]
     fig.update_layout(
         barmode="group",
         **_with_redraw(animation_controls(labels_, labels_, prefix="step ", frame_ms=frame_ms)),
     )
-    return style(fig, height=700, bottom=CONTROLS_MARGIN)
+    fig.update_annotations(font_size=13)
+    return style(fig, height=720, bottom=CONTROLS_MARGIN, title_lines=2)
 
 
 def answer_rows(
@@ -447,8 +492,8 @@ def decoding_figure(
         column_widths=[0.45, 0.55],
         horizontal_spacing=0.08,
         subplot_titles=[
-            f"divergence from the teacher ({sweep.transform} decoded)",
-            f"next-token distribution at temperature {now:g}",
+            f"divergence from<br>the teacher ({sweep.transform} decoded)",
+            f"next-token distribution<br>at temperature {now:g}",
         ],
     )
     for (kind, params), values in zip(sweep.objectives, sweep.values):
@@ -518,7 +563,8 @@ def decoding_figure(
         )
     fig.update_yaxes(title_text="probability", rangemode="tozero", row=1, col=2)
     fig.update_layout(barmode="group")
-    return style(fig, height=460)
+    fig.update_annotations(font_size=13)
+    return style(fig, height=480, title_lines=2)
 
 
 def decoding_caption(sweep: DecodingSweep, labels: Sequence[str] | None = None, temperature: float = 1.0) -> str:
