@@ -39,7 +39,8 @@ _ECHO = 40  # characters of a user's value that an error message echoes
 def short(value: Any, limit: int = _ECHO) -> str:
     """``repr(value)`` cut to ``limit`` characters (then "…"): error messages never echo a 60 KB key."""
     try:
-        text = repr(value) if not isinstance(value, int) or abs(value) < 10**limit else f"<{value.bit_length()}-bit int>"
+        big = isinstance(value, int) and abs(value) >= 10**limit
+        text = f"<{value.bit_length()}-bit int>" if big else repr(value)
     except Exception:  # a repr that raises (or an int too long to print) is described, not shown
         text = f"<{type(value).__name__}>"
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -64,7 +65,7 @@ def _as_float_array(name: str, value: Any, ndim: int | None = None) -> np.ndarra
     try:
         a = np.asarray(value, dtype=float)
     except (TypeError, ValueError, OverflowError):
-        raise ValueError(f"{name} must be numeric and within the float range (|x| < 1.8e308), got {short(value)}") from None
+        raise ValueError(f"{name} must be numeric, in the float range (|x| < 1.8e308), got {short(value)}") from None
     if a.dtype == object or (a.size and isinstance(value, bool)):
         raise ValueError(f"{name} must be numeric, got {short(value)}")
     if ndim is not None and a.ndim != ndim:
