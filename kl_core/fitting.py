@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -147,6 +147,16 @@ class Trajectory:
     def kept(self) -> list[int]:
         """Indices of the starts that were not dropped."""
         return [i for i in range(self.inits) if not self.dropped[i]]
+
+    def kept_only(self) -> Trajectory:
+        """The same fit restricted to the starts that were not dropped (renumbered from 0; the
+        original numbers are in :meth:`drop_note`). ``self`` when none was dropped."""
+        if not self.dropped.any():
+            return self
+        keep = np.array(self.kept, dtype=int)
+        if keep.size == 0:
+            raise ValueError(f"every start was dropped: {self.drop_note()}")
+        return replace(self, params=self.params[:, keep], loss=self.loss[:, keep], dropped=None, reasons=None)
 
     def drop_note(self) -> str:
         """One sentence naming the dropped starts and why ("" when none was dropped)."""
