@@ -290,10 +290,13 @@ class _GaussianComponents(Distribution):
 
     @property
     def cov(self) -> np.ndarray:
-        """Covariance matrix (d, d): sum_k w_k (Sigma_k + mu_k mu_k^T) - mean mean^T."""
+        """Covariance matrix (d, d): sum_k w_k (Sigma_k + (mu_k - mean)(mu_k - mean)^T).
+
+        Centred, so that a Gaussian at 1e50 keeps its variance (the textbook E[x x^T] - mean mean^T cancels).
+        """
         m = self._w @ self._mu
-        second = np.einsum("k,kij->ij", self._w, self._cov + np.einsum("ki,kj->kij", self._mu, self._mu))
-        return second - np.outer(m, m)
+        dev = self._mu - m
+        return np.einsum("k,kij->ij", self._w, self._cov + np.einsum("ki,kj->kij", dev, dev))
 
     @property
     def variance(self) -> float | np.ndarray:

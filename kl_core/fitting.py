@@ -410,6 +410,7 @@ def fit(
     else:
         raise ValueError(f"optimizer must be 'adam', 'sgd' or an Optimizer, got {short(optimizer)}")
 
+    _check_fit_domain(teacher, student)
     family = family_for(student)
     mask = family.mask(learn)
     if k.integrand is None and estimator == "mc":
@@ -601,6 +602,22 @@ def _akl_step(prob: _Problem):
         return loss, prob.family.log_prob_vjp(theta, aux, c)
 
     return step
+
+
+FIT_RANGE = 1e100  # continuous fits: |means| <= this, stds in [1 / this, this] (squares stay finite)
+
+
+def _check_fit_domain(teacher: Distribution, student: Distribution) -> None:
+    """ValueError unless every component's mean and std is inside FIT_RANGE (teacher, then student)."""
+    for name, dist in (("teacher", teacher), ("student", student)):
+        if not isinstance(dist, _GaussianComponents):
+            continue
+        stds = np.abs(np.diagonal(dist._chol, axis1=1, axis2=2))
+        if np.any(np.abs(dist._mu) > FIT_RANGE) or np.any(stds < 1.0 / FIT_RANGE) or np.any(stds > FIT_RANGE):
+            raise ValueError(
+                f"fit needs the {name}'s means in [-{FIT_RANGE:g}, {FIT_RANGE:g}] and its stds in "
+                f"[{1.0 / FIT_RANGE:g}, {FIT_RANGE:g}]; rescale the problem"
+            )
 
 
 def _check_int(name: str, value: Any, low: int, high: int) -> None:

@@ -199,9 +199,9 @@ def _check_reach(mu: np.ndarray, spread: np.ndarray) -> np.ndarray:
         best = int(np.nanargmin(np.where(np.isfinite(reach), reach, np.inf))) if np.any(np.isfinite(reach)) else 0
         if not reach[best] <= MAX_REACH:
             raise ValueError(
-                f"quadrature cannot resolve these distributions: a component's mean lies more than {MAX_REACH:g} of "
-                "its own std from the others (its grid nodes would round to the same number); bring the modes "
-                "closer relative to their widths, or use method='mc'"
+                f"means and stds: quadrature needs every component's mean within {MAX_REACH:g} of its own std "
+                f"from a common centre, got {reach[best]:.3g} (its grid nodes would round to the same number); "
+                "bring the modes closer relative to their widths, or use method='mc'"
             )
         centre[a] = cand[best]
     return centre
