@@ -363,7 +363,9 @@ class Gaussian(_GaussianComponents):
             _check_positive("std", s)
             object.__setattr__(self, "univariate", True)
             object.__setattr__(self, "_fields", ("mean", "std"))
-            self._set_components(np.ones(1), m.reshape(1, 1), (s**2).reshape(1, 1, 1), s.reshape(1, 1, 1))
+            with np.errstate(over="ignore", under="ignore"):  # a variance beyond the float range: the factor is kept
+                var = s**2
+            self._set_components(np.ones(1), m.reshape(1, 1), var.reshape(1, 1, 1), s.reshape(1, 1, 1))
         elif m.ndim == 1:
             if std is not None:
                 raise ValueError("an N-D Gaussian takes cov, not std")
@@ -428,7 +430,9 @@ class GaussianMixture(_GaussianComponents):
             _check_positive("stds", s)
             object.__setattr__(self, "univariate", True)
             object.__setattr__(self, "_fields", ("weights", "means", "stds"))
-            self._set_components(w, mu[:, None], (s**2)[:, None, None], s[:, None, None])
+            with np.errstate(over="ignore", under="ignore"):
+                var = s**2
+            self._set_components(w, mu[:, None], var[:, None, None], s[:, None, None])
         elif mu.ndim == 2:
             if stds is not None:
                 raise ValueError("an N-D mixture takes covs, not stds")

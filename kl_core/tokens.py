@@ -196,7 +196,8 @@ def _chunk(
     if kind in _FUSED and finite and not need_t:
         lp = torch.log_softmax(t, dim=-1)  # (n, V)
         lq = torch.log_softmax(s, dim=-1)  # (n, V)
-        if math.isfinite(float(lp.sum() + lq.sum())):  # a float64 gap beyond 1.8e308: the generic path below
+        # below exp(-1e4) (gaps of extreme logits) the floor applies: the generic path below, as for -inf
+        if min(float(lp.min()), float(lq.min())) >= _LOG_FLOOR:
             value, grad_s = _fused(kind, par, lp, lq, need_s)
             return value, None, None if grad_s is None else grad_s / temperature
     # any kind, -inf logits, or a teacher that needs a gradient: chunk-local autograd
