@@ -314,7 +314,6 @@ def _fit_grid(teacher: _GaussianComponents, box: np.ndarray, n: int | None):
     _, _, cov = teacher.components()
     finest = (1.0 / np.sqrt(np.diagonal(np.linalg.inv(cov), axis1=1, axis2=2))).min(0)  # (d,)
     per_std = 4.0 if d == 1 else 2.0
-    needed = np.ceil((box[:, 1] - box[:, 0]) * per_std / finest).astype(int) + 1
     cap = 20_000 if d == 1 else 400
     extent = np.abs(box).max()
     if not (np.all(np.isfinite(box)) and np.all(extent <= MAX_REACH * finest)):
@@ -322,6 +321,7 @@ def _fit_grid(teacher: _GaussianComponents, box: np.ndarray, n: int | None):
             f"the teacher's narrowest std ({finest.min():.3g}) is too small for a fitting grid reaching "
             f"{extent:.3g} (at most {MAX_REACH:g} stds); shift and rescale the teacher and the student"
         )
+    needed = np.ceil((box[:, 1] - box[:, 0]) * per_std / finest).astype(int) + 1
     if np.any(needed > cap):
         raise ValueError(
             f"the fitting grid would need {int(needed.max())} points per axis (cap {cap}): the teacher's "
