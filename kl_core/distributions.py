@@ -337,9 +337,13 @@ def _xlogx_from_log(logp: np.ndarray) -> np.ndarray:
         return np.where(np.isneginf(logp), 0.0, np.exp(logp) * logp)
 
 
+MAX_SAMPLES = 100_000_000  # draws per sample() call: the array is the caller's, but bounded
+MAX_TABLE_CELLS = 1 << 24  # cells of a FactorizedCategorical's joint table
+
+
 def _check_n(n: Any) -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {short(n)}")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= MAX_SAMPLES:
+        raise ValueError(f"n must be a positive integer, at most {MAX_SAMPLES}, got {short(n)}")
     return int(n)
 
 
@@ -591,6 +595,8 @@ class FactorizedCategorical(Distribution):
             shape = tuple(shape)
             if not shape or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1 for v in shape):
                 raise ValueError(f"shape must be a non-empty sequence of positive integers, got {short(shape)}")
+            if math.prod(int(v) for v in shape) > MAX_TABLE_CELLS:
+                raise ValueError(f"shape must have at most {MAX_TABLE_CELLS} cells in all, got {short(shape)}")
             parts = [np.zeros(int(v)) for v in shape]
         else:
             raw = logits if logits is not None else probs

@@ -604,7 +604,7 @@ def _bound(k: Kind, par: dict[str, float]) -> float:
     """The largest value the kind can take (inf where it is unbounded)."""
     if k.name == "tv":
         return 1.0
-    if k.name == "jsd":  # beta KL(p||m) + (1-beta) KL(q||m) <= the entropy of (beta, 1 - beta)
+    if k.name == "jsd" and 0.0 < par["beta"] < 1.0:  # beta KL(p||m) + (1-beta) KL(q||m) <= H(beta, 1 - beta)
         b = par["beta"]
         return -(b * math.log(b) + (1.0 - b) * math.log1p(-b))
     if k.name in ("skew_forward_kl", "skew_reverse_kl"):  # KL(p || a p + (1-a) q) <= -log a
@@ -687,9 +687,18 @@ def divergence(
             ``skew_forward_kl``, ``skew_reverse_kl``, ``tv``, ``akl``).
         method: ``"exact"`` (closed form, exact sum or quadrature; returns a float) or ``"mc"``
             (Monte Carlo with the kind's natural sampler; returns an :class:`MCEstimate`).
-        n: Monte-Carlo sample size.
+        n: Monte-Carlo sample size, in [2, MAX_MC_SAMPLES = 1e8] (drawn in chunks of 2**20: memory is bounded).
         seed: Monte-Carlo randomness.
-        **params: the kind's parameters (``beta``, ``alpha``, ``mu``).
+        **params: the kind's parameters (``beta``, ``alpha``, ``mu``); bools and strings are refused.
+
+    Limits (``ValueError`` beyond them, naming the cause): Gaussian pairs use closed forms from the
+    Cholesky factors, exact for stds anywhere in [1e-300, 1e300]. Quadrature is done after a
+    common shift and scale (divergences are invariant under it) and needs every component's mean
+    within 1e8 of its own std of a common centre, at most 2**20 nodes (a nearly degenerate 2-D
+    covariance is refused), and a grid that integrates both densities to 1 within 1e-6. A result
+    is never NaN and never past the kind's bound (TV <= 1, JSD <= the entropy of (beta, 1 - beta));
+    ``inf`` only where the divergence is infinite (disjoint table supports, an alpha outside
+    [0, 1] whose integral diverges); a finite value beyond the float range raises.
 
     Examples:
         >>> import kl_core as kc

@@ -367,7 +367,7 @@ def fit(
             (REINFORCE with a leave-one-out baseline).
         learn: parameter groups to train (``"mean"``, ``"std"``, ``"weight"``, ``"corr"``,
             ``"logits"``); the rest stay at their starting values. Default: all.
-        n: Monte-Carlo samples per step and start.
+        n: Monte-Carlo samples per step and start; ``n * inits`` at most ``MAX_MC_DRAWS`` (2**20).
         sampler: ``"teacher"`` (off-policy) or ``"student"`` (on-policy) for ``estimator="mc"``;
             default: teacher for forward-type kinds, student otherwise.
         optimizer: ``"adam"``, ``"sgd"`` or an :class:`Optimizer` (then ``lr`` is not used).
@@ -375,7 +375,14 @@ def fit(
             automatically to 4 points per narrowest teacher std).
 
     Returns:
-        A :class:`Trajectory`.
+        A :class:`Trajectory`. Starts whose objective is infinite at the start, or whose student
+        degenerates (non-finite parameters, a std below half the grid spacing, an alpha-divergence
+        that becomes infinite), are frozen and flagged in ``dropped`` / ``reasons``; the others
+        train on. If every start is infinite at the start, ``ValueError``.
+
+    Limits: continuous means in [-1e100, 1e100] and stds in [1e-100, 1e100]; the fitting grid
+    (at most 20000 points in 1-D, 400 per axis in 2-D) must resolve the teacher's narrowest std
+    over the region the starts cover, else ``ValueError``.
 
     Examples:
         >>> import kl_core as kc

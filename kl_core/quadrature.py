@@ -145,6 +145,10 @@ def panel_grid(
     step = (0.5 if d == 1 else 1.5) if step is None else step
     order = (10 if d == 1 else 8) if order is None else order
     tail = tail if d == 1 else min(tail, 8.0)
+    rotation = _best_rotation(mu, cov, step, tail) if d == 2 else None
+    if rotation is not None:  # a rotation is an isometry: same integral, weights unchanged
+        mu, cov = mu @ rotation, np.swapaxes(rotation, 0, 1)[None] @ cov @ rotation[None]
+        cov = 0.5 * (cov + np.swapaxes(cov, 1, 2))
     marginal, conditional = _spreads(cov)
     _check_reach(mu, conditional)
     axes = []
@@ -165,7 +169,35 @@ def panel_grid(
         return axes[0]
     (x0, w0), (x1, w1) = axes
     X0, X1 = np.meshgrid(x0, x1, indexing="ij")
-    return np.stack([X0.ravel(), X1.ravel()], axis=-1), np.outer(w0, w1).ravel()
+    pts = np.stack([X0.ravel(), X1.ravel()], axis=-1)
+    return (pts if rotation is None else pts @ rotation.T), np.outer(w0, w1).ravel()
+
+
+def _panel_count(cov: np.ndarray, step: float, tail: float) -> float:
+    """An upper bound on the tensor grid's panels (product over axes of every component's lattice)."""
+    marginal, conditional = _spreads(cov)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        per_axis = (2.0 * np.ceil(tail * marginal / (step * conditional)) + 1.0).sum(0)
+    return float(np.prod(per_axis)) if np.all(np.isfinite(per_axis)) else math.inf
+
+
+def _best_rotation(mu: np.ndarray, cov: np.ndarray, step: float, tail: float) -> np.ndarray | None:
+    """The 2-D frame (a component's principal axes) in which the tensor grid is smallest, or None.
+
+    An axis-aligned tensor grid pays (marginal / conditional std) panels per axis for a tilted
+    thin component; in that component's own principal axes it pays a handful. Only a frame that at
+    least halves the grid is taken, so well-conditioned problems keep their axes (and digits).
+    """
+    best, best_cost = None, _panel_count(cov, step, tail)
+    for c in cov:
+        if not np.all(np.isfinite(c)):
+            continue
+        _, vecs = np.linalg.eigh(c)
+        rotated = np.swapaxes(vecs, 0, 1)[None] @ cov @ vecs[None]
+        cost = _panel_count(0.5 * (rotated + np.swapaxes(rotated, 1, 2)), step, tail)
+        if cost < 0.5 * best_cost:
+            best, best_cost = vecs, cost
+    return best
 
 
 def _spreads(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

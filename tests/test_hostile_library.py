@@ -449,3 +449,12 @@ def test_property_token_divergence(t_rows, s_rows, kind, temperature, reduction)
     if value is not None:
         assert not torch.isnan(value).any()
         assert torch.isfinite(s.grad).all()
+
+
+def test_sizes_from_arguments_are_capped():
+    with pytest.raises(ValueError, match="at most 100000000"):
+        G(0, 1).sample(10**11)
+    with pytest.raises(ValueError, match="cells in all"):
+        kc.FactorizedCategorical(shape=(10**5, 10**5))
+    with pytest.raises(ValueError, match="fitting grid would need"):
+        kc.fit(M([0.5, 0.5], [-3.0, 3.0], [1e-4, 1.0]), G(0, 1), steps=1)
