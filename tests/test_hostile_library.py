@@ -475,3 +475,26 @@ def test_sizes_from_arguments_are_capped():
         kc.FactorizedCategorical(shape=(10**5, 10**5))
     with pytest.raises(ValueError, match="fitting grid would need"):
         kc.fit(M([0.5, 0.5], [-3.0, 3.0], [1e-4, 1.0]), G(0, 1), steps=1)
+
+
+table_logit = st.one_of(st.floats(-1e300, 1e300), st.just(-math.inf))
+
+
+@PROPERTY
+@given(
+    st.lists(table_logit, min_size=3, max_size=3),
+    st.lists(table_logit, min_size=3, max_size=3),
+    st.sampled_from(CONTINUOUS_KINDS + ["akl"]),
+    st.sampled_from([-2.0, 0.3, 1e6]),
+)
+def test_property_divergence_of_tables(lt, ls, kind, alpha):
+    t = finite_or_value_error(lambda: kc.Categorical(logits=lt))
+    s = finite_or_value_error(lambda: kc.Categorical(logits=ls))
+    if t is None or s is None:
+        return
+    params = {"alpha": alpha} if kind == "alpha" else {}
+    value = finite_or_value_error(lambda: kc.divergence(t, s, kind, **params))
+    if value is not None:
+        assert not math.isnan(value) and 0.0 <= value <= BOUND.get(kind, math.inf)
+        # inf only for a real support mismatch
+        assert math.isfinite(value) or np.any(np.isinf(t.log_probs) != np.isinf(s.log_probs))
