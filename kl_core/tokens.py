@@ -218,12 +218,13 @@ def _chunk(
 
 
 def _spread_fits(t: Tensor, s: Tensor, temperature: float) -> bool:
-    """Do the tempered logits' gaps (max - min per row) fit the chunk's float type?"""
-    limit = torch.finfo(t.dtype).max / 4.0
+    """Do the tempered logits' gaps (max - min per row) fit the chunk's float type? (finite logits only)"""
+    limit = torch.finfo(t.dtype).max / 4.0 * min(temperature, 1.0)
     for x in (t, s):
-        finite = torch.where(torch.isfinite(x), x, 0.0)
-        if float(finite.abs().max()) / min(temperature, 1.0) > limit:
-            return False
+        if x.numel():
+            low, high = torch.aminmax(x)  # one pass, no temporary
+            if max(-float(low), float(high)) > limit:
+                return False
     return True
 
 
