@@ -38,7 +38,7 @@ from kl_core.cli_args import (
 )
 from kl_core.distributions import Distribution, Gaussian, GaussianMixture
 from kl_core.divergences import KINDS, MCEstimate, divergence
-from kl_core.fitting import ESTIMATORS, GRADIENTS, fit
+from kl_core.fitting import ESTIMATORS, GRADIENTS, MAX_MC_DRAWS, fit
 from kl_core.metrics import summarize
 from kl_core.presets import PRESETS, get_preset
 
@@ -57,7 +57,7 @@ MC_MEMORY_BUDGET = 40_000_000  # divergence: n x (teacher + student components):
 FIT_STEPS_MAX = 100_000
 FIT_INITS_MAX = 64
 FIT_SAMPLES_MAX = 1_000_000  # fit --n (per step and start)
-FIT_SAMPLE_BUDGET = 4_194_304  # fit: n x inits per step (memory)
+FIT_SAMPLE_BUDGET = MAX_MC_DRAWS  # fit: n x inits per step (memory), the library's own cap (2**20)
 PARAM_FLAGS = ("beta", "alpha", "mu")
 
 

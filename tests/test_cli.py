@@ -332,7 +332,7 @@ def test_the_readme_states_the_limits_the_code_enforces():
     assert (cli.MAX_COMPONENTS, cli.MAX_SPEC_CHARS, cli.ALPHA_RANGE) == (16, 4096, (-10.0, 10.0))
     assert (cli.MEAN_LIMIT, cli.STD_RANGE, cli.WEIGHT_RANGE) == (1e4, (1e-3, 1e4), (1e-6, 1e6))
     assert f"steps ≤ {cli.FIT_STEPS_MAX:,}, inits ≤ {cli.FIT_INITS_MAX}" in section
-    assert cli.FIT_SAMPLES_MAX == 10**6 and cli.FIT_SAMPLE_BUDGET == 2**22 and FIT_WORK_BUDGET == 1e9
+    assert cli.FIT_SAMPLES_MAX == 10**6 and cli.FIT_SAMPLE_BUDGET == 2**20 and FIT_WORK_BUDGET == 1e9
     assert cli.MC_SAMPLES_MAX == 10**7 and cli.MC_MEMORY_BUDGET == 4 * 10**7
     assert f"`--frames` in [2, {export_cli.MAX_FRAMES}]" in section and export_cli.PIXEL_BUDGET == 2.5e8
     assert f"steps in [1, {distill_cli.STEPS_MAX:,}], at most {distill_cli.MAX_EVALUATIONS} evaluations" in section
