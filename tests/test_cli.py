@@ -157,7 +157,7 @@ def _one_line_error(capsys, code: int) -> str:
         (["fit", "--preset", "bimodal", "--steps", "100000", "--inits", "64"],
          "the fit's work (steps x inits x grid points or samples) is 1.31e+10, over the budget of 1e+09"),
         (["fit", "--preset", "bimodal", "--estimator", "mc", "--n", "1000000", "--inits", "64"],
-         "--n x --inits (samples held per step) is 6.4e+07, over the budget of 4.19e+06"),
+         "--n x --inits (samples held per step) is 6.4e+07, over the budget of 1.05e+06"),
         (["fit", "--preset", "bimodal", "--n", "100"], "--n (Monte-Carlo samples) applies to --estimator mc only"),
         (["fit", "--preset", "bimodal", "--objective", "forward_kl", "--estimator", "mc", "--gradient", "score"],
          "--gradient applies to on-policy Monte Carlo only"),
