@@ -3,6 +3,7 @@
 import streamlit as st
 
 from app import export_ui, model, ui
+from kl_core import budget
 from kl_core.presets import PRESETS
 from kl_core.viz import animation_2d, caption, results_rows
 
@@ -22,7 +23,8 @@ ui.control("seed", "number")
 ui.control("speed")
 
 try:
-    args = (preset, model.objective_specs(kinds, state), state["steps2d"], state["inits2d"], state["lr"], state["seed"])
+    plan = ui.within_budget(budget.plan(budget.seconds_2d(preset, kinds), state["inits2d"], state["steps2d"]))
+    args = (preset, model.objective_specs(kinds, state), plan.steps, plan.inits, state["lr"], state["seed"])
     with st.spinner("Training…"):
         runs = ui.cached["lab_2d_runs"](*args)
 except ValueError as err:
