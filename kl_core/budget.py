@@ -33,9 +33,11 @@ BUDGET_S = 4.0  # estimated seconds of fitting a page may do for one change of i
 
 # milliseconds per unit of work (see each seconds_* function for what one unit is)
 UNIT_MS: dict[str, float] = {
-    "1d_exact": 0.1,  # one gradient step of one start on the 2048-point grid, per mixture component
+    "1d_exact": 0.1,  # one gradient step of one start on the 2048-point grid (a Gaussian student)
+    "1d_exact_component": 0.16,  # the same per component of a mixture student
     "1d_mc": 0.1,  # the same with Monte-Carlo estimates: fixed part ...
-    "1d_mc_per_1024": 0.35,  # ... plus this per 1024 samples
+    "1d_mc_per_1024": 0.35,  # ... plus this per 1024 samples (per component of a mixture student)
+    "1d_pathwise_mixture": 2.5,  # times this for pathwise gradients through a mixture's samples
     "landscape_cell": 0.1,  # one grid cell of a landscape, per objective (forward and reverse KL: see below)
     "landscape_cell_kl": 0.01,
     "2d_ring": 3.0,  # one reverse-KL step of one start on a 2-D preset's grid
@@ -85,7 +87,7 @@ class Plan:
             cuts.append(f"{self.steps} of the {self.requested_steps} steps")
         return (
             f"Work budget: these settings would take about {self.requested_seconds:.0f} s of server time, more "
-            f"than the {self.budget_s:g} s a change may take, so this page runs {' and '.join(cuts)} "
+            f"than the {self.budget_s:.2g} s budget of one change, so this page runs {' and '.join(cuts)} "
             f"(about {self.seconds:.1f} s). Fewer objectives, starts, steps or samples lift the cut."
         )
 
@@ -118,10 +120,13 @@ def plan(
 
 
 def _unit_1d(estimator: str, samples: int, components: int) -> float:
-    """Milliseconds per step and start of one 1-D objective."""
+    """Milliseconds per step and start of one 1-D objective (``components`` > 1: a mixture student)."""
     if estimator == "exact":
-        return UNIT_MS["1d_exact"] * components
-    return (UNIT_MS["1d_mc"] + UNIT_MS["1d_mc_per_1024"] * samples / 1024) * components
+        return UNIT_MS["1d_exact"] if components == 1 else UNIT_MS["1d_exact_component"] * components
+    unit = (UNIT_MS["1d_mc"] + UNIT_MS["1d_mc_per_1024"] * samples / 1024) * components
+    if estimator == "on_policy_pathwise" and components > 1:
+        unit *= UNIT_MS["1d_pathwise_mixture"]
+    return unit
 
 
 def seconds_1d(n_objectives: int, estimator: str, samples: int, components: int = 1) -> Callable[[int, int], float]:
