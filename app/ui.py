@@ -33,10 +33,11 @@ __all__ = [
 
 _STATE, _HIDDEN, _EMBED = "_kl_state", "_kl_hidden", "_kl_embed"
 _STREAMLIT_OWN = ("embed", "embed_options")  # query keys Streamlit owns: never set from a script
-# An embed view is figure first: every chart moves to the top of its column (the page's blocks are flex
-# columns), above the title and the text; the sidebar starts collapsed (app/main.py).
+# An embed view is figure first: in every block of the page (a flex column) the children holding a chart
+# (the chart itself, its row of columns, its fragment) move to the top, above the title and the text; the
+# sidebar starts collapsed (app/main.py).
 _EMBED_CSS = (
-    "<style>[data-testid='stMain'] [data-testid='stElementContainer']:has([data-testid='stPlotlyChart'])"
+    "<style>[data-testid='stMain'] [data-testid='stVerticalBlock'] > *:has([data-testid='stPlotlyChart'])"
     " {order: -1}</style>"
 )
 

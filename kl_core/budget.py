@@ -38,6 +38,9 @@ UNIT_MS: dict[str, float] = {
     "1d_mc": 0.1,  # the same with Monte-Carlo estimates: fixed part ...
     "1d_mc_per_1024": 0.35,  # ... plus this per 1024 samples (per component of a mixture student)
     "1d_pathwise_mixture": 2.5,  # times this for pathwise gradients through a mixture's samples
+    "family_step": 0.05,  # the family page's sweep: one step of one Gaussian fit (its fixed part) ...
+    "family_start": 0.04,  # ... plus this per start
+    "capacity_component": 0.15,  # its capacity panel: one step of one mixture component (1 to 4 starts alike)
     "landscape_cell": 0.1,  # one grid cell of a landscape, per objective (forward and reverse KL: see below)
     "landscape_cell_kl": 0.01,
     "2d_ring": 3.0,  # one reverse-KL step of one start on a 2-D preset's grid
@@ -153,9 +156,13 @@ def landscape_grid(kinds: Sequence[str], grid: int, *, low: int = 40, step: int 
 def seconds_family(points: int, kmax: int) -> Callable[[int, int], float]:
     """The family page: the α/β sweep (``points`` Gaussian fits) and the capacity panel (K = 1..kmax, both KLs,
     at most 4 starts)."""
-    sweep = points * UNIT_MS["1d_exact"] / 1000
-    capacity = 2 * sum(range(1, kmax + 1)) * UNIT_MS["1d_exact"] / 1000
-    return lambda inits, steps: steps * (sweep * inits + capacity * min(inits, 4))
+    capacity = 2 * sum(range(1, kmax + 1)) * UNIT_MS["capacity_component"] / 1000
+
+    def seconds(inits: int, steps: int) -> float:
+        sweep = points * (UNIT_MS["family_step"] + UNIT_MS["family_start"] * inits) / 1000
+        return steps * (sweep + capacity)
+
+    return seconds
 
 
 def seconds_2d(preset: str, kinds: Sequence[str]) -> Callable[[int, int], float]:
