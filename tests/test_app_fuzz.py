@@ -24,8 +24,11 @@ ROOT = Path(__file__).resolve().parents[1]
 MAIN = str(ROOT / "app" / "main.py")
 VIEWS = ROOT / "app" / "views"
 ALL_1D = "forward_kl,reverse_kl,jsd,alpha,skew_forward_kl,skew_reverse_kl,tv"
-RUN_LIMIT_S = 30  # AppTest's timeout: a run that takes longer fails the test
-WORST_LIMIT_S = 20  # one real run of a page's worst URL, on this busy shared 2-core machine (quiet: ~5 s)
+# Server work is measured as CPU time of this process (the script runs in one of its threads): unlike the
+# wall clock it does not grow when the shared machine is busy. AppTest's own timeout (wall) is generous.
+APPTEST_TIMEOUT_S = 180
+RUN_LIMIT_S = 15  # CPU seconds of one run: every run, the worst included, is cut to the ~4 s budget plus drawing
+WORST_LIMIT_S = 10  # CPU seconds of one page's worst allowed URL (measured 1.5-6 s, see the report)
 
 # payloads carry a marker: wherever a marker shows up in rendered Markdown, it must be inside a code span
 PAYLOADS = [
@@ -142,15 +145,15 @@ def check(at: AppTest, params: dict, seconds: float) -> None:
 
 def run_page(page: str, params: dict) -> tuple[AppTest, float]:
     if page in VIA_MAIN:
-        at = AppTest.from_file(MAIN, default_timeout=RUN_LIMIT_S)
+        at = AppTest.from_file(MAIN, default_timeout=APPTEST_TIMEOUT_S)
         at.switch_page(f"views/{page}.py")
     else:
-        at = AppTest.from_file(str(VIEWS / f"{page}.py"), default_timeout=RUN_LIMIT_S)
+        at = AppTest.from_file(str(VIEWS / f"{page}.py"), default_timeout=APPTEST_TIMEOUT_S)
     for key, value in params.items():
         at.query_params[key] = value
-    start = time.perf_counter()
+    start = time.process_time()
     at.run()
-    return at, time.perf_counter() - start
+    return at, time.process_time() - start
 
 
 def _parse_only() -> None:  # the script of the parsing path (AppTest.from_function runs its body)
@@ -167,12 +170,12 @@ def test_parsing_path_survives_hostile_urls(chunk):
     keys = list(schema.FIELDS)
     for _ in range(80):
         params = hostile_url(rng, keys, valid=0.2)
-        at = AppTest.from_function(_parse_only, default_timeout=RUN_LIMIT_S)
+        at = AppTest.from_function(_parse_only, default_timeout=APPTEST_TIMEOUT_S)
         for key, value in params.items():
             at.query_params[key] = value
-        start = time.perf_counter()
+        start = time.process_time()
         at.run()
-        check(at, params, time.perf_counter() - start)
+        check(at, params, time.process_time() - start)
 
 
 @pytest.mark.parametrize("page", list(PAGE_KEYS))
@@ -268,7 +271,7 @@ def test_the_worst_allowed_url_of_every_page_is_cut_to_the_budget(page):
     params = WORST[page]
     at, seconds = run_page(page.removesuffix("_ppo"), params)
     check(at, params, seconds)
-    assert seconds < WORST_LIMIT_S, f"{page}: {seconds:.1f} s"
+    assert seconds < WORST_LIMIT_S, f"{page}: {seconds:.1f} CPU s"
     notes = [i.value for i in at.info if i.value.startswith("Work budget")]
     if page in ("lab_1d", "landscape", "family", "lab_2d", "tokens"):
         assert notes, "the cut is said on the page"
