@@ -74,6 +74,7 @@ class Plan:
     seconds: float  # estimated for (inits, steps)
     requested_seconds: float  # estimated for (requested_inits, requested_steps)
     budget_s: float = BUDGET_S
+    scope: str = "one change"  # what the budget is for, in the note
 
     @property
     def clamped(self) -> bool:
@@ -90,7 +91,7 @@ class Plan:
             cuts.append(f"{self.steps} of the {self.requested_steps} steps")
         return (
             f"Work budget: these settings would take about {self.requested_seconds:.0f} s of server time, more "
-            f"than the {self.budget_s:.2g} s budget of one change, so this page runs {' and '.join(cuts)} "
+            f"than the {self.budget_s:.2g} s budget of {self.scope}, so this page runs {' and '.join(cuts)} "
             f"(about {self.seconds:.1f} s). Fewer objectives, starts, steps or samples lift the cut."
         )
 
@@ -103,6 +104,7 @@ def plan(
     step: int = 50,
     min_steps: int = 50,
     budget_s: float = BUDGET_S,
+    scope: str = "one change",
 ) -> Plan:
     """The most starts (then steps) with ``seconds(inits, steps) <= budget_s``; ``seconds`` must grow with both.
 
@@ -119,7 +121,7 @@ def plan(
         new_steps = max(min_steps, min(steps, fit_steps))
         while new_steps > min_steps and seconds(1, new_steps) > budget_s:
             new_steps -= step
-    return Plan(new_inits, new_steps, inits, steps, seconds(new_inits, new_steps), requested, budget_s)
+    return Plan(new_inits, new_steps, inits, steps, seconds(new_inits, new_steps), requested, budget_s, scope)
 
 
 def _unit_1d(estimator: str, samples: int, components: int) -> float:

@@ -37,7 +37,8 @@ try:
         lands = ui.cached["landscape_pair"](spec, specs[0], specs[1], grid)
         work = budget.seconds_1d(2, state["estimator"], state["samples"])
         left_s = budget.BUDGET_S - budget.seconds_landscape((left, right), grid)
-        plan = ui.within_budget(budget.plan(work, state["inits"], state["steps"], budget_s=left_s))
+        scope = "the paths (the surfaces take the rest)"
+        plan = ui.within_budget(budget.plan(work, state["inits"], state["steps"], budget_s=left_s, scope=scope))
         paths = {**state, "inits": plan.inits, "steps": plan.steps}
         runs = ui.cached["lab_1d_runs"](*model.lab_1d_args(paths, (left, right), student="gaussian", k=1))
 except ValueError as err:

@@ -53,7 +53,8 @@ def test_hostile_urls_in_chromium(page, page_errors, app_url):
         page.wait_for_timeout(200)  # late image loads of a rendered payload would show up here
         found = page.evaluate(
             """() => ({
-                exceptions: document.querySelectorAll('[data-testid="stException"]').length,
+                exceptions: [...document.querySelectorAll('[data-testid="stException"]')]
+                    .map(e => e.innerText.slice(0, 1500)),
                 errors: [...document.querySelectorAll('[data-testid="stAlertContentError"]')].map(e => e.innerText),
                 imgs: [...document.querySelectorAll('img')].map(i => i.getAttribute('src') || '')
                     .filter(s => /MARK|evil|^https?:/.test(s)),
