@@ -73,3 +73,32 @@ def test_hostile_urls_in_chromium(page, page_errors, app_url):
             failures.append((url[:200], bad))
     assert not failures, failures[:5]
     assert not page_errors, str(page_errors)
+
+
+def test_the_scenario_uploader_states_and_enforces_its_limit(page, page_errors, tmp_path):
+    """The drop zone says 64 KB (not Streamlit's 200MB); 70 KB is refused by the app, 2 MB by Streamlit itself."""
+    page.goto("/")
+    page.wait_for_selector('[data-testid="stPlotlyChart"] .js-plotly-plot', timeout=TIMEOUT_MS)
+    page.wait_for_selector(APP_IDLE, timeout=TIMEOUT_MS)
+    panel = page.locator('[data-testid="stExpander"]', has=page.locator("summary", has_text="Export"))
+    panel.locator("summary").click()
+    uploader = panel.locator('[data-testid="stFileUploader"]')
+    uploader.wait_for(timeout=TIMEOUT_MS)
+    shown = panel.inner_text()
+    assert "64 KB" in shown and "200MB" not in shown and "200 MB" not in shown, shown
+    files = panel.locator('input[type="file"]')
+
+    padded = tmp_path / "padded.json"
+    padded.write_text('{"version": 1}' + " " * 70_000)
+    files.set_input_files(str(padded))
+    message = panel.locator('[data-testid="stAlertContentError"]')
+    message.wait_for(timeout=TIMEOUT_MS)
+    assert "a scenario file is at most 65536 bytes (64 KB)" in message.inner_text()
+
+    big = tmp_path / "big.json"
+    big.write_bytes(b" " * (2 * 1024 * 1024))
+    files.set_input_files(str(big))
+    page.wait_for_timeout(1000)
+    assert "1.0MB or smaller" in panel.inner_text() or "too large" in panel.inner_text().lower()
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert not page_errors, str(page_errors)
