@@ -17,7 +17,7 @@ import streamlit as st
 from app import model, ui
 from app import state as schema
 from kl_core.live import export as live
-from kl_core.scenario import Scenario
+from kl_core.scenario import MAX_BYTES, Scenario
 from kl_core.viz import export
 
 __all__ = ["export_panel", "scenario_1d", "scenario_2d", "apply_scenario", "render"]
@@ -29,6 +29,8 @@ RASTER = {  # label: (format, mime type)
     "MP4": ("mp4", "video/mp4"),
 }
 _MESSAGE = "_export_message"  # (kind, text) shown once after an upload
+UPLOAD_LIMIT_MB = 1  # the uploader's own limit (Streamlit counts whole megabytes; .streamlit/config.toml agrees)
+REASON_CHARS = 300  # a refusal's reason (it quotes the file's values, themselves cut to 40 characters)
 
 
 def scenario_1d(state: Mapping[str, Any], kinds: Sequence[str]) -> Scenario | None:
@@ -114,14 +116,19 @@ def _on_upload(key: str) -> None:
     upload = st.session_state.get(key)
     if upload is None:
         return
+    name = schema.quote(upload.name)  # user text: an inert code span, cut short
+    if upload.size > MAX_BYTES:  # Streamlit's own limit (1 MB) has already refused anything larger
+        reason = f"the file is {upload.size} bytes; a scenario file is at most {MAX_BYTES} bytes (64 KB)"
+        st.session_state[_MESSAGE] = ("error", f"Could not restore {name}: {schema.quote(reason, REASON_CHARS)}")
+        return
     try:
         fields = apply_scenario(Scenario.from_json(upload.getvalue()))
-    except ValueError as err:
-        st.session_state[_MESSAGE] = ("error", f"Could not restore {upload.name}: {err}")
+    except (ValueError, OverflowError, TypeError, RecursionError) as err:  # from_json raises ValueError only
+        st.session_state[_MESSAGE] = ("error", f"Could not restore {name}: {schema.quote(err, REASON_CHARS)}")
         return
-    for name, value in fields.items():
-        ui._set(name, value)  # the canonical state and its widget alike
-    st.session_state[_MESSAGE] = ("success", f"Restored the scenario from {upload.name}.")
+    for field, value in fields.items():
+        ui._set(field, value)  # the canonical state and its widget alike
+    st.session_state[_MESSAGE] = ("success", f"Restored the scenario from {name}.")
 
 
 def _page_title(name: str, label: str) -> str:
@@ -218,7 +225,21 @@ def export_panel(fig: go.Figure | Mapping[str, go.Figure], name: str, scenario: 
                     key=f"export_{name}_live",
                 )
                 key = f"export_{name}_upload"
-                st.file_uploader("Restore a scenario (JSON)", type=["json"], key=key, on_change=_on_upload, args=(key,))
+                st.file_uploader(
+                    "Restore a scenario (JSON)",
+                    type=["json"],
+                    key=key,
+                    on_change=_on_upload,
+                    args=(key,),
+                    max_upload_size=UPLOAD_LIMIT_MB,
+                    help=f"A scenario file saved by this page: JSON, at most {MAX_BYTES // 1024} KB.",
+                )
+                # Streamlit's drop zone states its own limit in whole megabytes; the real limit is 64 KB
+                st.html(
+                    f"<style>.st-key-{key} [data-testid='stFileUploaderDropzoneInstructions'] small "
+                    "{display: none}</style>"
+                )
+                st.caption(f"JSON, at most {MAX_BYTES // 1024} KB.")
             message = st.session_state.pop(_MESSAGE, None)
             if message is not None:
                 (st.error if message[0] == "error" else st.success)(message[1])

@@ -7,7 +7,21 @@ import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `app.*` importable from the pages
 
-st.set_page_config(page_title="KL Lab: forward vs reverse KL", page_icon="🔀", layout="wide")
+
+def _embedded() -> bool:
+    """An ``?embed=true`` view (an iframe): the figure first, the sidebar collapsed behind its toggle."""
+    try:
+        return bool(st.context.is_embedded)
+    except (AttributeError, RuntimeError):  # no browser context (AppTest)
+        return str(st.query_params.get("embed", "")).lower() in ("1", "true", "yes")
+
+
+st.set_page_config(
+    page_title="KL Lab: forward vs reverse KL",
+    page_icon="🔀",
+    layout="wide",
+    initial_sidebar_state="collapsed" if _embedded() else "auto",
+)
 
 PAGES = Path(__file__).parent / "views"  # not "pages/": Streamlit would treat it as legacy multipage
 navigation = st.navigation(

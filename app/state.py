@@ -17,7 +17,17 @@ from kl_core.divergences import KINDS
 from kl_core.lesson import N_STEPS
 from kl_core.presets import PRESETS
 
-__all__ = ["Field", "FIELDS", "DEFAULTS", "parse", "to_query", "hidden_controls", "is_embed", "teacher_fields"]
+__all__ = [
+    "Field",
+    "FIELDS",
+    "DEFAULTS",
+    "parse",
+    "to_query",
+    "hidden_controls",
+    "is_embed",
+    "teacher_fields",
+    "quote",
+]
 
 MAX_MODES = 6
 PRESETS_1D = [n for n, p in PRESETS.items() if p.space == "1d"]
@@ -25,6 +35,23 @@ PRESETS_2D = [n for n, p in PRESETS.items() if p.space == "2d"]
 OBJECTIVES = [k for k, v in KINDS.items() if not v.discrete_only]
 ESTIMATORS = ["exact", "off_policy", "on_policy_pathwise", "on_policy_score"]
 STUDENTS = ["gaussian", "gaussian_fixed_std", "mixture"]
+MAX_VALUE_CHARS = 200  # no control's value is longer; a longer one is refused before it is parsed
+QUOTE_CHARS = 40  # user text shown back (in a warning) is cut to this many characters
+
+
+def quote(text: Any, limit: int = QUOTE_CHARS) -> str:
+    """User text as one inert Markdown code span, cut to ``limit`` characters.
+
+    Inside a code span Markdown and HTML are shown literally; backticks (which would end the span)
+    and control characters (line breaks) are replaced, so no user text can format, link or load anything.
+    """
+    text = str(text)
+    cut = len(text) > limit
+    text = text[:limit]
+    text = "".join("'" if c == "`" else (" " if not c.isprintable() else c) for c in text)
+    if not text.strip():
+        return "an empty value"
+    return f"`{text}{'…' if cut else ''}`"
 
 
 @dataclass(frozen=True)
@@ -43,48 +70,56 @@ class Field:
     labels: tuple[tuple[str, str], ...] = ()  # display names of some choices (the URL keeps the value)
 
     def parse(self, raw: Any) -> Any:
-        """The typed value of a raw URL string; ValueError (naming the field and range) if invalid."""
-        text = raw[-1] if isinstance(raw, list) else raw
+        """The typed value of a raw URL string; ValueError (naming the field and range) if invalid.
+
+        Never raises anything else: huge integers, NaN, infinities, unicode and 10 k-character values
+        all end in a ValueError whose message shows the value only as a short code span (:func:`quote`).
+        """
+        text = raw[-1] if isinstance(raw, (list, tuple)) and raw else raw
         text = str(text).strip()
-        if self.kind == "int":
+        if len(text) > MAX_VALUE_CHARS:
+            raise ValueError(f"{self.name} must be {self.allowed()}, got a value of {len(text)} characters")
+        if self.kind in ("int", "float"):
             try:
-                value = int(text)
-            except ValueError:
-                raise ValueError(
-                    f"{self.name} must be an integer in [{self.low:g}, {self.high:g}], got {text!r}"
-                ) from None
-            return self._in_range(value)
-        if self.kind == "float":
-            try:
-                value = float(text)
-            except ValueError:
-                raise ValueError(
-                    f"{self.name} must be a number in [{self.low:g}, {self.high:g}], got {text!r}"
-                ) from None
-            return self._in_range(value)
+                value = int(text) if self.kind == "int" else float(text)
+            except (ValueError, OverflowError):
+                raise ValueError(f"{self.name} must be {self.allowed()}, got {quote(text)}") from None
+            return self._in_range(value, text)
         if self.kind == "bool":
             if text.lower() in ("1", "true", "yes", "on"):
                 return True
             if text.lower() in ("0", "false", "no", "off"):
                 return False
-            raise ValueError(f"{self.name} must be true or false, got {text!r}")
+            raise ValueError(f"{self.name} must be {self.allowed()}, got {quote(text)}")
         if self.kind == "choice":
             if text not in self.choices:
-                raise ValueError(f"{self.name} must be one of {', '.join(self.choices)}, got {text!r}")
+                raise ValueError(f"{self.name} must be {self.allowed()}, got {quote(text)}")
             return text
         if self.kind == "multi":
             items = [t for t in text.split(",") if t]
             bad = [t for t in items if t not in self.choices]
             if bad or not items:
-                raise ValueError(
-                    f"{self.name} must be a comma-separated subset of {', '.join(self.choices)}, got {text!r}"
-                )
+                raise ValueError(f"{self.name} must be {self.allowed()}, got {quote(text)}")
             return tuple(dict.fromkeys(items))  # unique, in the given order
         raise AssertionError(self.kind)
 
-    def _in_range(self, value: float) -> float:
-        if not (math.isfinite(value) and self.low <= value <= self.high):
-            raise ValueError(f"{self.name} must be in [{self.low:g}, {self.high:g}], got {value!r}")
+    def allowed(self) -> str:
+        """The allowed values in words, e.g. "an integer in [50, 1500]" (schema text, never user text)."""
+        if self.kind == "int":
+            return f"an integer in [{self.low:g}, {self.high:g}]"
+        if self.kind == "float":
+            return f"a number in [{self.low:g}, {self.high:g}]"
+        if self.kind == "bool":
+            return "true or false"
+        if self.kind == "choice":
+            return f"one of {', '.join(self.choices)}"
+        return f"a comma-separated subset of {', '.join(self.choices)}"
+
+    def _in_range(self, value: float, text: str) -> float:
+        # exact comparisons: an int of any size compares with the float bounds without converting it
+        finite = self.kind == "int" or math.isfinite(value)
+        if not (finite and self.low <= value <= self.high):
+            raise ValueError(f"{self.name} must be in [{self.low:g}, {self.high:g}], got {quote(text)}")
         return value
 
     def dump(self, value: Any) -> str:
@@ -359,17 +394,22 @@ def parse(params: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """
     state = dict(DEFAULTS)
     warnings: list[str] = []
+    unknown: list[str] = []
     for key, raw in params.items():
         if key in RESERVED:
             continue
-        field = FIELDS.get(key)
+        field = FIELDS.get(str(key))
         if field is None:
-            warnings.append(f"Ignored unknown URL parameter {key!r}.")
+            unknown.append(str(key))
             continue
         try:
-            state[key] = field.parse(raw)
-        except ValueError as err:
+            state[field.name] = field.parse(raw)
+        except (ValueError, OverflowError, TypeError) as err:  # Field.parse raises ValueError only; belt and braces
             warnings.append(f"Ignored URL value: {err}; using the default {field.dump(field.default)}.")
+    if unknown:  # one warning for them all: a link stuffed with keys must not stuff the page with warnings
+        more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
+        names = ", ".join(quote(k) for k in unknown[:3])
+        warnings.append(f"Ignored unknown URL parameter{'s' if len(unknown) > 1 else ''} {names}{more}.")
     return state, warnings
 
 

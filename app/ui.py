@@ -14,6 +14,7 @@ import streamlit as st
 
 from app import controls, model
 from app import state as schema
+from kl_core.budget import Plan
 from kl_core.presets import PRESETS, random_teacher
 from kl_core.viz import label_for
 
@@ -27,9 +28,18 @@ __all__ = [
     "finish",
     "cached",
     "error",
+    "within_budget",
 ]
 
 _STATE, _HIDDEN, _EMBED = "_kl_state", "_kl_hidden", "_kl_embed"
+_STREAMLIT_OWN = ("embed", "embed_options")  # query keys Streamlit owns: never set from a script
+# An embed view is figure first: in every block of the page (a flex column) the children holding a chart
+# (the chart itself, its row of columns, its fragment) move to the top, above the title and the text; the
+# sidebar starts collapsed (app/main.py).
+_EMBED_CSS = (
+    "<style>[data-testid='stMain'] [data-testid='stVerticalBlock'] > *:has([data-testid='stPlotlyChart'])"
+    " {order: -1}</style>"
+)
 
 # cached, plain-valued kl_core calls (the results are immutable and picklable)
 cached = {
@@ -52,8 +62,10 @@ def setup() -> dict[str, Any]:
         st.session_state[_HIDDEN] = schema.hidden_controls(params)
         st.session_state[_EMBED] = embedded(params)
         st.session_state["_kl_warnings"] = warnings
+    if st.session_state[_EMBED]:
+        st.html(_EMBED_CSS)
     for w in st.session_state.pop("_kl_warnings", []):
-        st.warning(w, icon="⚠️")
+        st.warning(w, icon="⚠️")  # Markdown built by app.state: user text only inside code spans
     controls.page_aids()  # keyboard animation controls, chart labels, phone layout (app/controls.py)
     return st.session_state[_STATE]
 
@@ -230,6 +242,14 @@ def teacher_editor() -> dict[str, Any]:
     return state
 
 
+def within_budget(plan: Plan) -> Plan:
+    """Show the plan's note when the page's work budget cut its starts or steps (kl_core.budget); return it."""
+    note = plan.note()
+    if note:
+        st.info(note, icon="⏱️")
+    return plan
+
+
 def error(err: Exception) -> None:
     """Bad input in the page's combination of values: a clear message, never a traceback."""
     st.error(f"This combination cannot be computed: {err}")
@@ -242,12 +262,13 @@ def finish() -> None:
     keep = {}
     if st.session_state[_HIDDEN]:
         keep["hide"] = ",".join(sorted(st.session_state[_HIDDEN]))
-    if st.session_state[_EMBED]:
-        keep["embed"] = "true"
+    # ``embed`` is never written back: Streamlit keeps it in the browser's URL itself and refuses to have it
+    # set programmatically (StreamlitAPIException); it is not in st.query_params either
     query = schema.to_query(state, keep)
     if state["preset"] in PRESETS:  # the preset's name says it all: no mode fields in the link
         query = {k: v for k, v in query.items() if k not in schema.teacher_fields(schema.MAX_MODES) + ["modes"]}
-    if query != st.query_params.to_dict():
+    current = {k: v for k, v in st.query_params.to_dict().items() if k not in _STREAMLIT_OWN}
+    if query != current:
         st.query_params.from_dict(query)
     if st.session_state[_EMBED]:
         return

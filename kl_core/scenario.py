@@ -57,6 +57,8 @@ __all__ = [
 FORMAT = "kl-lab-scenario"
 SCHEMA_VERSION = 1
 MAX_BYTES = 64 * 1024  # a scenario is a few hundred bytes; anything near this is not one
+MAX_WHITESPACE = 8 * 1024  # bytes of spaces and line breaks: indented JSON of the largest scenario has ~1.5 KB
+SHOWN_CHARS = 40  # a bad value is quoted in an error message cut to this many characters
 
 # (low, high) of every number, the same as the app's controls (app/state.py; a test keeps them equal)
 RANGES: dict[str, tuple[float, float]] = {
@@ -115,22 +117,34 @@ def _spec(teacher: GaussianMixture) -> tuple[Mode, ...]:
 # -- checks: each raises ValueError naming the field ------------------------------------------------
 
 
+def _shown(value: Any) -> str:
+    """``repr(value)`` cut to SHOWN_CHARS characters: an error never echoes a 60 KB string or a 400-digit number."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**SHOWN_CHARS:
+        return f"an integer of {len(str(abs(value)))} digits"
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"
+
+
 def _number(field: str, value: Any, kind: str, key: str) -> float | int:
-    """``value`` as an int (kind "int") or a float, within ``RANGES[key]``."""
+    """``value`` as an int (kind "int") or a float, within ``RANGES[key]``.
+
+    Integers of any size are compared exactly (never converted to float first, which overflows).
+    """
     low, high = RANGES[key]
     if kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{field} must be an integer in [{low:g}, {high:g}], got {value!r}")
+            raise ValueError(f"{field} must be an integer in [{low:g}, {high:g}], got {_shown(value)}")
     elif isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{field} must be a number in [{low:g}, {high:g}], got {value!r}")
-    if not (math.isfinite(value) and low <= value <= high):
-        raise ValueError(f"{field} must be in [{low:g}, {high:g}], got {value!r}")
+        raise ValueError(f"{field} must be a number in [{low:g}, {high:g}], got {_shown(value)}")
+    finite = isinstance(value, int) or math.isfinite(value)
+    if not (finite and low <= value <= high):
+        raise ValueError(f"{field} must be in [{low:g}, {high:g}], got {_shown(value)}")
     return int(value) if kind == "int" else float(value)
 
 
 def _choice(field: str, value: Any, choices: Sequence[str]) -> str:
     if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{field} must be one of {', '.join(choices)}, got {value!r}")
+        raise ValueError(f"{field} must be one of {', '.join(choices)}, got {_shown(value)}")
     return value
 
 
@@ -140,7 +154,7 @@ def _section(field: str, value: Any, keys: Sequence[str]) -> dict[str, Any]:
         raise ValueError(f"{field} must be a JSON object, got {type(value).__name__}")
     unknown = [k for k in value if k not in keys]
     if unknown:
-        raise ValueError(f"{field} has unknown key {unknown[0]!r}; allowed: {', '.join(keys)}")
+        raise ValueError(f"{field} has unknown key {_shown(unknown[0])}; allowed: {', '.join(keys)}")
     return value
 
 
@@ -220,7 +234,7 @@ class Scenario:
         out = []
         for i, mode in enumerate(modes):
             if not isinstance(mode, (tuple, list)) or len(mode) != 3:
-                raise ValueError(f"teacher[{i}] must be (weight, mean, std), got {mode!r}")
+                raise ValueError(f"teacher[{i}] must be (weight, mean, std), got {_shown(mode)}")
             out.append(
                 tuple(_number(f"teacher[{i}].{n}", v, "float", n) for n, v in zip(("weight", "mean", "std"), mode))
             )
@@ -253,9 +267,9 @@ class Scenario:
         if "version" not in top:
             raise ValueError(f"version is missing; this reader reads version {SCHEMA_VERSION}")
         if isinstance(top["version"], bool) or top["version"] != SCHEMA_VERSION:
-            raise ValueError(f"version must be {SCHEMA_VERSION}, got {top['version']!r}")
+            raise ValueError(f"version must be {SCHEMA_VERSION}, got {_shown(top['version'])}")
         if "format" in top and top["format"] != FORMAT:
-            raise ValueError(f"format must be {FORMAT!r}, got {top['format']!r}")
+            raise ValueError(f"format must be {FORMAT!r}, got {_shown(top['format'])}")
         space = _choice("space", top.get("space", "1d"), SPACES)
         kw: dict[str, Any] = {"space": space}
         if "preset" in top:
@@ -318,12 +332,22 @@ class Scenario:
             raise ValueError(f"scenario must be JSON text, got {type(text).__name__}")
         if len(text.encode("utf-8")) > MAX_BYTES:
             raise ValueError(f"scenario file is {len(text.encode('utf-8'))} bytes; the limit is {MAX_BYTES} (64 KB)")
+        blank = sum(c.isspace() for c in text)
+        if blank > MAX_WHITESPACE:
+            raise ValueError(
+                f"scenario file holds {blank} bytes of whitespace; a scenario file has at most {MAX_WHITESPACE} "
+                "(it is a few hundred bytes of JSON)"
+            )
         try:
             data = json.loads(text, parse_constant=_refuse_constant)
         except json.JSONDecodeError as err:
             raise ValueError(f"scenario file is not valid JSON: {err}") from None
         except RecursionError:
             raise ValueError("scenario file is nested too deeply") from None
+        except _RefusedConstant:
+            raise
+        except ValueError:  # json.loads' other refusal: an integer of more than 4300 digits (Python's limit)
+            raise ValueError("scenario file holds a number of more than 4300 digits, which is no number here") from None
         return cls.from_dict(data)
 
     def replace(self, **changes: Any) -> Scenario:
@@ -335,8 +359,16 @@ _ONLY_1D = ("student", "components", "estimator", "samples")
 _DEFAULTS_1D = {"student": "gaussian", "components": 2, "estimator": "exact", "samples": 256}
 
 
+def _params_text(params: Sequence[tuple[str, float]]) -> str:
+    return ", ".join(f"{n}={v:g}" for n, v in params) or "no parameters"
+
+
+class _RefusedConstant(ValueError):
+    """NaN, Infinity or -Infinity in the file (json.loads accepts them; a scenario does not)."""
+
+
 def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"scenario file holds {name}, which is not a JSON number")
+    raise _RefusedConstant(f"scenario file holds {name}, which is not a JSON number")
 
 
 def _same_modes(a: Sequence[Mode], b: Sequence[Mode]) -> bool:
@@ -352,7 +384,7 @@ def _mode_from_json(field: str, mode: dict[str, Any]) -> Mode:
 
 def _objective_from_json(field: str, item: Any) -> ObjectiveSpec:
     if not isinstance(item, dict):
-        raise ValueError(f'{field} must be a JSON object like {{"kind": "reverse_kl"}}, got {item!r}')
+        raise ValueError(f'{field} must be a JSON object like {{"kind": "reverse_kl"}}, got {_shown(item)}')
     if "kind" not in item:
         raise ValueError(f"{field}.kind is missing")
     kind = _choice(f"{field}.kind", item["kind"], OBJECTIVES)
@@ -366,24 +398,30 @@ def _objective_from_json(field: str, item: Any) -> ObjectiveSpec:
 def _checked_objectives(objectives: Any) -> tuple[ObjectiveSpec, ...]:
     """Objectives with their parameter filled in (a kind with a parameter always names it)."""
     if not isinstance(objectives, (tuple, list)) or not 1 <= len(objectives) <= MAX_OBJECTIVES:
-        raise ValueError(f"objectives must hold 1 to {MAX_OBJECTIVES} (kind, params) entries, got {objectives!r}")
+        raise ValueError(f"objectives must hold 1 to {MAX_OBJECTIVES} (kind, params) entries, got {_shown(objectives)}")
     out: list[ObjectiveSpec] = []
     for i, entry in enumerate(objectives):
         if not isinstance(entry, (tuple, list)) or len(entry) != 2:
-            raise ValueError(f"objectives[{i}] must be (kind, params), got {entry!r}")
+            raise ValueError(f"objectives[{i}] must be (kind, params), got {_shown(entry)}")
         kind = _choice(f"objectives[{i}].kind", entry[0], OBJECTIVES)
         params = dict(entry[1])
         param = _OBJECTIVE_PARAMS.get(kind)
         allowed = (param[0],) if param else ()
         unknown = [k for k in params if k not in allowed]
         if unknown:
-            raise ValueError(f"objectives[{i}] ({kind}) has unknown parameter {unknown[0]!r}")
+            raise ValueError(f"objectives[{i}] ({kind}) has unknown parameter {_shown(unknown[0])}")
         spec: ObjectiveSpec = (kind, ())
         if param:
             value = _number(f"objectives[{i}].{param[0]}", params.get(param[0], param[2]), "float", param[1])
             spec = (kind, ((param[0], value),))
         if spec in out:
             raise ValueError(f"objectives[{i}] repeats {kind} with the same parameters")
+        if any(kind == k for k, _ in out):  # one panel per kind: two βs of one jsd would share its title
+            before = next(p for k, p in out if k == kind)
+            raise ValueError(
+                f"objectives[{i}] repeats {kind} ({_params_text(spec[1])} after {_params_text(before)}); "
+                "a scenario holds each kind once"
+            )
         out.append(spec)
     return tuple(out)
 

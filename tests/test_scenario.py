@@ -178,7 +178,6 @@ def test_the_1d_lab_state_round_trips_through_a_scenario():
     "scenario, message",
     [
         (Scenario(space="2d", preset="ring"), "restores 1-D scenarios"),
-        (Scenario(objectives=(("jsd", (("beta", 0.1),)), ("jsd", (("beta", 0.9),)))), "shows each kind once"),
         (
             Scenario(objectives=(("skew_forward_kl", (("alpha", 0.1),)), ("skew_reverse_kl", (("alpha", 0.2),)))),
             "one α for both skew KLs",
@@ -188,3 +187,42 @@ def test_the_1d_lab_state_round_trips_through_a_scenario():
 def test_scenarios_the_app_cannot_show_are_refused(scenario, message):
     with pytest.raises(ValueError, match=message):
         export_ui.apply_scenario(scenario)
+
+
+HUGE = "1" + "0" * 400  # 1e400 written as digits: beyond float range
+HOSTILE = [
+    ('{"version": 1, "training": {"steps": ' + HUGE + "}}", "training.steps must be in [50, 1500], got an integer"),
+    ('{"version": 1, "training": {"lr": ' + HUGE + "}}", "training.lr must be in [0.005, 0.5], got an integer"),
+    ('{"version": 1, "training": {"inits": ' + HUGE + "}}", "training.inits must be in [1, 16]"),
+    ('{"version": 1, "training": {"seed": -' + HUGE + "}}", "training.seed must be in [0, 10000]"),
+    ('{"version": 1, "estimator": {"samples": ' + HUGE + "}}", "estimator.samples must be in [16, 2048]"),
+    ('{"version": 1, "student": {"components": ' + HUGE + "}}", "student.components must be in [1, 4]"),
+    ('{"version": 1, "animation": {"frame_ms": ' + HUGE + "}}", "animation.frame_ms must be in [20, 400]"),
+    (
+        '{"version": 1, "preset": "custom", "teacher": [{"weight": 1, "mean": ' + HUGE + ', "std": 1}]}',
+        "teacher[0].mean must be in [-10, 10]",
+    ),  # fmt: skip
+    ('{"version": 1, "objectives": [{"kind": "jsd", "beta": ' + HUGE + "}]}", "objectives[0].beta must be in [0, 1]"),
+    ('{"version": 1, "training": {"steps": 1' + "0" * 5000 + "}}", "more than 4300 digits"),
+    (Scenario().to_json() + " " * (MAX_BYTES - len(Scenario().to_json())), "bytes of whitespace"),
+    (
+        '{"version": 1, "objectives": [{"kind": "jsd", "beta": 0.3}, {"kind": "jsd", "beta": 0.7}]}',
+        "objectives[1] repeats jsd (beta=0.7 after beta=0.3)",
+    ),
+    ('{"version": 1, "preset": "' + "x" * 60_000 + '"}', "preset must be one of"),
+]
+
+
+@pytest.mark.parametrize("text, message", HOSTILE, ids=[m[:40] for _, m in HOSTILE])
+def test_hostile_files_are_refused_with_one_short_message(text, message):
+    """Never OverflowError: one ValueError naming the field, quoting at most a short piece of the value."""
+    for given in (text, text.encode()):
+        with pytest.raises(ValueError) as err:
+            Scenario.from_json(given)
+        assert message in str(err.value)
+        assert len(str(err.value)) < 200, "the message echoes the hostile value"
+
+
+def test_two_betas_of_one_kind_are_refused_at_construction():
+    with pytest.raises(ValueError, match="objectives\\[1\\] repeats jsd"):
+        Scenario(objectives=(("jsd", (("beta", 0.1),)), ("jsd", (("beta", 0.9),))))

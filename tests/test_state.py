@@ -73,3 +73,54 @@ def test_hide_and_embed():
 def test_objective_order_is_kept_and_duplicates_dropped():
     state, _ = schema.parse({"objectives": "reverse_kl,jsd,reverse_kl"})
     assert state["objectives"] == ("reverse_kl", "jsd")
+
+
+HOSTILE_VALUES = [
+    "9" * 40,  # int() works, float() overflows: OverflowError before the fix
+    "9" * 5000,  # beyond Python's int conversion limit
+    "1e400", "-1e400", "nan", "inf", "-inf", "1e-400", "0x10", "٣", "１２", "\x00", "\n", " ", "",
+    "x" * 10_000,
+    "![px](http://host/pixel.png)", "[Log in again](http://evil.example/login)", "**bold**", "<img src=x>",
+    "`code`", "<script>alert(1)</script>", "javascript:alert(1)", "$x^2$", ":red[red]",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["steps", "lr", "preset", "objectives", "lesson_step", "m3", "w2"])
+@pytest.mark.parametrize("value", HOSTILE_VALUES, ids=range(len(HOSTILE_VALUES)))
+def test_hostile_values_fall_back_with_an_inert_warning(name, value):
+    state, warnings = schema.parse({name: value})
+    field = schema.FIELDS[name]
+    if not warnings:  # a value that happens to be valid ("1e-400" is 0.0, a mean in range): kept as parsed
+        assert state[name] == field.parse(value)
+        return
+    assert state[name] == field.default
+    (warning,) = warnings
+    assert warning.startswith(f"Ignored URL value: {name} must be")
+    assert field.allowed() in warning or f"[{field.low:g}, {field.high:g}]" in warning
+    assert len(warning) < 400
+    # the value shows only inside one code span (Markdown and HTML are inert there), without backticks or
+    # line breaks of its own
+    outside = warning.split("`")[::2]
+    for piece in ("![", "](", "**", "<img", "<script", "javascript:", "$x", ":red["):
+        if piece in value:
+            assert all(piece not in part for part in outside), (piece, warning)
+    assert "\n" not in warning
+
+
+def test_unknown_keys_are_quoted_and_counted_in_one_warning():
+    state, warnings = schema.parse({f"![k{i}](http://x/{i}.png)": "1" for i in range(10)})
+    assert state == schema.DEFAULTS
+    (warning,) = warnings
+    assert "and 7 more" in warning and warning.count("`") == 6
+
+
+def test_repeated_keys_take_the_last_value_and_empty_lists_fall_back():
+    assert schema.parse({"steps": ["100", "200"]})[0]["steps"] == 200
+    state, warnings = schema.parse({"steps": []})
+    assert state["steps"] == schema.DEFAULTS["steps"] and len(warnings) == 1
+
+
+def test_quote_cuts_and_neutralises():
+    assert schema.quote("a" * 100) == "`" + "a" * 40 + "…`"
+    assert schema.quote("`x`\ny") == "`'x' y`"
+    assert schema.quote("   ") == "an empty value"

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from app import export_ui, model, ui
+from kl_core import budget
 from kl_core.presets import PRESETS
 from kl_core.viz import capacity_figure, sweep_figure
 
@@ -24,9 +25,12 @@ ui.control("kmax")
 try:
     spec = model.teacher_spec(state)
     teacher = model.teacher_from_spec(spec)
+    plan = ui.within_budget(
+        budget.plan(budget.seconds_family(state["points"], state["kmax"]), state["inits"], state["steps"])
+    )
     with st.spinner("Fitting the family…"):
         fits, notes = ui.cached["sweep_fits"](
-            spec, state["preset"], sweep, state["points"], state["lr"], state["steps"], state["inits"], state["seed"]
+            spec, state["preset"], sweep, state["points"], state["lr"], plan.steps, plan.inits, state["seed"]
         )
 except ValueError as err:
     ui.error(err)
@@ -44,7 +48,7 @@ st.caption(
     "would both agree."
 )
 with st.spinner("Fitting mixtures…"):
-    cap = ui.cached["capacity_fits"](state["kmax"], state["lr"], state["steps"], min(state["inits"], 4), state["seed"])
+    cap = ui.cached["capacity_fits"](state["kmax"], state["lr"], plan.steps, min(plan.inits, 4), state["seed"])
 figures["Capacity"] = capacity_figure(PRESETS[model.CAPACITY_TEACHER].teacher, cap)
 st.plotly_chart(figures["Capacity"], key="capacity_chart", width="stretch")
 export_ui.export_panel(figures, "family")

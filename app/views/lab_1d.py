@@ -5,6 +5,7 @@ from dataclasses import replace
 import streamlit as st
 
 from app import export_ui, live_ui, model, ui
+from kl_core import budget
 from kl_core.viz import animation_1d, caption, results_rows
 
 state = ui.setup()
@@ -29,7 +30,10 @@ live_ui.live_lab(state, kinds)  # the hero: trains in the browser; reports the t
 try:
     spec = model.teacher_spec(state)
     teacher = model.teacher_from_spec(spec)
-    args = model.lab_1d_args(state, kinds)
+    components = state["k"] if state["student"] == "mixture" else 1
+    work = budget.seconds_1d(len(kinds), state["estimator"], state["samples"], components)
+    plan = ui.within_budget(budget.plan(work, state["inits"], state["steps"]))
+    args = model.lab_1d_args({**state, "inits": plan.inits, "steps": plan.steps}, kinds)
     with st.spinner("Training…"):
         runs = ui.cached["lab_1d_runs"](*args)
 except ValueError as err:

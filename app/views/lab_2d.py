@@ -5,6 +5,7 @@ from dataclasses import replace
 import streamlit as st
 
 from app import export_ui, model, ui
+from kl_core import budget
 from kl_core.presets import PRESETS
 from kl_core.viz import animation_2d, caption, results_rows
 
@@ -25,7 +26,8 @@ ui.control("speed")
 
 try:
     specs = model.objective_specs(kinds, state)
-    args = (preset, specs, state["steps2d"], state["inits2d"], state["lr2d"], state["seed"])
+    plan = ui.within_budget(budget.plan(budget.seconds_2d(preset, kinds), state["inits2d"], state["steps2d"]))
+    args = (preset, specs, plan.steps, plan.inits, state["lr2d"], state["seed"])
     with st.spinner("Training…"):
         runs = ui.cached["lab_2d_runs"](*args)
 except ValueError as err:

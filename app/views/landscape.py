@@ -3,6 +3,7 @@
 import streamlit as st
 
 from app import export_ui, model, ui
+from kl_core import budget
 from kl_core.viz import label_for, landscape_figure
 
 state = ui.setup()
@@ -28,8 +29,19 @@ try:
     spec = model.teacher_spec(state)
     specs = model.objective_specs((left, right), state)
     with st.spinner("Computing the surfaces…"):
-        lands = ui.cached["landscape_pair"](spec, specs[0], specs[1], state["grid"])
-        runs = ui.cached["lab_1d_runs"](*model.lab_1d_args(state, (left, right), student="gaussian", k=1))
+        # the budget: half for the surfaces (a coarser grid), the rest for the paths (fewer starts/steps)
+        grid = budget.landscape_grid((left, right), state["grid"], budget_s=budget.BUDGET_S / 2)
+        if grid != state["grid"]:
+            st.info(f"Work budget: a {state['grid']}×{state['grid']} grid would take about "
+                    f"{budget.seconds_landscape((left, right), state['grid']):.0f} s for these objectives; "
+                    f"showing {grid}×{grid}.", icon="⏱️")  # fmt: skip
+        lands = ui.cached["landscape_pair"](spec, specs[0], specs[1], grid)
+        work = budget.seconds_1d(2, state["estimator"], state["samples"])
+        left_s = budget.BUDGET_S - budget.seconds_landscape((left, right), grid)
+        scope = "the paths (the surfaces take the rest)"
+        plan = ui.within_budget(budget.plan(work, state["inits"], state["steps"], budget_s=left_s, scope=scope))
+        paths = {**state, "inits": plan.inits, "steps": plan.steps}
+        runs = ui.cached["lab_1d_runs"](*model.lab_1d_args(paths, (left, right), student="gaussian", k=1))
 except ValueError as err:
     ui.error(err)
 

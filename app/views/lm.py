@@ -1,11 +1,13 @@
 """Page: the language-model lab: distil a synthetic language into a tiny transformer, method against method."""
 
+from collections.abc import Callable
+
 import streamlit as st
 
 from app import export_ui, ui
 from kl_core.lm.distill import resolve_device
 from kl_core.lm.neural import ASSETS, shipped_neural_teachers
-from kl_core.lm.showcase import LiveComparison, Settings, load_comparisons
+from kl_core.lm.showcase import LiveComparison, Settings, TooManyTrainings, load_comparisons
 from kl_core.viz.lm import (
     METHOD_NAMES,
     comparison_caption,
@@ -30,10 +32,28 @@ def describe(s: Settings) -> str:
     )
 
 
+def session_alive() -> Callable[[], bool] | None:
+    """A check, safe on any thread, that this browser session is still connected (None without a server).
+
+    The training thread asks it at every evaluation: a closed tab ends its training (kl_core.lm.showcase).
+    """
+    from streamlit.runtime import Runtime
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    if ctx is None or not Runtime.exists():  # AppTest: no server, no sessions to outlive
+        return None
+    runtime, session_id = Runtime.instance(), ctx.session_id
+    return lambda: runtime.is_active_session(session_id)
+
+
 def start(settings: Settings, device: str) -> None:
     job = st.session_state.get(JOB)
     if job is None or job.finished:
-        st.session_state[JOB] = LiveComparison(settings, device).start()
+        try:
+            st.session_state[JOB] = LiveComparison(settings, device, alive=session_alive()).start()
+        except TooManyTrainings as err:  # a server-wide cap: refuse with the reason
+            st.session_state[MESSAGE] = f"Not started: {err}."
 
 
 def stop() -> None:

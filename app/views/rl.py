@@ -8,7 +8,7 @@ import streamlit as st
 
 from app import export_ui, ui
 from app import state as schema
-from kl_core import rl
+from kl_core import budget, rl
 from kl_core.viz.rl import (
     ESTIMATOR_LABELS,
     kl_histogram_figure,
@@ -55,6 +55,9 @@ if part == "gradients":
     for name in ("rl_samples", "rl_steps", "rl_lr"):
         ui.control(name)
     ui.control("rl_seed", "number")
+    work_s = budget.seconds_rl("gradients", samples=state["rl_samples"], steps=state["rl_steps"])
+    if work_s > budget.BUDGET_S:  # every allowed combination fits today (tests/test_app_fuzz.py): a guard
+        ui.error(ValueError(f"these settings would take about {work_s:.0f} s; fewer samples or steps"))
     try:
         study = demo_study(setting, state["rl_seed"], reps=200, n=state["rl_samples"])
         curves = training_curves(setting, state["rl_samples"], state["rl_steps"], state["rl_lr"], state["rl_seed"])
@@ -190,6 +193,9 @@ else:
     for name in ("rl_updates", "rl_batch", "rl_epochs", "rl_clip", "rl_ppo_lr"):
         ui.control(name)
     ui.control("rl_seed", "number")
+    work_s = budget.seconds_rl("ppo", updates=state["rl_updates"], batch=state["rl_batch"], epochs=state["rl_epochs"])
+    if work_s > budget.BUDGET_S:  # every allowed combination fits today (tests/test_app_fuzz.py): a guard
+        ui.error(ValueError(f"these settings would take about {work_s:.0f} s; fewer updates, samples or epochs"))
     try:
         run = ppo_demo(
             arms,

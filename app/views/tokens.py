@@ -5,7 +5,8 @@ import pandas as pd
 import streamlit as st
 
 from app import export_ui, model, ui
-from kl_core import token_lab
+from app.state import quote
+from kl_core import budget, token_lab
 from kl_core.distributions import Categorical
 from kl_core.presets import PRESETS
 from kl_core.viz import Run
@@ -56,8 +57,8 @@ if preset == "custom":
         table, notes = token_lab.joint_table(edited.to_numpy(dtype=object))
         for note in notes:
             st.info(note, icon="ℹ️")
-    except ValueError as err:
-        problem = f"This table cannot be used: {err}"
+    except ValueError as err:  # it may quote a cell: an inert code span
+        problem = f"This table cannot be used: {quote(err, 300)}"
 else:
     table, labels = PRESETS[preset].teacher.probs, PRESETS[preset].labels
     st.caption(PRESETS[preset].lesson)
@@ -66,12 +67,11 @@ specs = tuple(
     (kind, (("mu", float(state["tok_mu"])),) if kind == "akl" else params)
     for kind, params in model.objective_specs(kinds, state)
 )
+plan = ui.within_budget(budget.plan(budget.seconds_tokens(len(specs)), state["tok_inits"], state["tok_steps"]))
 if table is not None:
     try:
         with st.spinner("Training…"):
-            trajectories = fit_joint(
-                table, specs, state["tok_steps"], state["tok_lr"], state["tok_inits"], state["tok_seed"]
-            )
+            trajectories = fit_joint(table, specs, plan.steps, state["tok_lr"], plan.inits, state["tok_seed"])
     except ValueError as err:
         problem = f"This combination cannot be computed: {err}"
 if problem:
@@ -79,9 +79,9 @@ if problem:
 else:
     teacher = Categorical(probs=table)
     runs = [Run(kind, dict(params), traj) for (kind, params), traj in zip(specs, trajectories)]
-    start = min(state["tok_start"], state["tok_inits"] - 1)
+    start = min(state["tok_start"], plan.inits - 1)
     if start != state["tok_start"]:
-        st.caption(f"There are {state['tok_inits']} starts: showing start {start}.")
+        st.caption(f"There are {plan.inits} starts: showing start {start}.")
     figure = joint_animation(teacher, runs, labels, start=start, frame_ms=state["speed"])
     exports["Joint distributions"] = figure
     st.plotly_chart(figure, key="tok_joint_chart", width="stretch")

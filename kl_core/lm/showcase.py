@@ -10,6 +10,9 @@
 * :class:`LiveComparison` -- the same in a background thread, with snapshots while it trains and a
   ``stop()`` (the loop's ``StopTraining`` hook), so a page stays responsive while it runs. It sets
   torch's CPU threads to ``threads`` (default 1: fastest for these tiny models on a shared machine).
+  At most :data:`MAX_LIVE` of them run at once in a process (``start()`` raises :class:`TooManyTrainings`
+  beyond), and one given an ``alive`` check (the app: "is my browser session still connected?") stops
+  by itself at its next evaluation once the check fails.
 
 Everything is reproducible from ``Settings.seed``: the same settings on the same device give the
 same numbers (timings aside).
@@ -48,6 +51,9 @@ __all__ = [
     "save_comparisons",
     "load_comparisons",
     "LiveComparison",
+    "TooManyTrainings",
+    "MAX_LIVE",
+    "live_count",
 ]
 
 TEACHERS = ("exact", "neural")  # the synthetic formula, or the shipped network trained on it
@@ -345,6 +351,21 @@ def load_comparisons(path: Path | str) -> dict[str, Comparison]:
     return {c.settings.key(): c for c in comparisons}
 
 
+MAX_LIVE = 2  # trainings one server runs at once: on a few cores more only slow each other (and every page)
+_LIVE: set[LiveComparison] = set()  # started and not yet finished, in this process
+_LIVE_LOCK = threading.Lock()
+
+
+class TooManyTrainings(ValueError):
+    """:meth:`LiveComparison.start` when :data:`MAX_LIVE` trainings already run in this process."""
+
+
+def live_count() -> int:
+    """How many live trainings run in this process now."""
+    with _LIVE_LOCK:
+        return len(_LIVE)
+
+
 class LiveComparison:
     """:func:`run_comparison` in a background thread: ``snapshot()`` while it trains, ``stop()`` to end it.
 
@@ -352,8 +373,17 @@ class LiveComparison:
     ``error`` (a ValueError's message, or the exception's type and message).
     """
 
-    def __init__(self, settings: Settings, device: str = "auto", threads: int | None = 1) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        device: str = "auto",
+        threads: int | None = 1,
+        alive: Callable[[], bool] | None = None,
+    ) -> None:
+        """``alive``: checked at every evaluation (in the training thread); once False, the run stops."""
         self.settings = settings
+        self.alive = alive
+        self.abandoned = False  # True once the run stopped because ``alive`` said so
         self.device = device
         self.threads = threads
         self.error: str | None = None
@@ -367,7 +397,20 @@ class LiveComparison:
         self._thread = threading.Thread(target=self._run, name="kl-lab-lm-train", daemon=True)
 
     def start(self) -> LiveComparison:
-        self._thread.start()
+        """Start training in the background; TooManyTrainings if MAX_LIVE trainings already run here."""
+        with _LIVE_LOCK:
+            if len(_LIVE) >= MAX_LIVE:
+                raise TooManyTrainings(
+                    f"{len(_LIVE)} trainings are already running on this server (at most {MAX_LIVE} at once); "
+                    "press Train again when one has finished"
+                )
+            _LIVE.add(self)
+        try:
+            self._thread.start()
+        except BaseException:
+            with _LIVE_LOCK:
+                _LIVE.discard(self)
+            raise
         return self
 
     def _progress(self, progress: Progress) -> None:
@@ -378,8 +421,17 @@ class LiveComparison:
         )  # fmt: skip
         with self._lock:
             self._partial = partial
+        if not self._stop.is_set() and self.alive is not None and not self._is_alive():
+            self.abandoned = True  # nobody is watching: free the CPU
+            self._stop.set()
         if self._stop.is_set():
             raise StopTraining
+
+    def _is_alive(self) -> bool:
+        try:
+            return bool(self.alive())
+        except Exception:  # noqa: BLE001 -- a failing check counts as "gone"
+            return False
 
     def _finished_method(self, record: MethodRecord) -> None:
         with self._lock:
@@ -398,6 +450,8 @@ class LiveComparison:
         except Exception as err:  # noqa: BLE001 -- shown to the user as text, never a traceback
             self.error = f"{type(err).__name__}: {err}"
         finally:
+            with _LIVE_LOCK:
+                _LIVE.discard(self)
             self._done.set()
 
     def stop(self) -> None:
