@@ -29,7 +29,7 @@ __all__ = [
     "seconds_rl",
 ]
 
-BUDGET_S = 4.0  # estimated seconds of fitting a page may do for one change of its controls
+BUDGET_S = 5.0  # estimated seconds of fitting a page may do for one change of its controls
 
 # milliseconds per unit of work (see each seconds_* function for what one unit is)
 UNIT_MS: dict[str, float] = {
@@ -90,7 +90,7 @@ class Plan:
         if self.steps != self.requested_steps:
             cuts.append(f"{self.steps} of the {self.requested_steps} steps")
         return (
-            f"Work budget: these settings would take about {self.requested_seconds:.0f} s of server time, more "
+            f"Work budget: these settings would take about {self.requested_seconds:.1f} s of server time, more "
             f"than the {self.budget_s:.2g} s budget of {self.scope}, so this page runs {' and '.join(cuts)} "
             f"(about {self.seconds:.1f} s). Fewer objectives, starts, steps or samples lift the cut."
         )
