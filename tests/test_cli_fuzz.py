@@ -35,6 +35,27 @@ SPECS = ["0:1", "-3:1", "0.5:-3:1,0.5:3:1", "1:2:3:4", "a:b", "0:0", "0:-1", "0:
          "1e300:1", "nan:1", "inf:1", "0:1,", ",,,", "1:0:1," * 40, "1e308:0:1,1e308:1:1", "0.5:-1e300:1,0.5:1e300:1",
          "0:" + HUGE_DIGITS, ":".join(["1"] * 3000), "1:0:1e-3,1:1e4:1e4"]  # fmt: skip
 UNKNOWN_FLAGS = [["--bogus"], ["--bogus", "1"], ["--ste", "5"], ["-x"], ["--" + "y" * 5000], ["--json=1"]]
+# the losses the identify cases probe: one real (forward KL, batchmean), the others fail in the ways a user's can
+LOSSES = """
+import torch
+
+
+def forward(student_logits, teacher_logits):
+    t = teacher_logits.log_softmax(-1)
+    return (t.exp() * (t - student_logits.log_softmax(-1))).sum() / student_logits.shape[0]
+
+
+def boom(student_logits, teacher_logits):
+    raise RuntimeError("the user's own error")
+
+
+def nan(student_logits, teacher_logits):
+    return (student_logits * float("nan")).sum()
+
+
+def vector(student_logits, teacher_logits):
+    return student_logits.sum(-1)
+"""
 PATHS = "paths"  # a marker: the value comes from the tmp_path-based hostile paths below
 
 
@@ -112,6 +133,22 @@ def commands(tmp: Path) -> dict[str, tuple[list[str], dict[str, list]]]:
             },
         ),
         "site": ([], {"OUT": [PATHS]}),
+        # FN, the positional MODULE:FUNCTION (always given: a valid one unless the case draws a hostile one)
+        "identify": (
+            [],
+            {
+                "FN": [f"{tmp / 'losses.py'}:{name}" for name in ("forward", "boom", "nan", "vector", "missing")]
+                + [f"{tmp / 'broken.py'}:f", f"{tmp / 'a_file.txt'}/x.py:f", "no_such_module_kl:f", "math:sqrt",
+                   "math", ":", *TEXTS],  # fmt: skip
+                "--args-order": ["teacher,student", "student,teacher", "student", *TEXTS],
+                "--sampled": [[]],
+                "--vocab": NUMBERS + ["1", "2", "100000"],
+                "--shape": ["2,3", "0", "1,1", "100000,100000", "-1,2", *TEXTS],
+                "--seed": NUMBERS,
+                "--draws": NUMBERS + ["1", "10000000"],
+                "--json": [[]],
+            },
+        ),
         "distill": (
             ["--steps", "1", "--eval-every", "1", "--methods", "sft", "--device", "cpu"],
             {
@@ -142,19 +179,25 @@ def cases(tmp: Path, n: int, seed: int = 0) -> list[list[str]]:
     paths = hostile_paths(tmp)
     site_paths = hostile_paths(tmp, folders=False)
     (tmp / "bad.json").write_text('{"version": 1, "training": {"steps": 1e400}}')
-    weights = {"fit": 4, "divergence": 4, "presets": 1, "export": 4, "site": 1, "distill": 2}
+    weights = {"fit": 4, "divergence": 4, "presets": 1, "export": 4, "site": 1, "distill": 2, "identify": 2}
+    (tmp / "losses.py").write_text(LOSSES)
+    (tmp / "broken.py").write_text("def f(:\n")
     names = list(weights)
     out = []
-    for _ in range(n):
+    # every flag of every subcommand once (so coverage does not hang on the draw), then seeded draws
+    drawn = [(name, [flag]) for name in names for flag in table[name][1]]
+    while len(drawn) < n:
         name = rng.choices(names, [weights[k] for k in names])[0]
+        drawn.append((name, rng.sample(list(table[name][1]), k=min(len(table[name][1]), rng.choice([1, 1, 2])))))
+    for name, flags in drawn[:n]:
         base, pools = table[name]
         argv = [name, *base]
-        for flag in rng.sample(list(pools), k=min(len(pools), rng.choice([1, 1, 2]))):
+        for flag in flags:
             value = rng.choice(pools[flag])
             if value == PATHS:
                 value = rng.choice(site_paths if name == "site" else paths)
             values = value if isinstance(value, list) else [value]
-            if flag == "OUT":
+            if flag in ("OUT", "FN"):
                 argv += values
             elif rng.random() < 0.2 and values:
                 argv.append(f"{flag}={values[0]}")  # the --flag=value spelling
@@ -164,6 +207,8 @@ def cases(tmp: Path, n: int, seed: int = 0) -> list[list[str]]:
             argv += rng.choice(UNKNOWN_FLAGS)
         if name == "site" and len(argv) == 1:
             argv.append(rng.choice(site_paths))
+        if name == "identify" and not any(":" in a and not a.startswith("--") for a in argv[1:]):
+            argv.append(f"{tmp / 'losses.py'}:forward")
         out.append(argv)
     return out
 
@@ -220,7 +265,7 @@ def test_fuzz_covers_every_subcommand(tmp_path):
     for name in handlers:  # every flag of every subcommand is fuzzed at least once
         _, pools = commands(tmp_path)[name]
         fuzzed = {a.split("=")[0] for argv in all_cases if argv[0] == name for a in argv if a.startswith("--")}
-        assert set(pools) - {"OUT"} <= fuzzed, (name, set(pools) - fuzzed)
+        assert set(pools) - {"OUT", "FN"} <= fuzzed, (name, set(pools) - fuzzed)
 
 
 # -- the real entry point: a subprocess each (a few; each pays the interpreter's start-up) ----------------
