@@ -80,9 +80,10 @@ def _cmd_distill(args: argparse.Namespace) -> str:
     own = [f for f in ("teacher", "student", "prompts") if getattr(args, f) is not None]
     if own:
         return _cmd_distill_own(args, own)
-    for flag in ("out", "length", "shards"):
+    for flag in ("length", "eval_samples"):
         if getattr(args, flag) is not None:
-            raise ValueError(f"--{flag} applies to your own models only (--teacher DIR --student DIR --prompts FILE)")
+            name = "--" + flag.replace("_", "-")
+            raise ValueError(f"{name} applies to your own models only (--teacher DIR --student DIR --prompts FILE)")
     from kl_core.lm.distill import BATCH_SIZE, DEMO_METHODS, DEMO_STEPS, EVAL_EVERY, LR, default_student
     from kl_core.lm.languages import DEFAULT_LANGUAGE, get_language
 
@@ -94,6 +95,7 @@ def _cmd_distill(args: argparse.Namespace) -> str:
         ("lr", LR),
         ("batch_size", BATCH_SIZE),
         ("eval_every", EVAL_EVERY),
+        ("shards", 1),
     ):
         if getattr(args, name) is None:
             setattr(args, name, value)
@@ -117,6 +119,8 @@ def _cmd_distill(args: argparse.Namespace) -> str:
         "lower --steps, --batch-size, --n-layer or --n-embd, or compare fewer --methods",
     )
     device = _check_device(args.device)
+    out = _check_out(args.out) if args.out is not None and _rank() == 0 else None
+    import numpy as np
     import torch
 
     from kl_core.lm.distill import compare
@@ -143,7 +147,14 @@ def _cmd_distill(args: argparse.Namespace) -> str:
         seed=args.seed,
         device=device,
         eval_every=args.eval_every,
+        shards=args.shards,
     )
+    saved = {}
+    if out is not None and _rank() == 0:
+        for name, r in results.items():
+            path = out / f"{name}.npz"
+            np.savez(path, __config__=np.array(json.dumps(vars(student))), **r.student_state)
+            saved[name] = str(path)
     if args.json:
         return json.dumps(
             {
@@ -162,6 +173,7 @@ def _cmd_distill(args: argparse.Namespace) -> str:
                             for e in r.history
                         ],
                         "samples": list(r.sample_text[:: max(1, len(r.sample_text) // 12)]),
+                        **({"saved": saved[name]} if name in saved else {}),
                     }
                     for name, r in results.items()
                 },
@@ -193,7 +205,13 @@ def _cmd_distill(args: argparse.Namespace) -> str:
         f"{language.name}: student context {student.context}, {student.n_layer} layer(s), width {student.n_embd}; "
         f"seed {args.seed}, device {first.device}; sequence-level KLs {kind}"
     )
-    return title + "\n" + "\n".join(lines)
+    return "\n".join([title, *lines, *(f"saved {name} -> {path}" for name, path in saved.items())])
+
+
+def _rank() -> int:
+    from kl_core.lm.parallel import rank_and_size
+
+    return rank_and_size()[0]
 
 
 def _check_out(path: str) -> Path:
@@ -242,7 +260,7 @@ def _cmd_distill_own(args: argparse.Namespace, given: list[str]) -> str:
     if args.batch_size % args.shards:
         raise ValueError(f"--batch-size {args.batch_size} must be a multiple of --shards {args.shards}")
     device = _check_device(args.device)
-    out = _check_out(args.out) if args.out is not None else None
+    out = _check_out(args.out) if args.out is not None and _rank() == 0 else None
     import torch
 
     from kl_core.lm.hf import load_pair, read_prompts
@@ -257,7 +275,7 @@ def _cmd_distill_own(args: argparse.Namespace, given: list[str]) -> str:
         eval_samples=args.eval_samples if args.eval_samples is not None else OWN_EVAL_SAMPLES,
     )  # fmt: skip
     saved = {}
-    if out is not None:
+    if out is not None and _rank() == 0:
         for name, r in results.items():
             r.student.save_pretrained(str(out / name))
             pair.tokenizer.save_pretrained(str(out / name))
@@ -373,10 +391,10 @@ def add_commands(sub: Any) -> dict[str, Any]:
     p.add_argument("--length", type=integer("--length", 1, LENGTH_MAX),
                    help=f"with --teacher: answer tokens per prompt, 1 .. {LENGTH_MAX} (default 16)")  # fmt: skip
     p.add_argument("--shards", type=integer("--shards", 1, 64),
-                   help="with --teacher: sample streams of the global batch, 1 .. 64 (default 1)")  # fmt: skip
+                   help="sample streams per batch, 1 .. 64, a multiple of the processes (default 1)")  # fmt: skip
     p.add_argument("--eval-samples", type=integer("--eval-samples", 2, 1024),
                    help="with --teacher: samples per prompt at each evaluation, 2 .. 1024 (default 16)")  # fmt: skip
     p.add_argument("--out", type=path_text("--out"), metavar="DIR",
-                   help="with --teacher: save each trained student to DIR/METHOD (save_pretrained)")  # fmt: skip
+                   help="save the trained students: DIR/METHOD (save_pretrained) or DIR/METHOD.npz")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print JSON (every evaluation) instead of a table")
     return {"distill": _cmd_distill}

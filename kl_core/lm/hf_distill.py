@@ -10,8 +10,10 @@ Every method of :data:`kl_core.lm.methods.METHODS` runs as it does on the synthe
 (on-policy), and the loss is the method's. A batch takes its prompts from one length group (drawn with
 probability proportional to the group's size, then prompts uniformly inside it: every prompt is equally
 likely). The metrics are :func:`kl_core.lm.open_eval.evaluate_open`'s (Monte Carlo: the teacher is not
-enumerable). Data parallel under torchrun like :func:`kl_core.lm.distill.distill`
-(:mod:`kl_core.lm.parallel`): the result does not depend on the number of processes.
+enumerable). The student trains with dropout off (eval mode: nothing is drawn from the global RNG, so a
+run is reproducible); gradients are clipped to norm 1 as in the synthetic lab. Data parallel under torchrun
+like :func:`kl_core.lm.distill.distill` (:mod:`kl_core.lm.parallel`): the result does not depend on the
+number of processes.
 """
 
 from __future__ import annotations
@@ -109,7 +111,8 @@ def distill_hf(
     teacher = pair.teacher.to(dev).eval()
     for p in teacher.parameters():
         p.requires_grad_(False)
-    student = copy.deepcopy(pair.student).to(dev).train()
+    # eval mode while training: no dropout, so no draw from the global RNG (reproducible, the same on every rank)
+    student = copy.deepcopy(pair.student).to(dev).eval()
     params_list = [p for p in student.parameters() if p.requires_grad]
     opt = _Adam(params_list, lr=lr)
     groups = [g.to(dev) for g in prompts.groups]
@@ -156,9 +159,12 @@ def distill_hf(
             local += float(loss.detach()) / shards
             tokens += per_stream * (batch.shape[1] + length)
         parallel.sum_gradients(params_list)
+        torch.nn.utils.clip_grad_norm_(params_list, 1.0)
         opt.step()
         step += 1
         value = parallel.all_sum(local, dev)
+        if not math.isfinite(value):
+            raise ValueError(f"{method}: the loss became {value} at step {step}; lower lr")
         losses.append(value)
         since_eval.append(value)
         train_seconds += time.perf_counter() - t0
