@@ -334,8 +334,10 @@ def own_table(results: Any, n_prompts: int, length: int, seed: int, saved: dict[
         f"your models: {n_prompts} prompt(s), answers of {length} tokens; seed {seed}, device {first.device}; "
         f"sequence-level KLs Monte Carlo (+- one standard error); validity: teacher perplexity <= 100 per token"
     )
+    from kl_core.lm.hf_distill import verdict
+
     tail = [f"saved {name} -> {path}" for name, path in saved.items()]
-    return "\n".join([title, *lines, *tail])
+    return "\n".join([title, *lines, verdict(results), *tail])
 
 
 def _check_device(device: str) -> str:

@@ -16,7 +16,7 @@ pytest.importorskip("tokenizers")
 from kl_core import cli  # noqa: E402
 from kl_core.lm.evaluation import evaluate  # noqa: E402
 from kl_core.lm.hf import load_pair, read_prompts  # noqa: E402
-from kl_core.lm.hf_distill import compare_hf  # noqa: E402
+from kl_core.lm.hf_distill import compare_hf, final_rows, verdict  # noqa: E402
 from kl_core.lm.methods import METHODS  # noqa: E402
 from kl_core.lm.open_eval import evaluate_open  # noqa: E402
 
@@ -94,6 +94,19 @@ def test_every_method_runs_with_finite_metrics(ckpt, torch_one_thread):
         assert math.isfinite(f.reward) == on_policy, name
         assert len(r.sample_text) == 3 * 4 and all(len(t.split()) == 3 for t in r.sample_text)
         assert any(not torch.equal(before["model." + k], v) for k, v in r.student.state_dict().items()), name
+    # the sentence names the best methods by the numbers it quotes
+    text = verdict(results)
+    finals = {n: r.final for n, r in results.items()}
+    best_valid = max(finals.values(), key=lambda f: f.validity).validity
+    valid_name = text.split("Most valid answers: ")[1].split(" (")[0]
+    assert finals[valid_name].validity == best_valid and f"{best_valid:.0%} of its samples" in text
+    diverse_name = text.split("Most diverse: ")[1].split(" (")[0]
+    assert finals[diverse_name].ngram_diversity == max(f.ngram_diversity for f in finals.values())
+    closest = text.split("Lowest reverse KL: ")[1].split(" (")[0]
+    assert f"({finals[closest].reverse_kl:.3f} ± {finals[closest].reverse_kl_se:.3f} nats)" in text
+    assert finals[closest].reverse_kl == min(f.reverse_kl for f in finals.values())
+    rows = final_rows(results)
+    assert [r["method"] for r in rows] == list(METHODS) and rows[0]["validity"] == finals[rows[0]["method"]].validity
     # the student given is not trained in place
     assert all(torch.equal(before[k], v) for k, v in pair.student.state_dict().items())
 
@@ -173,7 +186,8 @@ def test_cli_json_and_out(ckpt, tmp_path, capsys, torch_one_thread):
     lines = stdout.splitlines()
     assert lines[0].startswith("your models: 3 prompt(s), answers of 2 tokens; seed 0, device cpu")
     assert lines[1].split()[:4] == ["method", "steps", "forward_kl", "reverse_kl"]
-    assert [ln.split()[0] for ln in lines[3:]] == ["forward_kl", "reverse_kl"]
+    assert [ln.split()[0] for ln in lines[3:5]] == ["forward_kl", "reverse_kl"]
+    assert lines[5].startswith("Most valid answers: ") and len(lines) == 6
 
 
 @pytest.mark.parametrize(

@@ -36,7 +36,7 @@ from kl_core.lm.hf import ModelPair, PromptGroups
 from kl_core.lm.methods import resolve_method
 from kl_core.lm.open_eval import N_SAMPLES, OpenEvaluation, evaluate_open
 
-__all__ = ["HFDistillResult", "distill_hf", "compare_hf", "HF_LR", "HF_STEPS", "HF_EVAL_EVERY"]
+__all__ = ["HFDistillResult", "distill_hf", "compare_hf", "final_rows", "verdict", "HF_LR", "HF_STEPS", "HF_EVAL_EVERY"]
 
 HF_LR = 1e-3
 HF_STEPS = 100
@@ -204,3 +204,38 @@ def compare_hf(
         if out[name].stopped_early:
             break
     return out
+
+
+def final_rows(results: dict[str, HFDistillResult]) -> list[dict[str, Any]]:
+    """One row of final metrics per method (for a table: numbers, never formatted text)."""
+    rows = []
+    for name, r in results.items():
+        f = r.final
+        rows.append({
+            "method": name, "steps": r.steps, "forward_kl": f.forward_kl, "forward_kl_se": f.forward_kl_se,
+            "reverse_kl": f.reverse_kl, "reverse_kl_se": f.reverse_kl_se, "teacher_loglik": f.teacher_loglik,
+            "validity": f.validity, "teacher_validity": f.teacher_validity, "distinct": f.distinct,
+            "ngram_diversity": f.ngram_diversity, "entropy": f.entropy, "reward": f.reward,
+            "train_seconds": r.train_seconds, "tokens_per_s": r.tokens_per_s,
+        })  # fmt: skip
+    return rows
+
+
+def verdict(results: dict[str, HFDistillResult]) -> str:
+    """One sentence from the final metrics: the most valid method, the most diverse, and the lowest reverse KL.
+
+    Ties go to the first method in ``results``; validity is the share of student answers with teacher
+    perplexity <= 1 / VALID_TOKEN_PROB per token, diversity the distinct-2 share (``open_eval``).
+    """
+    if not results:
+        raise ValueError("verdict needs at least one result")
+    finals = {name: r.final for name, r in results.items()}
+    valid = max(finals, key=lambda n: finals[n].validity)
+    diverse = max(finals, key=lambda n: finals[n].ngram_diversity)
+    closest = min(finals, key=lambda n: finals[n].reverse_kl)
+    return (
+        f"Most valid answers: {valid} ({finals[valid].validity:.0%} of its samples within the teacher's "
+        f"plausibility threshold; the teacher's own: {finals[valid].teacher_validity:.0%}). "
+        f"Most diverse: {diverse} (distinct-2 {finals[diverse].ngram_diversity:.2f}). "
+        f"Lowest reverse KL: {closest} ({finals[closest].reverse_kl:.3f} ± {finals[closest].reverse_kl_se:.3f} nats)."
+    )
