@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -233,3 +234,66 @@ def test_cli_errors_are_one_line(ckpt, tmp_path, capsys, case, expected):
     assert rc == 2 and stdout == ""
     assert stderr.count("\n") == 1 and "Traceback" not in stderr, stderr
     assert stderr.startswith("kl-lab: error: ") and expected in stderr, stderr
+
+
+# -- the page's "Your own models" section (AppTest on the section alone; app/views/lm.py calls it in one line) --
+
+SECTION = """
+import sys
+sys.path.insert(0, {root!r})
+from app import lm_own_models
+lm_own_models.section()
+"""
+
+
+def section_app(monkeypatch, on: bool):
+    from streamlit.testing.v1 import AppTest
+
+    root = str(Path(__file__).resolve().parents[1])
+    if on:
+        monkeypatch.setenv("KL_LAB_LOCAL_MODELS", "1")
+    else:
+        monkeypatch.delenv("KL_LAB_LOCAL_MODELS", raising=False)
+    return AppTest.from_string(SECTION.format(root=root), default_timeout=120)
+
+
+def test_page_section_is_off_by_default(monkeypatch):
+    at = section_app(monkeypatch, on=False).run()
+    assert not at.exception
+    assert len(at.text_input) == 0 and len(at.button) == 0
+    assert "KL_LAB_LOCAL_MODELS=1 streamlit run app/main.py" in at.caption[0].value
+    page = (Path(__file__).resolve().parents[1] / "app" / "views" / "lm.py").read_text()
+    assert "\nlm_own_models.section()" in page
+
+
+def test_page_section_runs_and_escapes_hostile_paths(monkeypatch, ckpt, tmp_path, torch_one_thread):
+    from app.lm_own_models import md_escape
+    from kl_core.cli_args import short
+
+    at = section_app(monkeypatch, on=True).run()
+    assert not at.exception
+    hostile = "**bold** <img src=x onerror=alert(1)> [a](javascript:x) $x$"
+    at.text_input(key="lm_own_teacher").set_value(hostile)
+    at.text_input(key="lm_own_student").set_value(str(ckpt / "student"))
+    at.text_input(key="lm_own_prompts").set_value(str(ckpt / "prompts.txt"))
+    at.button(key="lm_own_run").click().run()
+    assert not at.exception and len(at.error) == 1
+    shown = at.error[0].value
+    assert shown.startswith("Teacher folder\\: ") and md_escape(short(hostile, 60), 300) in shown
+    assert re.search(r"(?<!\\)[<>*\[\]()$]", shown) is None  # every Markdown/HTML character escaped
+    at.text_input(key="lm_own_teacher").set_value(str(ckpt / "teacher"))
+    at.number_input(key="lm_own_steps").set_value(2)
+    at.number_input(key="lm_own_length").set_value(2)
+    at.number_input(key="lm_own_batch_size").set_value(2)
+    at.button(key="lm_own_run").click().run()
+    assert not at.exception and len(at.error) == 0
+    table = at.dataframe[0].value  # the final table (then the history, then the samples)
+    assert list(table["method"]) == ["forward_kl", "reverse_kl"]
+    assert all(np.isfinite(table[c]).all() for c in ("forward_kl", "reverse_kl", "validity", "ngram_diversity"))
+    assert at.markdown[0].value.startswith("Most valid answers\\: ")
+    # an empty prompt file: the library's one-line message, escaped
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n")
+    at.text_input(key="lm_own_prompts").set_value(str(empty))
+    at.button(key="lm_own_run").click().run()
+    assert len(at.error) == 1 and "the file holds no prompt" in at.error[0].value
