@@ -146,7 +146,7 @@ def section() -> None:
     st.markdown(md_escape(result["verdict"], 1000))
     st.caption(
         f"{result['n_prompts']} prompt(s), device {result['device']}; KLs by Monte Carlo (± one standard error), "
-        "validity: teacher perplexity ≤ 100 per token."
+        "validity: share of answers the teacher finds at least as likely per token as the least likely 5% of its own."
     )
     st.dataframe(result["rows"], hide_index=True, width="stretch", key="lm_own_table")
     with st.expander("Every evaluation"):

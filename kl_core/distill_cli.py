@@ -332,7 +332,8 @@ def own_table(results: Any, n_prompts: int, length: int, seed: int, saved: dict[
     first = next(iter(results.values()))
     title = (
         f"your models: {n_prompts} prompt(s), answers of {length} tokens; seed {seed}, device {first.device}; "
-        f"sequence-level KLs Monte Carlo (+- one standard error); validity: teacher perplexity <= 100 per token"
+        "sequence-level KLs Monte Carlo (+- one standard error); "
+        "validity: teacher log-lik/token >= its own answers' 5% quantile"
     )
     from kl_core.lm.hf_distill import verdict
 

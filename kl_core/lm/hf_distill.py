@@ -214,7 +214,7 @@ def final_rows(results: dict[str, HFDistillResult]) -> list[dict[str, Any]]:
         rows.append({
             "method": name, "steps": r.steps, "forward_kl": f.forward_kl, "forward_kl_se": f.forward_kl_se,
             "reverse_kl": f.reverse_kl, "reverse_kl_se": f.reverse_kl_se, "teacher_loglik": f.teacher_loglik,
-            "validity": f.validity, "teacher_validity": f.teacher_validity, "distinct": f.distinct,
+            "validity": f.validity, "valid_threshold": f.valid_threshold, "distinct": f.distinct,
             "ngram_diversity": f.ngram_diversity, "entropy": f.entropy, "reward": f.reward,
             "train_seconds": r.train_seconds, "tokens_per_s": r.tokens_per_s,
         })  # fmt: skip
@@ -224,8 +224,8 @@ def final_rows(results: dict[str, HFDistillResult]) -> list[dict[str, Any]]:
 def verdict(results: dict[str, HFDistillResult]) -> str:
     """One sentence from the final metrics: the most valid method, the most diverse, and the lowest reverse KL.
 
-    Ties go to the first method in ``results``; validity is the share of student answers with teacher
-    perplexity <= 1 / VALID_TOKEN_PROB per token, diversity the distinct-2 share (``open_eval``).
+    Ties go to the first method in ``results``; validity is the share of student answers at least as likely
+    per token, to the teacher, as the teacher's own least likely 5%; diversity the distinct-2 share (``open_eval``).
     """
     if not results:
         raise ValueError("verdict needs at least one result")
@@ -234,8 +234,8 @@ def verdict(results: dict[str, HFDistillResult]) -> str:
     diverse = max(finals, key=lambda n: finals[n].ngram_diversity)
     closest = min(finals, key=lambda n: finals[n].reverse_kl)
     return (
-        f"Most valid answers: {valid} ({finals[valid].validity:.0%} of its samples within the teacher's "
-        f"plausibility threshold; the teacher's own: {finals[valid].teacher_validity:.0%}). "
+        f"Most valid answers: {valid} ({finals[valid].validity:.0%} of its samples as likely to the teacher as "
+        f"the teacher's own answers, of which 95% pass). "
         f"Most diverse: {diverse} (distinct-2 {finals[diverse].ngram_diversity:.2f}). "
         f"Lowest reverse KL: {closest} ({finals[closest].reverse_kl:.3f} ± {finals[closest].reverse_kl_se:.3f} nats)."
     )

@@ -10,10 +10,11 @@ generator seeded by ``seed``: the same seed gives the same samples for the same 
   reverse KL (by the chain rule each has the sequence KL as its mean, with less variance than the
   log-ratio of the sampled answers).
 * ``teacher_loglik`` -- the teacher's mean log-likelihood per token of the student's samples (nats, with
-  its standard error); ``validity`` -- the share of student samples the teacher finds plausible: mean
-  per-token teacher log-probability at least ``log(VALID_TOKEN_PROB)`` (per-token perplexity under the
-  teacher at most 1 / VALID_TOKEN_PROB = 100); ``teacher_validity`` -- the same share for the teacher's
-  own samples (the ceiling to compare with).
+  its standard error); ``validity`` -- the share of student samples the teacher finds plausible: their
+  mean per-token teacher log-likelihood is at least ``valid_threshold``, the ``VALID_QUANTILE`` (5%)
+  quantile of the same quantity over the **teacher's own** samples of the same prompts. The threshold
+  adapts to the vocabulary and to how sharp the teacher is: 95% of the teacher's answers pass it, so a
+  student near 0.95 answers like the teacher, and one far below says things the teacher would not.
 * ``distinct`` -- per prompt, distinct answers / samples, averaged; ``ngram_diversity`` -- per prompt,
   distinct n-grams / n-grams of the answers pooled, n = min(2, L) (distinct-2), averaged.
 * ``entropy`` -- the student's mean next-token entropy along its samples (nats per token).
@@ -36,9 +37,9 @@ from torch import Tensor, nn
 from kl_core.lm.sampling import answer_logits, generate
 from kl_core.tokens import token_divergence
 
-__all__ = ["OpenEvaluation", "evaluate_open", "VALID_TOKEN_PROB", "N_SAMPLES"]
+__all__ = ["OpenEvaluation", "evaluate_open", "VALID_QUANTILE", "N_SAMPLES"]
 
-VALID_TOKEN_PROB = 1e-2  # a student answer is valid when its teacher per-token perplexity is <= 100
+VALID_QUANTILE = 0.05  # valid: teacher log-likelihood per token >= this quantile of the teacher's own answers
 N_SAMPLES = 16  # samples per prompt (student and teacher)
 
 
@@ -54,7 +55,7 @@ class OpenEvaluation:
     teacher_loglik: float  # nats per token
     teacher_loglik_se: float
     validity: float
-    teacher_validity: float
+    valid_threshold: float  # nats per token: the VALID_QUANTILE quantile over the teacher's own samples
     distinct: float
     ngram_diversity: float
     entropy: float
@@ -65,7 +66,7 @@ class OpenEvaluation:
     loss: float = math.nan
 
     SCALARS = (
-        "forward_kl", "reverse_kl", "teacher_loglik", "validity", "teacher_validity", "distinct", "ngram_diversity",
+        "forward_kl", "reverse_kl", "teacher_loglik", "validity", "valid_threshold", "distinct", "ngram_diversity",
         "entropy", "reward", "loss",
     )  # fmt: skip
 
@@ -74,7 +75,7 @@ class OpenEvaluation:
         out: dict[str, float | int | bool] = {"step": self.step, "exact": False}
         for k in (
             "forward_kl", "forward_kl_se", "reverse_kl", "reverse_kl_se", "teacher_loglik", "teacher_loglik_se",
-            "validity", "teacher_validity", "distinct", "ngram_diversity", "entropy", "reward", "reward_se", "loss",
+            "validity", "valid_threshold", "distinct", "ngram_diversity", "entropy", "reward", "reward_se", "loss",
         ):  # fmt: skip
             out[k] = float(getattr(self, k))
         return out
@@ -104,7 +105,7 @@ def evaluate_open(
     seed: int = 0,
     step: int = 0,
     reward: bool = False,
-    valid_token_prob: float = VALID_TOKEN_PROB,
+    valid_quantile: float = VALID_QUANTILE,
     order: Sequence[Sequence[int]] | None = None,
 ) -> OpenEvaluation:
     """Measure ``student`` against ``teacher`` on every prompt of ``groups`` (module docstring).
@@ -116,15 +117,14 @@ def evaluate_open(
         raise ValueError(f"n_samples must be an integer >= 2 (for standard errors), got {n_samples!r}")
     if not (isinstance(length, int) and length >= 1):
         raise ValueError(f"length must be an integer >= 1, got {length!r}")
-    if not 0.0 < valid_token_prob <= 1.0:
-        raise ValueError(f"valid_token_prob must be in (0, 1], got {valid_token_prob!r}")
+    if not 0.0 <= valid_quantile < 1.0:
+        raise ValueError(f"valid_quantile must be in [0, 1), got {valid_quantile!r}")
     device = next((p.device for p in student.parameters()), torch.device("cpu"))
-    log_valid = math.log(valid_token_prob)
     s_training, t_training = student.training, teacher.training
     student.eval()
     teacher.eval()
     gen = torch.Generator(device=device).manual_seed(int(seed))
-    rows: dict[str, list[np.ndarray]] = {k: [] for k in ("fkl", "rkl", "ll", "valid", "tvalid", "ent", "rew")}
+    rows: dict[str, list[np.ndarray]] = {k: [] for k in ("fkl", "rkl", "ll", "tll", "ent", "rew")}
     distinct, diversity, samples, sample_prompt = [], [], [], []
     n_gram = min(2, length)
     start = 0
@@ -146,8 +146,8 @@ def evaluate_open(
             ll = lt_s.mean(-1)  # (N*n,) teacher log-likelihood per token of each student answer
             ent = -(ls_all.exp() * ls_all).sum(-1).mean(-1)
             for key, v in (
-                ("fkl", fkl), ("rkl", rkl), ("ll", ll), ("valid", (ll >= log_valid).double()),
-                ("tvalid", (lt_t.mean(-1) >= log_valid).double()), ("ent", ent), ("rew", (lt_s - ls_s).mean(-1)),
+                ("fkl", fkl), ("rkl", rkl), ("ll", ll), ("tll", lt_t.mean(-1)), ("ent", ent),
+                ("rew", (lt_s - ls_s).mean(-1)),
             ):  # fmt: skip
                 rows[key].append(v.cpu().numpy().reshape(N, n_samples))
             answers = sx[:, P:].cpu().numpy().reshape(N, n_samples, length)
@@ -166,6 +166,7 @@ def evaluate_open(
     rkl_m, rkl_se = _mean_se(stacked["rkl"])
     ll_m, ll_se = _mean_se(stacked["ll"])
     rew_m, rew_se = _mean_se(stacked["rew"]) if reward else (math.nan, math.nan)
+    threshold = float(np.quantile(stacked["tll"], valid_quantile))
     by_file = np.argsort(np.array(sample_prompt), kind="stable")
     return OpenEvaluation(
         step=int(step),
@@ -175,8 +176,8 @@ def evaluate_open(
         reverse_kl_se=rkl_se,
         teacher_loglik=ll_m,
         teacher_loglik_se=ll_se,
-        validity=float(stacked["valid"].mean()),
-        teacher_validity=float(stacked["tvalid"].mean()),
+        validity=float((stacked["ll"] >= threshold).mean()),
+        valid_threshold=threshold,
         distinct=float(np.mean(distinct)),
         ngram_diversity=float(np.mean(diversity)),
         entropy=float(stacked["ent"].mean()),
