@@ -50,6 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_command(handlers["distill"], args)
     finally:
         if dist.is_initialized():
+            dist.barrier()  # every rank is done (rank 0 evaluated and saved) before the group goes away
             dist.destroy_process_group()
 
 
