@@ -100,6 +100,8 @@ def _cmd_distill(args: argparse.Namespace) -> str:
         if getattr(args, name) is None:
             setattr(args, name, value)
     methods, params = _methods_and_params(args)
+    if args.batch_size % args.shards:
+        raise ValueError(f"--batch-size {args.batch_size} must be a multiple of --shards {args.shards}")
     if args.steps > args.eval_every * MAX_EVALUATIONS:
         raise ValueError(
             f"--eval-every {args.eval_every} asks for {args.steps // args.eval_every} evaluations per method; "
