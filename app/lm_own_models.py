@@ -88,6 +88,8 @@ def _run(teacher: str, student: str, prompts: str, methods: list[str], numbers: 
         for p, text in list(zip(r.sample_prompt, r.sample_text))[:: max(1, len(r.sample_text) // 8)]
     ]
     return {
+        "curves": {name: [e.as_dict() for e in r.history] for name, r in results.items()},
+        "params": {name: r.params for name, r in results.items()},
         "rows": final_rows(results),
         "verdict": verdict(results),
         "history": history,
@@ -148,6 +150,9 @@ def section() -> None:
         f"{result['n_prompts']} prompt(s), device {result['device']}; KLs by Monte Carlo (± one standard error), "
         "validity: share of answers the teacher finds at least as likely per token as the least likely 5% of its own."
     )
+    from kl_core.viz.lm_own import own_metrics_figure
+
+    st.plotly_chart(own_metrics_figure(result["curves"], result["params"]), key="lm_own_chart", width="stretch")
     st.dataframe(result["rows"], hide_index=True, width="stretch", key="lm_own_table")
     with st.expander("Every evaluation"):
         st.dataframe(result["history"], hide_index=True, width="stretch", key="lm_own_history")

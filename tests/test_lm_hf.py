@@ -20,6 +20,7 @@ from kl_core.lm.hf import load_pair, read_prompts  # noqa: E402
 from kl_core.lm.hf_distill import compare_hf, final_rows, verdict  # noqa: E402
 from kl_core.lm.methods import METHODS  # noqa: E402
 from kl_core.lm.open_eval import evaluate_open  # noqa: E402
+from kl_core.viz.lm_own import OWN_PANELS, own_metrics_figure  # noqa: E402
 
 WORDS = ["<unk>", "the", "cat", "dog", "sat", "ran", "on", "mat", "far", "."]
 
@@ -106,6 +107,10 @@ def test_every_method_runs_with_finite_metrics(ckpt, torch_one_thread):
     closest = text.split("Lowest reverse KL: ")[1].split(" (")[0]
     assert f"({finals[closest].reverse_kl:.3f} ± {finals[closest].reverse_kl_se:.3f} nats)" in text
     assert finals[closest].reverse_kl == min(f.reverse_kl for f in finals.values())
+    fig = own_metrics_figure({n: [e.as_dict() for e in r.history] for n, r in results.items()})
+    trace = next(t for t in fig.data if t.meta["method"] == "gkd" and t.meta["metric"] == "reverse_kl")
+    assert list(trace.y) == [e.reverse_kl for e in results["gkd"].history]
+    assert list(trace.error_y.array) == [e.reverse_kl_se for e in results["gkd"].history]
     rows = final_rows(results)
     assert [r["method"] for r in rows] == list(METHODS) and rows[0]["validity"] == finals[rows[0]["method"]].validity
     # the student given is not trained in place
@@ -295,6 +300,11 @@ def test_page_section_runs_and_escapes_hostile_paths(monkeypatch, ckpt, tmp_path
     assert list(table["method"]) == ["forward_kl", "reverse_kl"]
     assert all(np.isfinite(table[c]).all() for c in ("forward_kl", "reverse_kl", "validity", "ngram_diversity"))
     assert at.markdown[0].value.startswith("Most valid answers\\: ")
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    traces = [t for t in spec["data"] if t.get("meta", {}).get("role") == "metric"]
+    assert {(t["meta"]["method"], t["meta"]["metric"]) for t in traces} == {
+        (m, k) for m in ("forward_kl", "reverse_kl") for k, _ in OWN_PANELS
+    }
     # an empty prompt file: the library's one-line message, escaped
     empty = tmp_path / "empty.txt"
     empty.write_text("\n")

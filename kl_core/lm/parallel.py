@@ -46,14 +46,15 @@ def init_from_env(device: str = "auto") -> tuple[int, int, str]:
     import torch.distributed as dist
 
     size = int(os.environ.get("WORLD_SIZE", "1"))
-    use_cuda = torch.cuda.is_available() and device in ("auto", "cuda") or device.startswith("cuda")
+    use_cuda = (torch.cuda.is_available() and device in ("auto", "cuda")) or device.startswith("cuda")
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if use_cuda and size > 1:
+        torch.cuda.set_device(local)  # before nccl starts: each rank on its own GPU
     if size > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if use_cuda else "gloo")
     rank, size = rank_and_size()
     if use_cuda:
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(local)
-        return rank, size, f"cuda:{local}"
+        return rank, size, f"cuda:{local}" if size > 1 or device in ("auto", "cuda") else device
     return rank, size, "cpu" if device == "auto" else device
 
 
