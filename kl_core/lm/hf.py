@@ -81,6 +81,15 @@ def _context(model: nn.Module) -> int:
     return 1 << 30  # no position limit in the config (e.g. rotary without a maximum)
 
 
+def _output_width(model: nn.Module) -> int:
+    """The number of tokens the model predicts (its output layer's rows, else ``config.vocab_size``)."""
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    weight = getattr(head, "weight", None)
+    if isinstance(weight, Tensor) and weight.ndim == 2:
+        return int(weight.shape[0])
+    return int(model.config.vocab_size)
+
+
 @dataclass
 class ModelPair:
     """A teacher and a student (wrapped as ids -> logits modules), their shared tokenizer and limits."""
@@ -125,8 +134,7 @@ def load_pair(teacher_dir: str | Path, student_dir: str | Path) -> ModelPair:
         )
     teacher = load_model("--teacher", t_path)
     student = load_model("--student", s_path)
-    vt = teacher.get_output_embeddings().weight.shape[0]
-    vs = student.get_output_embeddings().weight.shape[0]
+    vt, vs = _output_width(teacher), _output_width(student)
     if vt != vs:
         raise ValueError(
             f"mismatched vocabularies: the teacher predicts {vt} tokens, the student {vs}; "
