@@ -4,7 +4,7 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from app import export_ui, ui
+from app import export_ui, lm_own_models, ui
 from kl_core.lm.distill import resolve_device
 from kl_core.lm.neural import ASSETS, shipped_neural_teachers
 from kl_core.lm.showcase import LiveComparison, Settings, TooManyTrainings, load_comparisons
@@ -206,4 +206,5 @@ with st.expander("The methods"):
             )
         )
     )
+lm_own_models.section()  # your own checkpoints (app/lm_own_models.py; off unless KL_LAB_LOCAL_MODELS=1)
 ui.finish()
