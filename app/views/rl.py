@@ -140,11 +140,12 @@ elif part == "estimators":
     moments = rl.kl_estimator_moments(mu)
     st.header("3. The KL estimators k1, k2, k3")
     st.markdown(
-        f"From samples x ~ q = N(0, 1) (the student) with r = p(x)/q(x), p = N({mu:g}, 1): k1 = −log r, "
-        "k2 = ½(log r)², k3 = (r − 1) − log r (Schulman, *Approximating KL divergence*). The true KL(q‖p) is "
-        f"μ²/2 = {mu * mu / 2:.3f}. k1 is unbiased with std {moments['k1'][1]:.3f} (std/mean = 2/μ = "
-        f"{2 / mu:.2f}); k2 has mean {moments['k2'][0]:.3f} (relative bias μ²/4 = {mu * mu / 4:.3f}); k3 is unbiased "
-        f"with std {moments['k3'][1]:.3f} = √(e^μ² − 1 − μ²): small when q and p are close, exploding as they separate."
+        f"From samples x ~ S = N(0, 1) (the student) with r = T(x)/S(x), T = N({mu:g}, 1) (the teacher): "
+        "k1 = −log r, k2 = ½(log r)², k3 = (r − 1) − log r (Schulman, *Approximating KL divergence*, writes q for "
+        f"S and p for T). The true KL(S‖T) is μ²/2 = {mu * mu / 2:.3f}. k1 is unbiased with std "
+        f"{moments['k1'][1]:.3f} (std/mean = 2/μ = {2 / mu:.2f}); k2 has mean {moments['k2'][0]:.3f} (relative bias "
+        f"μ²/4 = {mu * mu / 4:.3f}); k3 is unbiased with std {moments['k3'][1]:.3f} = √(e^μ² − 1 − μ²): small when "
+        "S and T are close, exploding as they separate."
     )
     cols = st.columns(2)
     exports["k1, k2, k3 histograms"] = kl_histogram_figure(samples)
