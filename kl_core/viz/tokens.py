@@ -36,8 +36,10 @@ __all__ = [
     "decoding_caption",
 ]
 
-# a student as such (decoded, trained by no objective): halfway between the two KL students' colours
-STUDENT_COLOR = mix(color_for("forward_kl"), color_for("reverse_kl"), 0.5)
+# a student as such (decoded, trained by no objective): the lesson's neutral candidate colour
+# (kl_core.viz.lesson.CANDIDATE_COLOR), used by no divergence kind. The blue-vermillion midpoint it
+# replaces was a dark grey that read as the teacher's grey beside the teacher's bars.
+STUDENT_COLOR = "#9467BD"
 _NOUNS = {2: "pairs", 3: "triples"}
 
 
