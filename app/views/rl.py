@@ -34,7 +34,7 @@ PART_OF = {label: part for part, label in PART_LABELS.items()}
 
 
 def _pair(v) -> str:
-    """A gradient as the table's other column writes it: "(-1.000, 0.000)" (no numpy brackets, no -0.000)."""
+    """A gradient as "(-1.000, 0.000)": no numpy brackets ("[-3.171 -0.64 ]"), no -0.000; one style per page."""
     return "(" + ", ".join(f"{round(float(x), 3) + 0.0:.3f}" for x in v) + ")"
 
 
@@ -88,8 +88,8 @@ if part == "gradients":
     rows = [
         {
             "estimator": ESTIMATOR_LABELS[e],
-            f"mean estimate (n={n})": np.array2string(study.mean[i, j], precision=3, max_line_width=200),
-            "exact gradient": np.array2string(study.exact, precision=3, max_line_width=200),
+            f"mean estimate (n={n})": _pair(study.mean[i, j]),
+            "exact gradient": _pair(study.exact),
             f"variance (n={n})": float(study.variance[i, j]),
         }
         for i, e in enumerate(study.estimators)

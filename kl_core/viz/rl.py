@@ -248,7 +248,11 @@ def regularised_figure(fits: RegularisedFits) -> go.Figure:
     )
     fig.update_xaxes(title_text="response x")
     fig.update_yaxes(title_text="probability", row=1, col=1)
-    fig.update_yaxes(title_text="reward", row=1, col=2, secondary_y=True, showgrid=False)
+    # own round ticks (synced to the probability grid they read 0.729, 0.304, -0.121) and no zero line
+    # (it crossed the panel like a probability gridline)
+    fig.update_yaxes(
+        title_text="reward", row=1, col=2, secondary_y=True, showgrid=False, zeroline=False, tickmode="auto", nticks=6
+    )
     return style(fig, height=430, bottom=50)
 
 
