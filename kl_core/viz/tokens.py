@@ -19,7 +19,7 @@ from plotly.subplots import make_subplots
 
 from kl_core.distributions import Categorical
 from kl_core.token_lab import COMMITTED, INVALID_BELOW, DecodingSweep, answer, invalid_cells, invalid_mass
-from kl_core.viz.animation import CONTROLS_MARGIN, animation_controls
+from kl_core.viz.animation import CONTROLS_HEIGHT, CONTROLS_OFFSET, animation_controls
 from kl_core.viz.colors import color_for, label_for, mix, rgba
 from kl_core.viz.runs import Run, check_runs, motion_steps
 from kl_core.viz.theme import FAINT_ALPHA, FAINT_WIDTH, compact, style, text_on
@@ -41,6 +41,10 @@ __all__ = [
 # replaces was a dark grey that read as the teacher's grey beside the teacher's bars.
 STUDENT_COLOR = "#9467BD"
 _NOUNS = {2: "pairs", 3: "triples"}
+# on a phone plotly turns the token names upright ("Francisco" is ~55 px tall): the joint animation's
+# rows sit further apart and its buttons lower, or the names ran into the titles below and the buttons
+JOINT_SPACING = 0.28
+JOINT_CONTROLS_OFFSET = CONTROLS_OFFSET + 30
 
 
 def token_labels(shape: tuple[int, ...], labels: Sequence[Sequence[str]] | None = None) -> list[list[str]]:
@@ -173,7 +177,7 @@ def joint_animation(
         cols=cols,
         specs=specs,
         subplot_titles=titles,
-        vertical_spacing=0.22,
+        vertical_spacing=JOINT_SPACING,
         horizontal_spacing=0.05,
         row_heights=[0.55, 0.45],
     )
@@ -380,10 +384,12 @@ def joint_animation(
     labels_ = [str(int(s)) for s in steps]
     fig.update_layout(
         barmode="group",
-        **_with_redraw(animation_controls(labels_, labels_, prefix="step ", frame_ms=frame_ms)),
+        **_with_redraw(
+            animation_controls(labels_, labels_, prefix="step ", frame_ms=frame_ms, offset=JOINT_CONTROLS_OFFSET)
+        ),
     )
     fig.update_annotations(font_size=13)
-    return style(fig, height=720, bottom=CONTROLS_MARGIN, title_lines=2)
+    return style(fig, height=760, bottom=JOINT_CONTROLS_OFFSET + CONTROLS_HEIGHT, title_lines=2)
 
 
 def answer_rows(
