@@ -326,3 +326,16 @@ def test_capacity_notes_sit_above_every_curve():
         axis = "yaxis" + t.get("yaxis", "y")[1:]
         top = layout[axis]["range"][1]
         assert np.nanmax(decode(t["y"])) <= (1 - NOTE_SHARE) * top + 1e-9, t.get("name")
+
+
+def test_theory_page_bounds_jsd_only_where_it_is_bounded():
+    # oracle: the generalized JS of two distributions that never overlap is the entropy of (β, 1 − β)
+    p, q = kc.Gaussian(0.0, 1.0), kc.Gaussian(40.0, 1.0)
+    for beta in (0.1, 0.3, 0.5, 0.9):
+        entropy = -beta * np.log(beta) - (1 - beta) * np.log(1 - beta)
+        assert float(kc.divergence(p, q, "jsd", beta=beta)) == pytest.approx(entropy, rel=1e-4)
+        assert entropy <= np.log(2) + 1e-12
+    assert float(kc.divergence(p, q, "jsd", beta=0.0)) > 100  # β = 0 is forward KL: no ln 2 bound there
+    at = _page("theory.py")
+    text = " ".join(m.value for m in at.markdown)
+    assert "for 0 < β < 1" in text and "no bound" in text and "at any β" not in text
