@@ -26,8 +26,9 @@ neural_languages = st.cache_data(show_spinner=False)(shipped_neural_teachers)
 
 def describe(s: Settings) -> str:
     methods = " vs ".join(method_label(m, s.params[m]) for m in s.methods)
+    layers = f"{s.n_layer} layer{'' if s.n_layer == 1 else 's'}"
     return (
-        f"{s.language}, {s.teacher} teacher, student with context {s.context}, {s.n_layer} layer(s), width "
+        f"{s.language}, {s.teacher} teacher, student with context {s.context}, {layers}, width "
         f"{s.n_embd}; {methods}; {s.steps} steps, seed {s.seed}"
     )
 

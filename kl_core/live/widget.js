@@ -463,7 +463,7 @@ export function mount(root, sceneIn = {}, { onChange = null } = {}) {
     ctx.fillStyle = th.muted;
     ctx.font = "11px system-ui, sans-serif";
     ctx.textAlign = "left";
-    const caption = w < 420 ? "where the penalty comes from (best start)" : `where the penalty comes from: g(log p, log q) of the best start (peak ${fmt(top, 3)})`;
+    const caption = w < 420 ? "where the penalty comes from (best start)" : `where the penalty comes from: g(log T, log S) of the best start (peak ${fmt(top, 3)})`;
     ctx.fillText(caption, PAD.l, 11);
   }
 
