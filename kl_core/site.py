@@ -121,7 +121,9 @@ def _live(step: Any) -> str:
         "<p class='caption'>This trains in your browser, every start at once, from the same starts as the figure. "
         "Drag a grey bump of p (left/right, up/down, its side handle for the width) and watch q re-fit; click "
         "empty space to start q there.</p>\n"
-        f"<div id='{box}' class='kl-live' aria-label='Live lab: {html.escape(step.title, quote=True)}'></div>\n"
+        # the site's pages are light whatever the system's scheme: so is the widget
+        f"<div id='{box}' class='kl-live' data-theme='light' "
+        f"aria-label='Live lab: {html.escape(step.title, quote=True)}'></div>\n"
         f'<script type="application/json" id="{data}">{_json_for_script(scene)}</script>\n'
         f'<script type="module">\n{bundle_js()}\n'
         f'const box = document.getElementById("{box}");\n'
