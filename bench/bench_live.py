@@ -30,7 +30,8 @@ Measured per path: the server process's CPU time (utime + stime from /proc/PID/s
 per session-minute of dragging (the summed gesture time: one learner dragging for a minute), and per
 release; ``/_stcore/health`` latency p95 (polled every 0.25 s during the drags); and a 31st user's page
 load (its own chromium, goto -> the widget's first training frame, and -> the replay chart) during
-the drags vs the same with the server idle (before the N sessions open). Run:
+the drags vs the same with the server idle (before the N sessions open). Sessions stop opening when
+the machine has under 4 GB available (it is shared); the table then says how many opened. Run:
 
     python bench/bench_live.py [--seconds 5] [--moves 40] [--replay-moves 6] [--sessions 10]
 
@@ -274,6 +275,7 @@ def measure_classroom(sessions: int, seconds: float, gesture_s: float) -> dict:
                     opened = []
                     while len(opened) < sessions and available_gb() > MIN_FREE_GB:
                         opened.append(open_session(browser, url))
+                        print(f"session {len(opened)}/{sessions} open ({opened[-1][2]:.1f} s)", file=sys.stderr)  # noqa: T201
                     pages = [page for _, page, _, _ in opened]
                     for page in pages:  # paused between drags (see the module docstring)
                         page.locator(".kl-live-play").first.click()
