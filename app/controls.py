@@ -110,8 +110,11 @@ function sync(bar) {
   const range = bar.querySelector("input");
   range.max = String(n - 1);
   if (document.activeElement !== range || range.value !== String(i)) range.value = String(i);
-  range.setAttribute("aria-valuetext", label(slider, i));
-  bar.querySelector("output").textContent = label(slider, i);
+  const text = label(slider, i), out = bar.querySelector("output");
+  if (range.getAttribute("aria-valuetext") !== text) range.setAttribute("aria-valuetext", text);
+  // only a real change is written: rewriting the same text is a childList mutation, which would
+  // wake the observer below, which would sync again: a loop at the frame rate on an idle page
+  if (out.textContent !== text) out.textContent = text;
 }
 
 function makeBar(box) {
@@ -197,7 +200,9 @@ export default function () {
     if (!window.__klQueued) { window.__klQueued = true; requestAnimationFrame(scan); }
   };
   if (!window.__klObserver) {
-    window.__klObserver = new MutationObserver(schedule);
+    // mutations inside our own bars (the frame label) are ours: they need no new scan
+    const outside = r => !(r.target instanceof Element && r.target.closest("." + BAR));
+    window.__klObserver = new MutationObserver(records => { if (records.some(outside)) schedule(); });
     window.__klObserver.observe(document.body, {childList: true, subtree: true});
   }
   schedule();

@@ -16,8 +16,9 @@ import streamlit as st
 
 from app import export_ui, ui
 from kl_core.live.export import bundle_js, scene_from_scenario, widget_css
+from kl_core.live.lesson import lesson_scene
 
-__all__ = ["live_lab", "teacher_from_release"]
+__all__ = ["live_lab", "lesson_live", "teacher_from_release"]
 
 KEY = "live_lab"
 _APPLIED = "_live_lab_applied"
@@ -44,7 +45,7 @@ export default function (component) {
     }
     const box = { lastSent: 0 };
     const ctl = mount(host, scene, {
-      onChange: (ev) => {
+      onChange: data.report === false ? null : (ev) => {
         // increasing across remounts and reloads, so Python never takes a new release for an old one
         box.lastSent = Math.max(box.lastSent + 1, Math.round((performance.timeOrigin + performance.now()) * 1000));
         setStateValue("release", { teacher: ev.teacher, start: ev.start, token: box.lastSent });
@@ -119,3 +120,25 @@ def live_lab(state: Mapping[str, Any], kinds: Sequence[str]) -> None:
         "Live: this trains in your browser, every start at once. Drag the grey modes; on release the "
         "sidebar, the link and the exact table below follow."
     )
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _lesson_scene(number: int) -> dict | None:
+    from kl_core.lesson import get_step
+
+    return lesson_scene(get_step(number))
+
+
+def lesson_live(number: int) -> bool:
+    """The live widget of lesson step ``number`` (its teacher, starts and objectives, p/q notation), if it
+    has one; it stays in the browser (nothing is reported back). Returns whether it was drawn."""
+    scene = _lesson_scene(number)
+    if scene is None:
+        return False
+    _component()(key=f"lesson_live_{number}", data={"scene": scene, "report": False})
+    st.caption(
+        "Now play with it: this trains in your browser, every start at once. Drag a grey bump of p "
+        "(left/right, up/down, its side handle for the width) and watch q re-fit; click empty space to "
+        "start q there."
+    )
+    return True

@@ -284,7 +284,7 @@ _FIELD_LIST: list[Field] = [
     _f("rl_arms", "int", 24, "Responses (arms)", low=12, high=40, step=1),
     _f("rl_tilt", "float", 1.0, "Reward slope (r = slope·x)", low=-3.0, high=3.0, step=0.1),
     _f("rl_beta", "float", 0.5, "KL coefficient β", low=0.05, high=5.0, step=0.05),
-    _f("rl_mu", "float", 1.0, "Separation μ (p = N(μ, 1))", low=0.1, high=3.0, step=0.1),
+    _f("rl_mu", "float", 1.0, "Separation μ (T = N(μ, 1))", low=0.1, high=3.0, step=0.1),
     _f("rl_kl_samples", "int", 2000, "Samples for the histograms", low=100, high=20_000, step=100),
     _f(
         "rl_penalty",

@@ -12,9 +12,28 @@ steps per frame):
 
 Replay (today's 1-D lab): ``streamlit run app/main.py``, and the "Mode 1 mean" slider moved
 ``--replay-moves`` times (bench/bench_app.py's measure: key release -> redrawn chart), plus the size of
-the replay's self-contained HTML export. Run:
+the replay's self-contained HTML export.
 
-    python bench/bench_live.py [--seconds 5] [--moves 40] [--replay-moves 6]
+Classroom (``--sessions N``, 0 skips it): one ``streamlit run app/main.py`` and N sessions of the 1-D lab
+in one chromium (one context each, so N websocket sessions). Each session's widget is paused after its
+first frame (Play toggled off): N pages training at 60 frames/s would starve the 2 shared cores that
+also run the server, and in a class each learner's own device does that work. A drag still repaints
+the paused widget on every pointer move. The sessions take turns, one gesture of ``--gesture-ms`` each
+(one pointer is driven at a time), for ``--class-seconds``:
+
+* live: a mode is dragged (pointer down, 12 moves spread over the gesture, up): the server hears
+  nothing until the release, then one rerun (the exact table, captions and replay figure follow);
+* replay: the same gesture is one change of the "Mode 1 mean" slider (a Streamlit slider sends on
+  release), then the rest of the gesture's time.
+
+Measured per path: the server process's CPU time (utime + stime from /proc/PID/stat, before and after)
+per session-minute of dragging (the summed gesture time: one learner dragging for a minute), and per
+release; ``/_stcore/health`` latency p95 (polled every 0.25 s during the drags); and a 31st user's page
+load (its own chromium, goto -> the widget's first training frame, and -> the replay chart) during
+the drags vs the same with the server idle (before the N sessions open). Sessions stop opening when
+the machine has under 4 GB available (it is shared); the table then says how many opened. Run:
+
+    python bench/bench_live.py [--seconds 5] [--moves 40] [--replay-moves 6] [--sessions 10]
 
 Headless chromium paces animation frames itself (about 60 Hz); this shared 2-core machine is noisy,
 so treat the numbers as preliminary and compare the two paths within one run.
@@ -23,10 +42,14 @@ so treat the numbers as preliminary and compare the two paths within one run.
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import statistics
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
@@ -119,24 +142,237 @@ def measure_replay(moves: int) -> dict:
     }
 
 
+# -- the classroom: N sessions dragging on one server --------------------------------------------------
+
+WIDGET_TRAINED = re.compile(r"step [1-9]")  # the widget's step counter after its first training frame
+REPLAY_CHART = '[data-testid="stPlotlyChart"] .js-plotly-plot .main-svg'
+SLIDER_LABEL = "Mode 1 mean"
+LOAD_TIMEOUT_MS = 180_000
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (proc(5): fields 14 and 15, in clock ticks), in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()  # after "pid (comm)": field 3 is fields[0]
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def available_gb() -> float:
+    with open("/proc/meminfo") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("MemAvailable:")) / 2**20
+
+
+MIN_FREE_GB = 4.0  # stop opening sessions below this (the machine is shared): the table says how many opened
+
+
+def open_session(browser, url: str):
+    """A new context on the 1-D lab; returns (context, page, seconds to the widget's first frame,
+    seconds to the replay chart). The widget is left playing."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(LOAD_TIMEOUT_MS)
+    started = time.perf_counter()
+    page.goto(url)
+    page.locator(".kl-live-step").filter(has_text=WIDGET_TRAINED).first.wait_for()
+    widget_s = time.perf_counter() - started
+    page.wait_for_selector(REPLAY_CHART)
+    chart_s = time.perf_counter() - started
+    return context, page, widget_s, chart_s
+
+
+def user_31(url: str, out: dict) -> None:
+    """A late user's page load in its own chromium (run in a thread: sync Playwright, one per thread)."""
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                _, _, out["widget_s"], out["chart_s"] = open_session(browser, url)
+            finally:
+                browser.close()
+    except Exception as err:  # noqa: BLE001 (reported in the table, not lost in a thread)
+        out["error"] = repr(err)
+
+
+def poll_health(url: str, stop: threading.Event, out: list[float]) -> None:
+    while not stop.is_set():
+        started = time.perf_counter()
+        try:
+            with urllib.request.urlopen(url, timeout=30) as response:
+                response.read()
+            out.append(time.perf_counter() - started)
+        except OSError:
+            out.append(float("inf"))
+        stop.wait(0.25)
+
+
+def live_gesture(page, turn: int, gesture_s: float) -> None:
+    handle = page.locator(".kl-live-handle").first
+    box = handle.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    sign = 1 if turn % 2 == 0 else -1  # right, then back left: the mode stays in view
+    page.mouse.move(x, y)
+    page.mouse.down()
+    for k in range(1, 13):
+        page.mouse.move(x + sign * 4 * k, y)
+        page.wait_for_timeout(gesture_s * 1000 / 13)
+    page.mouse.up()
+
+
+def replay_gesture(page, turn: int, gesture_s: float) -> None:
+    started = time.perf_counter()
+    slider = page.get_by_role("slider", name=SLIDER_LABEL)
+    slider.focus()
+    page.keyboard.press("ArrowRight" if turn % 2 == 0 else "ArrowLeft")
+    page.wait_for_timeout(max(0.0, gesture_s - (time.perf_counter() - started)) * 1000)
+
+
+def drive(pages, gesture, url: str, pid: int, seconds: float, gesture_s: float) -> dict:
+    """Gestures round-robin over the sessions for ``seconds`` (and until the 31st user has loaded)."""
+    stop, health = threading.Event(), []
+    poller = threading.Thread(target=poll_health, args=(f"{url}/_stcore/health", stop, health), daemon=True)
+    late: dict = {}
+    loader = threading.Thread(target=user_31, args=(url, late), daemon=True)
+    cpu0, wall0 = cpu_seconds(pid), time.perf_counter()
+    poller.start()
+    gestures, dragging_s = 0, 0.0
+    while time.perf_counter() - wall0 < seconds or loader.ident is None or loader.is_alive():
+        if gestures == len(pages):  # every session has dragged once: the late user arrives
+            loader.start()
+        page = pages[gestures % len(pages)]
+        started = time.perf_counter()
+        gesture(page, gestures // len(pages), gesture_s)
+        dragging_s += time.perf_counter() - started
+        gestures += 1
+    wall, cpu = time.perf_counter() - wall0, cpu_seconds(pid) - cpu0
+    stop.set()
+    poller.join()
+    return {
+        "gestures": gestures,
+        "dragging_min": dragging_s / 60,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "cpu_per_session_min": cpu / (dragging_s / 60),
+        "cpu_ms_per_release": 1000 * cpu / gestures,
+        "health_p50": statistics.median(health),
+        "health_p95": pct(health, 0.95),
+        "health_n": len(health),
+        "late": late,
+    }
+
+
+def measure_classroom(sessions: int, seconds: float, gesture_s: float) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        port = free_port()
+        process = start_server(port, Path(tmp) / "server.log")
+        url = f"http://127.0.0.1:{port}"
+        try:
+            warm, idle = {}, {}
+            user_31(url, warm)  # the first load computes and caches the default page: not a user's number
+            user_31(url, idle)
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                try:
+                    opened = []
+                    while len(opened) < sessions and available_gb() > MIN_FREE_GB:
+                        opened.append(open_session(browser, url))
+                        print(f"session {len(opened)}/{sessions} open ({opened[-1][2]:.1f} s)", file=sys.stderr)  # noqa: T201
+                    pages = [page for _, page, _, _ in opened]
+                    for page in pages:  # paused between drags (see the module docstring)
+                        page.locator(".kl-live-play").first.click()
+                    time.sleep(2.0)  # the last loads' reruns settle before the clock starts
+                    live = drive(pages, live_gesture, url, process.pid, seconds, gesture_s)
+                    time.sleep(2.0)
+                    replay = drive(pages, replay_gesture, url, process.pid, seconds, gesture_s)
+                finally:
+                    browser.close()
+        finally:
+            stop_server(process)
+    return {
+        "sessions": len(opened),
+        "asked": sessions,
+        "open_widget_s": statistics.median(o[2] for o in opened),
+        "idle": idle,
+        "live": live,
+        "replay": replay,
+    }
+
+
+def classroom_rows(c: dict) -> list[tuple[str, str, str]]:
+    live, replay, idle = c["live"], c["replay"], c["idle"]
+
+    def late(d: dict, key: str) -> str:
+        return f"{d[key]:.1f} s" if key in d else f"failed: {d.get('error', '?')[:60]}"
+
+    short = "" if c["sessions"] == c["asked"] else f" (of {c['asked']} asked: memory ran short)"
+    return [
+        (
+            f"{c['sessions']} sessions{short}: server CPU per session-minute of dragging",
+            f"{live['cpu_per_session_min']:.1f} s ({live['gestures']} drags, {live['dragging_min']:.1f} session-min)",
+            f"{replay['cpu_per_session_min']:.1f} s ({replay['gestures']} slider changes)",
+        ),
+        (
+            "server CPU per release (one rerun each)",
+            f"{live['cpu_ms_per_release']:.0f} ms (0 while the pointer moves: nothing is sent)",
+            f"{replay['cpu_ms_per_release']:.0f} ms",
+        ),
+        (
+            "`/_stcore/health` p50 / p95 during the drags",
+            f"{live['health_p50'] * 1000:.0f} / {live['health_p95'] * 1000:.0f} ms ({live['health_n']} polls)",
+            f"{replay['health_p50'] * 1000:.0f} / {replay['health_p95'] * 1000:.0f} ms ({replay['health_n']} polls)",
+        ),
+        (
+            f"user {c['sessions'] + 1}: load -> widget's first frame (server idle: {late(idle, 'widget_s')})",
+            late(live["late"], "widget_s"),
+            late(replay["late"], "widget_s"),
+        ),
+        (
+            f"user {c['sessions'] + 1}: load -> replay chart (server idle: {late(idle, 'chart_s')})",
+            late(live["late"], "chart_s"),
+            late(replay["late"], "chart_s"),
+        ),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds of playing to count frames over")
     parser.add_argument("--moves", type=int, default=40, help="pointer moves to time (default 40)")
     parser.add_argument("--replay-moves", type=int, default=6, help="slider moves of the replay path (0: skip)")
+    parser.add_argument("--sessions", type=int, default=10, help="classroom: browser sessions (0: skip; target 30)")
+    parser.add_argument("--class-seconds", type=float, default=60.0, help="classroom: seconds of drags per path")
+    parser.add_argument("--gesture-ms", type=float, default=1000.0, help="classroom: one drag's duration")
+    parser.add_argument("--only-classroom", action="store_true", help="skip the single-user measures")
     args = parser.parse_args()
     if args.seconds <= 0 or args.moves < 1 or args.replay_moves < 0:
         parser.error("--seconds must be > 0, --moves >= 1, --replay-moves >= 0")
+    if not 0 <= args.sessions <= 60 or args.class_seconds <= 0 or not 100 <= args.gesture_ms <= 10_000:
+        parser.error("--sessions must be in [0, 60], --class-seconds > 0, --gesture-ms in [100, 10000]")
 
     from kl_core.live.export import write_live
 
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "widget.html"
-        size = write_live(path)
-        live = measure_live(path, args.seconds, args.moves)
-    replay = measure_replay(args.replay_moves) if args.replay_moves else None
+    rows: list[tuple[str, str, str]] = []
+    if not args.only_classroom:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "widget.html"
+            size = write_live(path)
+            live = measure_live(path, args.seconds, args.moves)
+        replay = measure_replay(args.replay_moves) if args.replay_moves else None
+        rows += single_user_rows(live, replay, size)
+    if args.sessions:
+        rows += classroom_rows(measure_classroom(args.sessions, args.class_seconds, args.gesture_ms / 1000))
+    print("| measure | live (in the browser) | replay (server round trip) |")  # noqa: T201
+    print("|---|---|---|")  # noqa: T201
+    for row in rows:
+        print(f"| {' | '.join(row)} |")  # noqa: T201
+    load = os.getloadavg()
+    print(  # noqa: T201
+        f"\n(preliminary: shared 2-core machine, load average {load[0]:.1f} at the end, "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})"
+    )
 
-    rows = [
+
+def single_user_rows(live: dict, replay: dict | None, size: int) -> list[tuple[str, str, str]]:
+    return [
         ("frames/s while training (5 steps/frame)", f"{live['fps']:.0f}", "(plays a precomputed animation)"),
         ("work per frame p50 / p95", f"{live['frame_ms_p50']:.1f} / {live['frame_ms_p95']:.1f} ms", ""),
         (
@@ -162,11 +398,6 @@ def main() -> None:
             f"first chart {replay['first_chart_s']:.1f} s from the server" if replay else "skipped",
         ),
     ]
-    print("| measure | live (in the browser) | replay (server round trip) |")  # noqa: T201
-    print("|---|---|---|")  # noqa: T201
-    for row in rows:
-        print(f"| {' | '.join(row)} |")  # noqa: T201
-    print(f"\n(preliminary: shared 2-core machine, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})")  # noqa: T201
 
 
 if __name__ == "__main__":

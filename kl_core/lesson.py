@@ -35,7 +35,7 @@ from kl_core.landscape import landscape
 from kl_core.metrics import LOW_DENSITY, low_density_mass, summarize
 from kl_core.presets import get_preset
 from kl_core.rl import PPORun, ppo_demo
-from kl_core.viz import Run, animation_1d, frame_steps, sweep_figure
+from kl_core.viz import Run, animation_1d, motion_steps, sweep_figure
 from kl_core.viz.lesson import candidates_figure, first_frame, pair_bars_figure, rlhf_figure
 
 __all__ = ["Step", "STEPS", "get_step", "N_STEPS", "Opening", "opening", "Recap", "RecapRow", "recap", "ONE_LINE"]
@@ -476,7 +476,8 @@ def _rlhf(f: Facts) -> go.Figure:
 
 def _token_bars(f: Facts) -> go.Figure:
     fwd, rev = f["fwd"], f["rev"]
-    steps = frame_steps(max(fwd.steps, rev.steps), N_FRAMES)
+    # frames spread over the students' movement (most of it is early), each named by its real step
+    steps = motion_steps([Run("forward_kl", {}, fwd), Run("reverse_kl", {}, rev)], N_FRAMES)
     students = [
         (name, kind, np.array([traj.student(min(int(s), traj.steps), 0).table().ravel() for s in steps]))
         for name, kind, traj in (("forward-KL student", "forward_kl", fwd), ("reverse-KL student", "reverse_kl", rev))

@@ -214,7 +214,7 @@ PRESETS: dict[str, Preset] = {
         Preset(
             "three_tokens",
             "Three tokens: Ho Chi Minh / Rio de Janeiro / Salt Lake City",
-            "Forward KL spreads over 'Rio Chi City' and 24 other invalid triples; reverse KL names one city.",
+            "Forward KL spreads over all 24 invalid triples, such as 'Rio Chi City'; reverse KL names one city.",
             _answers_table((3, 3, 3), {(0, 0, 0): 0.40, (1, 1, 1): 0.35, (2, 2, 2): 0.25}),
             FactorizedCategorical(shape=(3, 3, 3)),
             dict(_TOKENS),

@@ -7,7 +7,11 @@ writes ``OUT/index.html``, one page per lesson step (``01-distillation.html``, .
 pages need no server and no network: open ``index.html`` from disk (file://) or any static file
 server. Each step page holds the step's text, its live-built figure (animated figures start at
 their first frame: predict, then press Play), the question with clickable choices (a few lines
-of inline JavaScript say right or wrong) and the answer with its explanation in a ``<details>``.
+of inline JavaScript say right or wrong) and the answer with its explanation and any second
+figure (step 7's PPO runs) in a ``<details>``. The covering, seeking and side-by-side steps also
+hold the live widget (``kl_core.live``, inlined: the engine trains in the page) with the step's
+scenario, started when the answer is opened. The last page ends with the recap: the one-line
+answer, what happened at each step and where to go next (a static page holds no learner answers).
 """
 
 from __future__ import annotations
@@ -35,6 +39,9 @@ a { color: #0072B2; }
 .right { color: #009E73; } .wrong { color: #D55E00; }
 details { margin: 1rem 0; } summary { cursor: pointer; font-weight: 600; }
 ol.steps li { margin: 0.3rem 0; }
+.live { margin: 1.5rem 0; } .live h2, .recap h2 { font-size: 1.15rem; }
+.recap { border: 1px solid #ccc; border-radius: 6px; padding: 0.5rem 1.2rem; margin: 1.5rem 0; }
+.caption { color: #555; font-size: 0.92rem; }
 """
 
 # on a choice: say right or wrong and open the answer; plots inside a just-opened <details> get resized
@@ -90,13 +97,78 @@ def markdown_to_html(text: str) -> str:
     return "\n".join(out)
 
 
-def _document(title: str, body: str) -> str:
+def _document(title: str, body: str, style: str = "") -> str:
     return (
         "<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>\n"
-        f"<title>{html.escape(title)}</title>\n<style>{_STYLE}</style>\n"
+        f"<title>{html.escape(title)}</title>\n<style>{_STYLE}{style}</style>\n"
         f'<script src="{PLOTLY_JS}"></script>\n<script>{_SCRIPT}</script>\n'
         f"</head>\n<body>\n{body}\n</body>\n</html>\n"
+    )
+
+
+def _live(step: Any) -> str:
+    """The step's live widget (engine and widget inlined as one module; started when the answer opens)."""
+    from kl_core.live.export import _json_for_script, bundle_js
+    from kl_core.live.lesson import lesson_scene
+
+    scene = lesson_scene(step)
+    if scene is None:
+        return ""
+    box, data = f"kl-live-{step.key}", f"kl-live-scene-{step.key}"
+    return (
+        "<section class='live'>\n<h2>Now play with it</h2>\n"
+        "<p class='caption'>This trains in your browser, every start at once, from the same starts as the figure. "
+        "Drag a grey bump of p (left/right, up/down, its side handle for the width) and watch q re-fit; click "
+        "empty space to start q there.</p>\n"
+        # the site's pages are light whatever the system's scheme: so is the widget
+        f"<div id='{box}' class='kl-live' data-theme='light' "
+        f"aria-label='Live lab: {html.escape(step.title, quote=True)}'></div>\n"
+        f'<script type="application/json" id="{data}">{_json_for_script(scene)}</script>\n'
+        f'<script type="module">\n{bundle_js()}\n'
+        f'const box = document.getElementById("{box}");\n'
+        f'const scene = JSON.parse(document.getElementById("{data}").textContent);\n'
+        "const details = box.closest('details');\n"
+        "const start = () => { if (!window.klLive) window.klLive = mount(box, scene); };\n"
+        "if (!details || details.open) start();\n"
+        "else details.addEventListener('toggle', () => { if (details.open) start(); });\n"
+        "</script>\n</section>"
+    )
+
+
+def _extra(step: Any) -> str:
+    """The step's second figure and its caption (step 7's PPO runs); empty without one."""
+    from kl_core.viz.export import to_div
+
+    figure = step.extra_figure()
+    if figure is None:
+        return ""
+    return (
+        f"{to_div(figure, div_id=f'fig-{step.key}-extra')}\n"
+        f"<p class='caption'>What the KL penalty does: {html.escape(step.extra_result(), quote=False)}.</p>"
+    )
+
+
+def _recap(steps: Sequence[Any]) -> str:
+    """The closing card of a static site: the one-line answer, what happened at each step, where to go next."""
+    from kl_core.lesson import STEPS, recap
+
+    # no learner answers exist in a static page: "where to go next" is the recap's list for a learner
+    # who predicted every step right (the labs that take the lesson further), named, not linked (they
+    # are pages of the app, not of this site)
+    card = recap({s.key: s.answer for s in STEPS})
+    happened = "\n".join(
+        f"<li><a href='{page_name(i, s.key)}'>{html.escape(s.title)}</a>: {html.escape(s.result(), quote=False)}.</li>"
+        for i, s in enumerate(steps, start=1)
+    )
+    labs = "\n".join(f"<li>{html.escape(label)}</li>" for _, label in card.next_steps)
+    return (
+        "<section class='recap' id='recap'>\n<h2>Recap</h2>\n"
+        f"<p><strong>The one-line answer.</strong> {html.escape(card.one_line, quote=False)}</p>\n"
+        f"<p><strong>What happened at each step</strong></p>\n<ol class='steps'>\n{happened}\n</ol>\n"
+        "<p><strong>Where to go next</strong>: the KL Lab app (<code>streamlit run app/main.py</code>), where "
+        "you set the teacher and the student yourself:</p>\n"
+        f"<ul>\n{labs}\n</ul>\n</section>"
     )
 
 
@@ -139,12 +211,21 @@ def _step_page(number: int, steps: Sequence[Any]) -> str:
         shown, revealed = step.preview(), to_div(step.figure(), div_id=f"fig-{step.key}-answer")
     else:  # an animation, at its start: press Play to see the result
         shown, revealed = first_frame(step.figure(), keep_controls=True), ""
+    live = _live(step)
+    revealed = "\n".join(part for part in (revealed, _extra(step), live) if part)
+    closing = f"{_recap(steps)}\n" if number == len(steps) else ""
     body = (
         f"{_nav(number, steps)}\n<h1>{number}. {html.escape(step.title)}</h1>\n"
         f"{markdown_to_html(step.text())}\n{to_div(shown, div_id=f'fig-{step.key}')}\n"
-        f"{_question(step, revealed)}\n{_nav(number, steps)}"
+        f"{_question(step, revealed)}\n{closing}{_nav(number, steps)}"
     )
-    return _document(f"{number}. {step.title} · KL Lab", body)
+    return _document(f"{number}. {step.title} · KL Lab", body, style=_live_style() if live else "")
+
+
+def _live_style() -> str:
+    from kl_core.live.export import widget_css
+
+    return "\n" + widget_css()
 
 
 def _index_page(steps: Sequence[Any], hero: Any) -> str:

@@ -363,3 +363,45 @@ def test_recap_counts_predictions_and_points_to_what_was_missed():
 def test_recap_rejects_bad_answers(answers, match):
     with pytest.raises(ValueError, match=match):
         recap(answers)
+
+
+def _scene_in(page: str, key: str) -> dict:
+    import json
+
+    raw = re.search(rf'<script type="application/json" id="kl-live-scene-{key}">(.*?)</script>', page, re.S)
+    return json.loads(raw.group(1)) if raw else None
+
+
+def test_site_live_steps_extra_figure_and_recap(tmp_path):
+    from kl_core.live.lesson import lesson_scene
+
+    keys = ("distillation", "forward", "reverse", "both", "on_policy")
+    steps = [BY_KEY[k] for k in keys]
+    report = build_site(tmp_path, steps=steps, hero="both")
+    pages = {s.key: p.read_text(encoding="utf-8") for s, p in zip(steps, report.pages)}
+    for step in steps:
+        page = pages[step.key]
+        scene = _scene_in(page, step.key)
+        if step.key in ("forward", "reverse", "both"):
+            # the widget sits in the answer (predict first), inlined, with the step's own scene in p/q
+            answer = page[page.index("<details>") : page.index("</details>")]
+            assert f"id='kl-live-{step.key}'" in answer and "const E = Object.freeze(" in answer
+            assert scene == lesson_scene(step) and scene["notation"] == ["p", "q"]
+            assert re.findall(r"<script[^>]*\bsrc=[\"']([^\"']+)", page) == [PLOTLY_JS]  # nothing else fetched
+            assert ".kl-live-bar" in page  # the widget's stylesheet, inline
+        else:
+            assert scene is None and "kl-live-bar" not in page
+    # step 7's second figure (PPO runs) with its caption, inside the revealed answer
+    rl = pages["on_policy"]
+    answer = rl[rl.index("<details>") : rl.index("</details>")]
+    assert '<div id="fig-on_policy-extra"' in answer
+    assert f"What the KL penalty does: {BY_KEY['on_policy'].extra_result()}." in answer
+    assert "fig-forward-extra" not in pages["forward"]
+    # the recap closes the last page only: the one-line answer, each step's outcome, where to go next
+    assert all("class='recap'" not in pages[k] for k in keys[:-1])
+    recap_html = rl[rl.index("<section class='recap'") :]
+    assert f"<strong>The one-line answer.</strong> {ONE_LINE}</p>" in recap_html
+    for number, step in enumerate(steps, start=1):
+        assert f"<a href='{page_name(number, step.key)}'>{step.title}</a>: {step.result()}." in recap_html
+    card = recap({s.key: s.answer for s in STEPS})
+    assert [f"<li>{label}</li>" in recap_html for _, label in card.next_steps] == [True] * len(card.next_steps)

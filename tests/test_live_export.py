@@ -111,3 +111,76 @@ def test_cli_writes_the_live_page(tmp_path: Path):
 )
 def test_app_snaps_a_released_teacher_to_the_sidebar(release, expected):
     assert teacher_from_release(release) == expected
+
+
+def test_scene_notation_is_validated_and_baked_in():
+    assert export.scene_from_scenario()["notation"] == ["T", "S"]
+    assert export.scene_from_scenario(notation=("p", "q"))["notation"] == ["p", "q"]
+    for bad in (("p",), ("p", "<b>"), ("p", ""), ("p", 1)):
+        with pytest.raises(ValueError, match="notation must be two short letter names"):
+            export.scene_from_scenario(notation=bad)
+    src = (ROOT / "kl_core" / "live" / "widget.js").read_text()
+    assert "KL(${P}‖${Q})" in src and "KL(T‖S)" not in src  # the readouts take the scene's letters
+
+
+# the lesson's live steps: oracle = the step's own facts (kl_core.lesson's fits for its figure)
+LESSON_LIVE = {"forward": ["forward_kl"], "reverse": ["reverse_kl"], "both": ["forward_kl", "reverse_kl"]}
+
+
+@pytest.mark.parametrize("key", list(LESSON_LIVE))
+def test_lesson_scene_trains_what_the_steps_figure_trains(key):
+    from kl_core import lesson
+    from kl_core.live.lesson import lesson_scene
+
+    step = lesson.BY_KEY[key]
+    scene = lesson_scene(step)
+    facts = step.facts()
+    traj = facts["traj"] if "traj" in facts else facts["fwd"]
+    assert [o["kind"] for o in scene["objectives"]] == LESSON_LIVE[key]
+    assert scene["notation"] == ["p", "q"] and scene["inits"] == traj.inits
+    assert np.allclose(scene["starts"], traj.params[0], rtol=1e-15, atol=0)  # kc.fit's starts, start 0 first
+    w, m, s = facts["teacher"].components()
+    assert np.allclose(scene["teacher"]["means"], m[:, 0]) and np.allclose(scene["teacher"]["weights"], w)
+    assert (scene["lr"], scene["seed"]) == (lesson.LR, lesson.SEED)
+
+
+def test_lesson_steps_without_a_live_widget():
+    from kl_core.lesson import STEPS
+    from kl_core.live.lesson import lesson_scene
+
+    assert [s.key for s in STEPS if lesson_scene(s) is not None] == list(LESSON_LIVE)
+
+
+def _bidi_scenes(at) -> dict[str, dict]:
+    return {
+        e.proto.id.rsplit("-", 1)[-1]: json.loads(e.proto.json)
+        for e in at.get("bidi_component")
+        if e.proto.component_name == "kl_lab_live"
+    }
+
+
+def test_app_lesson_steps_show_the_live_widget_after_the_answer():
+    from streamlit.testing.v1 import AppTest
+
+    from kl_core.lesson import STEPS
+    from kl_core.live.lesson import lesson_scene
+
+    at = AppTest.from_file(str(ROOT / "app" / "main.py"), default_timeout=120)
+    at.query_params["lesson_step"] = "2"
+    at = at.switch_page("views/lesson.py").run()
+    for number in (2, 3, 4, 5):
+        step = STEPS[number - 1]
+        assert not at.exception
+        assert _bidi_scenes(at) == {}  # predict first: nothing trains before the answer
+        at.radio(key=f"lesson_answer_{step.key}").set_value(step.answer)
+        at = at.button(key=f"lesson_check_{step.key}").click().run()
+        assert not at.exception
+        scenes = _bidi_scenes(at)
+        if step.key in LESSON_LIVE:
+            assert list(scenes) == [f"lesson_live_{number}"]
+            data = scenes[f"lesson_live_{number}"]
+            assert data["report"] is False and data["scene"] == json.loads(json.dumps(lesson_scene(step)))
+            assert any(c.value.startswith("Now play with it") for c in at.caption)
+        else:
+            assert scenes == {}
+        at = at.button(key="lesson_next").click().run()

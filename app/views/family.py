@@ -9,15 +9,21 @@ from kl_core.viz import capacity_figure, sweep_figure
 
 state = ui.setup()
 st.title("Divergence family")
-st.caption(
-    "Between forward and reverse KL lies a continuum. The α-divergence goes from reverse KL (α → 0) to "
-    "forward KL (α → 1) and beyond; the generalized JSD of GKD goes from forward (β = 0) to reverse "
-    "(β = 1). Scrub the slider to watch the fitted Gaussian narrow from covering to seeking."
-)
+intro = st.empty()  # filled once the sweep is known: its slider runs in opposite directions for α and β
 
 ui.teacher_editor()
 st.sidebar.header("Sweep")
 sweep = ui.control("sweep", "select")
+intro.caption(
+    "Between forward and reverse KL lies a continuum. The α-divergence goes from reverse KL (α → 0) to "
+    "forward KL (α → 1) and beyond; the generalized JSD of GKD goes from forward (β = 0) to reverse "
+    "(β = 1). "
+    + (
+        "Scrub the slider to watch the fitted Gaussian widen from seeking (α = −0.5) to covering (α = 1.5)."
+        if sweep == "alpha"
+        else "Scrub the slider to watch the fitted Gaussian narrow from covering (β = 0) to seeking (β = 1)."
+    )
+)
 ui.control("points")
 ui.training_controls(estimator=False)
 ui.control("kmax")

@@ -11,9 +11,9 @@ from kl_core.viz import animation_1d, caption, results_rows
 state = ui.setup()
 st.title("Mode covering vs mode seeking")
 st.caption(
-    "The grey teacher is fixed. Each panel trains the same student from the same starts under one "
-    "objective: **forward KL** must cover everything the teacher likes, **reverse KL** must avoid "
-    "everything the teacher forbids. Press ▶ in the figure to watch training; scrub with its slider."
+    "The grey teacher stays fixed while the students train. Each panel trains the same student from the "
+    "same starts under one objective: **forward KL** must cover everything the teacher likes, **reverse KL** "
+    "must avoid everything the teacher forbids. Press ▶ in the figure to watch training; scrub with its slider."
 )
 
 ui.teacher_editor()

@@ -12,8 +12,9 @@ st.caption(
     "Each objective over every Gaussian student N(mean, std²) of the same teacher as the 1-D lab. "
     "Stars are global minima, diamonds local ones; lines are the optimisation paths of every start "
     "(open circle: its start, cross: its end). "
-    "Reverse KL has a minimum on each well-separated mode (which one you reach depends on where you "
-    "start); forward KL has one, at the teacher's mean and standard deviation."
+    "For the default pair: reverse KL has a minimum on each well-separated mode (which one you reach "
+    "depends on where you start); forward KL has exactly one, at the teacher's mean and standard deviation. "
+    "The counts under the figure are this teacher's."
 )
 
 ui.teacher_editor()
@@ -49,13 +50,22 @@ fig = landscape_figure(lands, runs)
 st.plotly_chart(fig, key="landscape_chart", width="stretch")
 cols = st.columns(2)
 for col, land in zip(cols, lands):
-    count = len(land.minima)
+    count, best = len(land.minima), sum(m.is_global for m in land.minima)
+    # every minimum is a local one; say which are global, as the stars in the figure do
+    which = "the global one" if count == 1 else f"{best} of them global"
     col.markdown(
-        f"**{label_for(land.objective, land.objective_params)}**: {count} local minim{'um' if count == 1 else 'a'}"
+        f"**{label_for(land.objective, land.objective_params)}**: {count} local minim{'um' if count == 1 else 'a'}, "
+        f"{which}"
     )
     col.dataframe(
         [
-            {"mean": round(m.mean, 4), "std": round(m.std, 4), "value (nats)": round(m.value, 4), "global": m.is_global}
+            # + 0.0: a mean of -0.00001 printed "-0.0"
+            {
+                "mean": round(m.mean, 4) + 0.0,
+                "std": round(m.std, 4),
+                "value (nats)": round(m.value, 4),
+                "global": m.is_global,
+            }
             for m in land.minima
         ],
         hide_index=True,

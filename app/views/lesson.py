@@ -3,7 +3,7 @@
 import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
-from app import ui
+from app import live_ui, ui
 from kl_core.lesson import N_STEPS, get_step, opening, recap
 
 
@@ -75,6 +75,7 @@ else:
     st.markdown(explanation)
     st.plotly_chart(figure, key=f"lesson_figure_{step.key}", width="stretch")
     st.caption(f"What happened: {outcome}.")
+    live_ui.lesson_live(number)  # covering / seeking / side by side: the same fit, live in the browser
     if extra is not None:
         st.plotly_chart(extra, key=f"lesson_extra_{step.key}", width="stretch")
         st.caption(f"What the KL penalty does: {extra_outcome}.")

@@ -4,7 +4,7 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from app import export_ui, ui
+from app import export_ui, lm_own_models, ui
 from kl_core.lm.distill import resolve_device
 from kl_core.lm.neural import ASSETS, shipped_neural_teachers
 from kl_core.lm.showcase import LiveComparison, Settings, TooManyTrainings, load_comparisons
@@ -26,8 +26,9 @@ neural_languages = st.cache_data(show_spinner=False)(shipped_neural_teachers)
 
 def describe(s: Settings) -> str:
     methods = " vs ".join(method_label(m, s.params[m]) for m in s.methods)
+    layers = f"{s.n_layer} layer{'' if s.n_layer == 1 else 's'}"
     return (
-        f"{s.language}, {s.teacher} teacher, student with context {s.context}, {s.n_layer} layer(s), width "
+        f"{s.language}, {s.teacher} teacher, student with context {s.context}, {layers}, width "
         f"{s.n_embd}; {methods}; {s.steps} steps, seed {s.seed}"
     )
 
@@ -206,4 +207,5 @@ with st.expander("The methods"):
             )
         )
     )
+lm_own_models.section()  # your own checkpoints (app/lm_own_models.py; off unless KL_LAB_LOCAL_MODELS=1)
 ui.finish()

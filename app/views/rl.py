@@ -33,6 +33,11 @@ PART_LABELS = dict(schema.FIELDS["rl_part"].labels)  # part -> tab label
 PART_OF = {label: part for part, label in PART_LABELS.items()}
 
 
+def _pair(v) -> str:
+    """A gradient as "(-1.000, 0.000)": no numpy brackets ("[-3.171 -0.64 ]"), no -0.000; one style per page."""
+    return "(" + ", ".join(f"{round(float(x), 3) + 0.0:.3f}" for x in v) + ")"
+
+
 def _tab_from_menu() -> None:
     st.session_state["rl_tabs"] = PART_LABELS[st.session_state["w_rl_part"]]
 
@@ -86,8 +91,8 @@ if part == "gradients":
     rows = [
         {
             "estimator": ESTIMATOR_LABELS[e],
-            f"mean estimate (n={n})": np.array2string(study.mean[i, j], precision=3, max_line_width=200),
-            "exact gradient": np.array2string(study.exact, precision=3, max_line_width=200),
+            f"mean estimate (n={n})": _pair(study.mean[i, j]),
+            "exact gradient": _pair(study.exact),
             f"variance (n={n})": float(study.variance[i, j]),
         }
         for i, e in enumerate(study.estimators)
@@ -143,11 +148,13 @@ elif part == "estimators":
     moments = rl.kl_estimator_moments(mu)
     st.header("3. The KL estimators k1, k2, k3")
     st.markdown(
-        f"From samples x ~ q = N(0, 1) (the student) with r = p(x)/q(x), p = N({mu:g}, 1): k1 = −log r, "
-        "k2 = ½(log r)², k3 = (r − 1) − log r (Schulman, *Approximating KL divergence*). The true KL(q‖p) is "
-        f"μ²/2 = {mu * mu / 2:.3f}. k1 is unbiased with std {moments['k1'][1]:.3f} (std/mean = 2/μ = "
-        f"{2 / mu:.2f}); k2 has mean {moments['k2'][0]:.3f} (relative bias μ²/4 = {mu * mu / 4:.3f}); k3 is unbiased "
-        f"with std {moments['k3'][1]:.3f} = √(e^μ² − 1 − μ²): small when q and p are close, exploding as they separate."
+        f"From samples x ~ S = N(0, 1) (the student) with r = T(x)/S(x), T = N({mu:g}, 1) (the teacher): "
+        "k1 = −log r, k2 = ½(log r)², k3 = (r − 1) − log r (Schulman, *Approximating KL divergence*, writes q for "
+        f"S and p for T). The true KL(S‖T) is μ²/2 = {mu * mu / 2:.3f}. In closed form (the histogram's legend gives "
+        f"its {n:,} samples' mean and std): k1 is unbiased with std "
+        f"{moments['k1'][1]:.3f} (std/mean = 2/μ = {2 / mu:.2f}); k2 has mean {moments['k2'][0]:.3f} (relative bias "
+        f"μ²/4 = {mu * mu / 4:.3f}); k3 is unbiased with std {moments['k3'][1]:.3f} = √(e^μ² − 1 − μ²): small when "
+        "S and T are close, exploding as they separate."
     )
     cols = st.columns(2)
     exports["k1, k2, k3 histograms"] = kl_histogram_figure(samples)
@@ -167,11 +174,11 @@ elif part == "estimators":
                 {
                     "estimator": k,
                     "unbiased for KL(S‖T)?": "yes" if k != "k2" else f"no (bias {moments['k2'][0] - mu * mu / 2:.3f})",
-                    "mean estimate": float(grads.mean_kl[i]),
+                    "mean estimate": round(float(grads.mean_kl[i]), 4),
                     "mean ∇ as a loss": f"({grads.mean[i, 0]:.3f} ± {grads.se[i, 0]:.3f}, "
                     f"{grads.mean[i, 1]:.3f} ± {grads.se[i, 1]:.3f})",
                     "matches": MATCH[grads.matches[i]],
-                    "exact value": np.array2string(getattr(grads, grads.matches[i]), precision=3),
+                    "exact value": _pair(getattr(grads, grads.matches[i])),
                 }
                 for i, k in enumerate(rl.KL_ESTIMATORS)
             ]
@@ -180,8 +187,8 @@ elif part == "estimators":
         width="stretch",
     )
     st.caption(
-        f"Exact: ∇KL(S‖T) = {np.array2string(grads.reverse_kl, precision=3)}, ∇KL(T‖S) = "
-        f"{np.array2string(grads.forward_kl, precision=3)}. The reverse-KL gradient is E_S[(log S − log T)·g]: "
+        f"Exact: ∇KL(S‖T) = {_pair(grads.reverse_kl)}, ∇KL(T‖S) = {_pair(grads.forward_kl)}. "
+        "The reverse-KL gradient is E_S[(log S − log T)·g]: "
         "k1 in the *reward* (the InstructGPT penalty) gives it too, which is why the PPO part offers both."
     )
 

@@ -42,8 +42,9 @@ st.latex(
     r"\quad m = \beta p + (1-\beta) q"
 )
 st.markdown(
-    "The generalized Jensen–Shannon divergence of GKD: bounded by $\\ln 2$ at any β; β = 0 is forward KL "
-    "and β = 1 reverse KL by convention (as in TRL)."
+    "The generalized Jensen–Shannon divergence of GKD: for 0 < β < 1 it is at most the entropy of (β, 1 − β), "
+    "so never above $\\ln 2$. The formula vanishes at β = 0 and β = 1; there GKD (as in TRL) uses forward KL "
+    "(β = 0) and reverse KL (β = 1) instead, which have no bound."
 )
 st.latex(r"D_\alpha = \frac{1}{\alpha(1-\alpha)}\int \alpha p + (1-\alpha) q - p^{\alpha} q^{1-\alpha}\,dx")
 st.markdown(

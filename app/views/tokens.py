@@ -81,7 +81,8 @@ else:
     runs = [Run(kind, dict(params), traj) for (kind, params), traj in zip(specs, trajectories)]
     start = min(state["tok_start"], plan.inits - 1)
     if start != state["tok_start"]:
-        st.caption(f"There are {plan.inits} starts: showing start {start}.")
+        count = plan.inits
+        st.caption(f"There {'is 1 start' if count == 1 else f'are {count} starts'}: showing start {start}.")
     figure = joint_animation(teacher, runs, labels, start=start, frame_ms=state["speed"])
     exports["Joint distributions"] = figure
     st.plotly_chart(figure, key="tok_joint_chart", width="stretch")

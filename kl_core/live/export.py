@@ -61,14 +61,27 @@ def _json_for_script(value: Any) -> str:
 
 
 def scene_from_scenario(
-    scenario: Scenario | None = None, *, steps_per_frame: int = 5, autoplay: bool = True, global_keys: bool = False
+    scenario: Scenario | None = None,
+    *,
+    steps_per_frame: int = 5,
+    autoplay: bool = True,
+    global_keys: bool = False,
+    notation: tuple[str, str] = ("T", "S"),
 ) -> dict:
-    """The widget's scene for a 1-D scenario (default: the 1-D lab's default), with kc.fit's starts."""
+    """The widget's scene for a 1-D scenario (default: the 1-D lab's default), with kc.fit's starts.
+
+    ``notation`` is the (teacher, student) letters of the widget's readouts, e.g. ``("p", "q")``
+    for the lesson (the 1-D lab's are T and S).
+    """
     scenario = Scenario(space="1d") if scenario is None else scenario
     if scenario.space != "1d":
         raise ValueError(f"the live lab is 1-D; this scenario is {scenario.space}")
     if not 1 <= int(steps_per_frame) <= 50:
         raise ValueError(f"steps_per_frame must be in [1, 50], got {steps_per_frame!r}")
+    if not (
+        len(notation) == 2 and all(isinstance(n, str) and re.fullmatch(r"[A-Za-zπ]{1,3}", n) for n in notation)
+    ):
+        raise ValueError(f"notation must be two short letter names (teacher, student), got {notation!r}")
     teacher = scenario_teacher(scenario)
     student = start_student(teacher, scenario.preset, scenario.student, scenario.components)
     if isinstance(student, GaussianMixture) and student.n_components > 1:
@@ -111,6 +124,7 @@ def scene_from_scenario(
         "autoplay": bool(autoplay),
         "colors": dict(ROLE_COLORS),
         "globalKeys": bool(global_keys),
+        "notation": list(notation),
     }
 
 

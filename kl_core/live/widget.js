@@ -57,6 +57,7 @@ export const DEFAULT_SCENE = {
   stepsPerFrame: 5,
   autoplay: true,
   view: [-10, 10],
+  notation: ["T", "S"], // (teacher, student) letters of the readouts; the lesson's are ["p", "q"]
 };
 
 const clamp = (v, [lo, hi]) => Math.min(Math.max(v, lo), hi);
@@ -129,6 +130,7 @@ export function mount(root, sceneIn = {}, { onChange = null } = {}) {
   const scene = JSON.parse(JSON.stringify({ ...DEFAULT_SCENE, ...sceneIn }));
   scene.student = { ...DEFAULT_SCENE.student, ...(sceneIn.student || {}) };
   const colors = { ...ROLE_COLORS, ...(scene.colors || {}) };
+  const [P, Q] = Array.isArray(scene.notation) && scene.notation.length === 2 ? scene.notation.map(String) : DEFAULT_SCENE.notation;
   const reduced = typeof matchMedia === "function" && matchMedia("(prefers-reduced-motion: reduce)").matches;
   const ui = { playing: false, spf: clamp(Math.round(scene.stepsPerFrame), [1, 50]), dragging: null, focusMode: 0 };
   const stats = { frames: 0, frameMs: [], moveToPaint: [], pendingMove: null, stepsDone: 0, firstFrameAt: null };
@@ -406,7 +408,7 @@ export function mount(root, sceneIn = {}, { onChange = null } = {}) {
     placeHandles(panel, w, h, tn);
     drawIntegrand(panel, th, b);
     const num = liveNumbers(run, b);
-    panel.read.textContent = `best start: KL(T‖S) ${fmt(num.fwd)} · KL(S‖T) ${fmt(num.rev)} · mass in the teacher's gap ${fmt(num.gap)} · ${run.label} ${fmt(st.loss[b], 4)}`;
+    panel.read.textContent = `best start: KL(${P}‖${Q}) ${fmt(num.fwd)} · KL(${Q}‖${P}) ${fmt(num.rev)} · mass in the teacher's gap ${fmt(num.gap)} · ${run.label} ${fmt(st.loss[b], 4)}`;
   }
 
   function placeHandles(panel, w, h, tn) {
@@ -463,7 +465,7 @@ export function mount(root, sceneIn = {}, { onChange = null } = {}) {
     ctx.fillStyle = th.muted;
     ctx.font = "11px system-ui, sans-serif";
     ctx.textAlign = "left";
-    const caption = w < 420 ? "where the penalty comes from (best start)" : `where the penalty comes from: g(log p, log q) of the best start (peak ${fmt(top, 3)})`;
+    const caption = w < 420 ? "where the penalty comes from (best start)" : `where the penalty comes from: g(log ${P}, log ${Q}) of the best start (peak ${fmt(top, 3)})`;
     ctx.fillText(caption, PAD.l, 11);
   }
 

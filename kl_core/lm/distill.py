@@ -13,6 +13,11 @@ None for the default student (``default_student``: a bigram-sized ``TinyLM``).
 Reproducible: the student's initialisation, the prompts of every batch, every sample and every
 evaluation come from ``torch.Generator`` objects seeded by ``seed`` and ``eval_seed``; the global RNG
 is never used. ``device="auto"`` takes CUDA when present (with bf16 autocast), else the CPU.
+
+Data parallel under ``torchrun --nproc-per-node W -m kl_core.lm ...`` (gloo on the CPU, nccl on CUDA): with
+``shards`` sample streams (a multiple of W) each process draws its streams' prompts and samples, the
+gradients are summed over the processes and rank 0 evaluates (``kl_core.lm.parallel``); the trained student
+is the one-process run's, whatever W.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from kl_core.lm import parallel
 from kl_core.lm.evaluation import N_SAMPLES, Evaluation, evaluate
 from kl_core.lm.languages import Language, get_language
 from kl_core.lm.methods import resolve_method
@@ -208,6 +214,7 @@ def distill(
     temperature: float = 1.0,
     eval_samples: int = N_SAMPLES,
     eval_seed: int = 0,
+    shards: int = 1,
 ) -> DistillResult:
     """Distil ``teacher`` into ``student`` with ``method`` (see the module docstring).
 
@@ -226,6 +233,10 @@ def distill(
             that labels the modes.
         temperature: sampling temperature of the training samples.
         eval_samples, eval_seed: student samples per prompt at each evaluation, and their seed.
+        shards: the global batch is drawn as this many independent streams of ``batch_size / shards``
+            prompts (``kl_core.lm.parallel``); under torchrun each process draws its share of the streams
+            and the gradients are summed, so the trained student does not depend on the number of
+            processes (a multiple of which ``shards`` must be). 1: the single-process generator ``seed``.
     """
     spec, par = resolve_method(method, params)
     steps = _check_int("steps", steps, 0)
@@ -274,7 +285,12 @@ def distill(
     objective = spec.objective(par)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else nullcontext()
     opt = _Adam(list(student_module.parameters()), lr=lr)
-    gen = torch.Generator(device=dev).manual_seed(seed)
+    if not (isinstance(shards, int) and shards >= 1 and batch_size % shards == 0):
+        raise ValueError(f"shards must be an integer >= 1 dividing batch_size ({batch_size}), got {shards!r}")
+    rank, _ = parallel.rank_and_size()
+    gens, _ = parallel.stream_generators(seed, shards, dev)
+    per_stream = batch_size // shards
+    params_list = [p for p in student_module.parameters() if p.requires_grad]
     history: list[Evaluation] = []
     losses: list[float] = []
     train_seconds = eval_seconds = 0.0
@@ -282,6 +298,12 @@ def distill(
     since_eval: list[float] = []
 
     def run_eval(step: int) -> bool:
+        """Evaluate on rank 0; every rank learns whether to go on."""
+        go = _evaluate(step) if rank == 0 else True
+        since_eval.clear()
+        return bool(parallel.broadcast_object(go))
+
+    def _evaluate(step: int) -> bool:
         nonlocal eval_seconds
         t0 = time.perf_counter()
         with autocast:
@@ -290,7 +312,6 @@ def distill(
                 objective=objective, n_samples=eval_samples, seed=eval_seed, step=step,
             )  # fmt: skip
         ev = replace(ev, loss=float(np.mean(since_eval)) if since_eval else math.nan)
-        since_eval.clear()
         history.append(ev)
         eval_seconds += time.perf_counter() - t0
         if callback is None:
@@ -304,17 +325,21 @@ def distill(
     step = 0
     while go_on and step < steps:
         t0 = time.perf_counter()
-        idx = torch.multinomial(weights, batch_size, replacement=True, generator=gen)
-        with autocast:
-            loss = spec.fn(
-                teacher_module, student_module, prompts[idx], length=length, generator=gen, temperature=temperature,
-                **par,
-            )  # fmt: skip
         opt.zero_grad()
-        loss.backward()
+        local = 0.0
+        for gen in gens:  # this rank's sample streams (module kl_core.lm.parallel)
+            idx = torch.multinomial(weights, per_stream, replacement=True, generator=gen)
+            with autocast:
+                loss = spec.fn(
+                    teacher_module, student_module, prompts[idx], length=length, generator=gen,
+                    temperature=temperature, **par,
+                )  # fmt: skip
+            (loss / shards if shards > 1 else loss).backward()
+            local += float(loss.detach()) / shards
+        parallel.sum_gradients(params_list)
         torch.nn.utils.clip_grad_norm_(student_module.parameters(), 1.0)
         opt.step()
-        value = float(loss.detach())
+        value = parallel.all_sum(local, dev)
         if not math.isfinite(value):
             raise ValueError(f"{method}: the loss became {value} at step {step}; lower lr")
         losses.append(value)
@@ -327,6 +352,7 @@ def distill(
     if not go_on and step < steps:
         stopped = True
 
+    history = list(parallel.broadcast_object(history))  # evaluated on rank 0
     tokens = step * batch_size * (prompts.shape[1] + length)
     n = prompts.shape[0]
     final = history[-1]

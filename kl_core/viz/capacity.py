@@ -24,6 +24,8 @@ from kl_core.viz.theme import compact, style
 
 __all__ = ["capacity_figure", "panel_note"]
 
+NOTE_SHARE = 0.25  # the top share of a panel kept free of curves for its two-line note
+
 N_POINTS = 300
 
 
@@ -149,7 +151,8 @@ def capacity_figure(teacher: Distribution, fits: Mapping[str, Sequence[tuple[int
             )
     for c, k in enumerate(ks):
         fig.update_yaxes(title_text=f"K = {k}<br>density", row=c + 1, col=1)
-    fig.update_yaxes(range=[0.0, density_cap(float(p.max()), highest)])
+    # the top quarter of each panel is the note's: a tall student (K = 2, reverse KL) ran into it
+    fig.update_yaxes(range=[0.0, density_cap(float(p.max()), highest) / (1.0 - NOTE_SHARE)])
     fig.update_xaxes(range=[lo, hi])
     fig.update_xaxes(title_text="x", row=len(ks))
     return style(fig, height=max(320, 100 + 200 * len(ks)), bottom=50)

@@ -140,7 +140,8 @@ def pair_bars_figure(
         labels: the n answers' names (e.g. "New York", "New Angeles", ...).
         teacher_probs: (n,) the teacher's probabilities (static).
         students: ``(name, colour role, probs (F, n))`` per student; frame f draws row f.
-        frame_labels: the F frames' labels (training steps or swept values).
+        frame_labels: the F frames' labels (training steps or swept values), distinct: each frame is
+            named by its label (its real step, e.g. from :func:`kl_core.viz.motion_steps`).
         prefix: the slider's prefix (e.g. ``"step "``).
         valid: optional (n,) booleans; invalid answers are marked on the axis.
         frame_ms: milliseconds per frame.
@@ -158,6 +159,9 @@ def pair_bars_figure(
             raise ValueError(f"Shape mismatch: {name} has shape {np.shape(probs)}, expected ({frames}, {n})")
     if frames == 0:
         raise ValueError("need at least one frame")
+    names = [str(label) for label in frame_labels]
+    if len(set(names)) != frames:
+        raise ValueError(f"frame_labels must be distinct (each names its frame), got {names}")
     ticks = list(labels) if valid is None else [lab if ok else f"<i>{lab}</i> ✗" for lab, ok in zip(labels, valid)]
     fig = go.Figure()
     fig.add_trace(
@@ -183,12 +187,12 @@ def pair_bars_figure(
         )
     moving = list(range(1, 1 + len(students)))
     fig.frames = [
-        go.Frame(data=[go.Bar(y=compact(probs[f])) for _, _, probs in students], traces=moving, name=str(f))
+        go.Frame(data=[go.Bar(y=compact(probs[f])) for _, _, probs in students], traces=moving, name=names[f])
         for f in range(frames)
     ]
     top = max(float(teacher_probs.max()), max(float(np.max(p)) for _, _, p in students))
     fig.update_layout(barmode="group", yaxis=dict(title_text="probability", tickformat=".0%", range=[0, 1.05 * top]))
-    controls = animation_controls([str(f) for f in range(frames)], list(frame_labels), prefix=prefix, frame_ms=frame_ms)
+    controls = animation_controls(names, names, prefix=prefix, frame_ms=frame_ms)
     for button in controls["updatemenus"][0]["buttons"]:  # bars are not restyled by a redraw-free frame
         if button["args"][0] is None:
             button["args"][1]["frame"]["redraw"] = True

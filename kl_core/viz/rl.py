@@ -248,7 +248,11 @@ def regularised_figure(fits: RegularisedFits) -> go.Figure:
     )
     fig.update_xaxes(title_text="response x")
     fig.update_yaxes(title_text="probability", row=1, col=1)
-    fig.update_yaxes(title_text="reward", row=1, col=2, secondary_y=True, showgrid=False)
+    # own round ticks (synced to the probability grid they read 0.729, 0.304, -0.121) and no zero line
+    # (it crossed the panel like a probability gridline)
+    fig.update_yaxes(
+        title_text="reward", row=1, col=2, secondary_y=True, showgrid=False, zeroline=False, tickmode="auto", nticks=6
+    )
     return style(fig, height=430, bottom=50)
 
 
@@ -312,7 +316,7 @@ def kl_histogram_figure(samples: EstimatorSamples) -> go.Figure:
         yanchor="top",
     )
     fig.update_layout(barmode="overlay", bargap=0)
-    fig.update_xaxes(title_text="per-sample estimate of KL(q‖p)")
+    fig.update_xaxes(title_text="per-sample estimate of KL(S‖T)")
     fig.update_yaxes(title_text="density")
     return style(fig, height=360, bottom=50)
 
@@ -368,7 +372,7 @@ def kl_sweep_figure(sweep: EstimatorSweep, mu: float | None = None) -> go.Figure
             fig.add_vline(x=mu, line=dict(color=_GREY, width=1, dash="dot"), row=1, col=col)
     # one x title for both panels: two copies of a long title ran into each other
     fig.add_annotation(
-        text="separation μ (q = N(0,1), p = N(μ,1))",
+        text="separation μ (S = N(0,1), T = N(μ,1))",
         x=0.5,
         xref="paper",
         xanchor="center",

@@ -105,7 +105,7 @@ def sweep_figure(
         row_heights=[0.6, 0.4],
         vertical_spacing=0.18,  # row 1's "x" title and row 2's title each get a line
         specs=[[{}], [{"secondary_y": True}]],
-        subplot_titles=["fitted student (best start) over the teacher", f"from covering to seeking, against {param}"],
+        subplot_titles=["fitted student (best start) over the teacher", f"std and low-density mass against {param}"],
     )
     fig.add_trace(teacher_area(x, p), row=1, col=1)
     last = len(fits) - 1

@@ -3,7 +3,7 @@
 Both read :func:`kl_core.summarize` of every start's final student. The caption is rendered from
 structured :class:`Claim` s (which starts, which numbers), grouped by what the starts did: still
 moving at the last step, settled on one teacher mode (grouped by which), spread over several, or
-between modes (covering none); a test checks every claim against the table's rows.
+covering none (kind ``"between"``); a test checks every claim against the table's rows.
 """
 
 from __future__ import annotations
@@ -325,11 +325,10 @@ def render_claim(teacher: Distribution, c: Claim, first: bool = True) -> str:
     if c.kind == "spread":
         detail = f" ({moments})" if moments else ""
         return f"{who} covered {modes}{detail}, with {where}"
-    # "between": covers no mode
+    # "between": covers no mode. Not worded "stayed between modes": a wide disc over a whole ring covers
+    # none of its modes (too little of its mass in any mode's core) without sitting between them
     detail = f" ({moments})" if moments else ""
-    if teacher.is_discrete:
-        return f"{who} covered none of the {c.n_modes} modes{detail}, with {where}"
-    return f"{who} stayed between modes, covering none{detail}, with {where}"
+    return f"{who} covered none of the {c.n_modes} modes{detail}, with {where}"
 
 
 def caption(teacher: Distribution, run: Run, *, summaries: Sequence[StudentSummary | None] | None = None) -> str:

@@ -19,7 +19,7 @@ from plotly.subplots import make_subplots
 
 from kl_core.distributions import Categorical
 from kl_core.token_lab import COMMITTED, INVALID_BELOW, DecodingSweep, answer, invalid_cells, invalid_mass
-from kl_core.viz.animation import CONTROLS_MARGIN, animation_controls
+from kl_core.viz.animation import CONTROLS_HEIGHT, CONTROLS_OFFSET, animation_controls
 from kl_core.viz.colors import color_for, label_for, mix, rgba
 from kl_core.viz.runs import Run, check_runs, motion_steps
 from kl_core.viz.theme import FAINT_ALPHA, FAINT_WIDTH, compact, style, text_on
@@ -36,9 +36,15 @@ __all__ = [
     "decoding_caption",
 ]
 
-# a student as such (decoded, trained by no objective): halfway between the two KL students' colours
-STUDENT_COLOR = mix(color_for("forward_kl"), color_for("reverse_kl"), 0.5)
+# a student as such (decoded, trained by no objective): the lesson's neutral candidate colour
+# (kl_core.viz.lesson.CANDIDATE_COLOR), used by no divergence kind. The blue-vermillion midpoint it
+# replaces was a dark grey that read as the teacher's grey beside the teacher's bars.
+STUDENT_COLOR = "#9467BD"
 _NOUNS = {2: "pairs", 3: "triples"}
+# on a phone plotly turns the token names upright ("Francisco" is ~55 px tall): the joint animation's
+# rows sit further apart and its buttons lower, or the names ran into the titles below and the buttons
+JOINT_SPACING = 0.28
+JOINT_CONTROLS_OFFSET = CONTROLS_OFFSET + 30
 
 
 def token_labels(shape: tuple[int, ...], labels: Sequence[Sequence[str]] | None = None) -> list[list[str]]:
@@ -171,7 +177,7 @@ def joint_animation(
         cols=cols,
         specs=specs,
         subplot_titles=titles,
-        vertical_spacing=0.22,
+        vertical_spacing=JOINT_SPACING,
         horizontal_spacing=0.05,
         row_heights=[0.55, 0.45],
     )
@@ -378,10 +384,12 @@ def joint_animation(
     labels_ = [str(int(s)) for s in steps]
     fig.update_layout(
         barmode="group",
-        **_with_redraw(animation_controls(labels_, labels_, prefix="step ", frame_ms=frame_ms)),
+        **_with_redraw(
+            animation_controls(labels_, labels_, prefix="step ", frame_ms=frame_ms, offset=JOINT_CONTROLS_OFFSET)
+        ),
     )
     fig.update_annotations(font_size=13)
-    return style(fig, height=720, bottom=CONTROLS_MARGIN, title_lines=2)
+    return style(fig, height=760, bottom=JOINT_CONTROLS_OFFSET + CONTROLS_HEIGHT, title_lines=2)
 
 
 def answer_rows(
@@ -431,8 +439,9 @@ def token_caption(
     """One sentence with live numbers: how many starts committed to a valid answer, which ones,
     and how much mass the students put on invalid combinations.
 
-    Example output: ``"reverse KL: 8 of 8 starts put > 90% on one valid answer (New York ×3, Los
-    Angeles ×5); 1.3% of the mass is on invalid pairs (mean over starts)."``
+    Example output: ``"**reverse KL**: 8 of 8 starts put > 90% on one valid answer (San Francisco ×3,
+    Los Angeles ×3, New York ×2); it puts 0.9% to 2.2% of its mass on invalid pairs."``; starts that
+    do not commit are named by their most likely answer and its own mass.
     """
     _check_teacher(teacher, [run])
     names = token_labels(teacher.shape, labels)
@@ -441,18 +450,28 @@ def token_caption(
     committed = [a for a in answers if a.committed]
     noun = _NOUNS.get(teacher.probs.ndim, "combinations")
     starts = f"{n} start{'s' if n > 1 else ''}"
-    text = f"**{run.display_label}**: {len(committed)} of {starts} put > {COMMITTED:.0%} on one valid answer"
+    verb = "puts" if n == 1 else "put"
+    text = f"**{run.display_label}**: {len(committed)} of {starts} {verb} > {COMMITTED:.0%} on one valid answer"
     counts = Counter(cell_label(a.cell, names) for a in committed)
     if counts:
         text += " (" + ", ".join(f"{name} ×{k}" for name, k in counts.most_common()) + ")"
     masses = np.array([a.invalid_mass for a in answers])
-    lo, hi = float(masses.min()), float(masses.max())
-    spread = f"{lo:.1%}" if hi - lo < 0.005 else f"{lo:.1%} to {hi:.1%}"
+    lo, hi = f"{masses.min():.1%}", f"{masses.max():.1%}"
+    spread = lo if lo == hi else f"{lo} to {hi}"  # one number only when every start prints it
     text += f"; it puts {spread} of its mass on invalid {noun}"
-    if not committed:
-        top = Counter(cell_label(a.cell, names) for a in answers).most_common(1)[0][0]
-        share = max(a.mass for a in answers)
-        text += f"; its most likely answer is {top} at {share:.0%} at most"
+    others = [a for a in answers if not a.committed]
+    if others:  # name each uncommitted start's most likely answer with that answer's own mass
+        masses_of: dict[str, list[float]] = {}
+        for a in others:
+            masses_of.setdefault(cell_label(a.cell, names), []).append(a.mass)
+        parts = []
+        for name, shares in sorted(masses_of.items(), key=lambda item: -len(item[1])):
+            lo, hi = f"{min(shares):.0%}", f"{max(shares):.0%}"
+            times = "" if n == 1 else f" ×{len(shares)}"
+            parts.append(f"{name}{times} ({lo if lo == hi else f'{lo} to {hi}'})")
+        lead = "the other starts' most likely answer" if committed else "each start's most likely answer"
+        lead = "its most likely answer" if n == 1 else lead
+        text += f"; {lead}: " + ", ".join(parts)
     return text + "."
 
 
@@ -537,12 +556,13 @@ def decoding_figure(
         filters.append(f"top-k {sweep.top_k}")
     if sweep.top_p < 1.0:
         filters.append(f"top-p {sweep.top_p:g}")
-    decoded_name = f"{sweep.transform} at T={now:g}" + (f", {', '.join(filters)}" if filters else "")
+    # "before" and "decoded" differ in words, not only in punctuation ("student, T=1" vs "student at T=1")
+    decoded_name = f"{sweep.transform} decoded at T={now:g}" + (f", {', '.join(filters)}" if filters else "")
     bars = [
         ("teacher", "teacher", sweep.teacher, dict(color=color_for("teacher"))),
         (
             "original",
-            f"{sweep.transform}, T=1",
+            f"{sweep.transform} before decoding",
             sweep.original,
             dict(color=rgba(STUDENT_COLOR, 0.25), line=dict(color=STUDENT_COLOR, width=1)),
         ),

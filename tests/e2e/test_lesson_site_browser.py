@@ -2,7 +2,9 @@
 
 The site is built once (three of the steps, to keep it quick) into a temporary directory and opened
 with file:// URLs: its figures must draw from the shared plotly.min.js beside the pages, and Play
-must advance the animation. Chart data is read from ``el._fullData`` (typed arrays).
+must advance the animation. Chart data is read from ``el._fullData`` (typed arrays). The side-by-side
+step's live widget starts when the answer opens and trains from file:// with every http(s) request
+blocked; in the app, the same step's widget trains once the answer is checked.
 """
 
 from __future__ import annotations
@@ -118,4 +120,64 @@ def test_app_lesson_answer_reveals_the_fit_and_next_moves_on(page, page_errors):
     page.get_by_role("heading", name="4. Side by side: the start decides").wait_for()
     page.wait_for_selector(APP_IDLE)
     assert "lesson_step=4" in page.url
+    assert not page_errors, str(page_errors)
+
+
+def test_site_live_widget_trains_from_file_with_the_network_blocked(browser, page_errors, site):
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    requests: list[str] = []
+
+    def block(route):
+        requests.append(route.request.url)
+        route.abort()
+
+    context.route("http://**/*", block)
+    context.route("https://**/*", block)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.on("console", page_errors.record_console)
+    page.on("pageerror", lambda e: page_errors.page.append(str(e)))
+    number = SITE_STEPS.index(next(s for s in SITE_STEPS if s.key == "both")) + 1
+    page.goto((site / page_name(number, "both")).as_uri())
+    page.wait_for_function(CHART_DRAWN, arg=CHART)
+    assert page.evaluate("() => window.klLive === undefined")  # predict first: nothing trains yet
+    page.locator(".question input[value='1']").check()  # choosing opens the answer, and the widget starts
+    page.wait_for_function("() => window.klLive && window.klLive.playing && window.klLive.runs.length === 2")
+    page.wait_for_function("() => window.klLive.runs[0].state.t >= 50")
+    assert page.locator("#kl-live-both .kl-live-read").first.inner_text().startswith("best start: KL(p‖q)")
+    # a drag of the first mode moves it, and training goes on under the moved teacher
+    handle = page.locator("#kl-live-both .kl-live-handle").first
+    handle.scroll_into_view_if_needed()
+    box = handle.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    before = page.evaluate("() => window.klLive.teacher.means[0]")
+    page.mouse.move(x, y)
+    page.mouse.down()
+    for i in range(1, 11):
+        page.mouse.move(x - 10 * i, y)
+    page.mouse.up()
+    assert page.evaluate("() => window.klLive.teacher.means[0]") < before - 1.5
+    t0 = page.evaluate("() => window.klLive.runs[0].state.t")
+    page.wait_for_function("(t0) => window.klLive.runs[0].state.t >= t0 + 100", arg=t0)
+    context.close()
+    assert requests == [], requests
+    assert not page_errors, str(page_errors)
+
+
+def test_app_lesson_live_widget_trains_after_the_answer(page, page_errors):
+    page.goto("/lesson?lesson_step=4")
+    page.wait_for_selector(APP_IDLE)
+    assert page.locator(".kl-live-host").count() == 0  # predict first
+    step = next(s for s in STEPS if s.key == "both")
+    page.get_by_text(step.choices[step.answer]).click()
+    page.get_by_role("button", name="Check").click()
+    page.wait_for_selector(".kl-live-host .kl-live-step", timeout=TIMEOUT_MS)
+    page.wait_for_selector(APP_IDLE)
+    counter = page.locator(".kl-live-host .kl-live-step").element_handle()  # (inside the component's shadow root)
+    reached = "([el, t]) => Number(el.textContent.match(/\\d+/)[0]) >= t"
+    page.wait_for_function(reached, arg=[counter, 50])  # it trains: the step counter advances
+    first = int(counter.inner_text().split()[-1])
+    page.wait_for_function(reached, arg=[counter, first + 50])
+    assert page.locator(".kl-live-host .kl-live-card").count() == 3  # forward, reverse and the losses
+    assert page.locator(".kl-live-host .kl-live-read").first.inner_text().startswith("best start: KL(p‖q)")
     assert not page_errors, str(page_errors)
