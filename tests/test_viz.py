@@ -1101,3 +1101,14 @@ def test_log_axes_of_the_rl_figures_write_their_values():
             assert m * 10.0**k == pytest.approx(value)
         else:
             assert float(text) == pytest.approx(value)
+
+
+def test_landscape_colour_bars_lie_under_their_own_panels(landscapes):
+    # beside its panel, the forward bar ran into the reverse panel's tick labels at 390 px: under the panel,
+    # as wide as its domain, it cannot meet a neighbour at any width
+    fig = kv.landscape_figure(landscapes)
+    for c in range(len(landscapes)):
+        bar = fig.data[traces(fig, "heatmap", column=c)[0]].colorbar
+        domain = fig.layout[f"xaxis{c + 1 if c else ''}"].domain
+        assert bar.orientation == "h" and bar.xanchor == "center" and bar.yanchor == "top" and bar.y < 0
+        assert domain[0] - 1e-9 <= bar.x - bar.len / 2 and bar.x + bar.len / 2 <= domain[1] + 1e-9

@@ -25,7 +25,8 @@ __all__ = ["landscape_figure", "clipped_values", "colour_values", "CLIP_PERCENTI
 
 CLIP_PERCENTILE = 95.0  # the colour scale stops here; higher values show as the top colour
 MAX_PATH_POINTS = 200  # each path is downsampled to at most this many points
-MIN_TICK_GAP = 0.2  # decades between colour-bar ticks (closer labels would overlap)
+MIN_TICK_GAP = 0.6  # decades between colour-bar ticks (closer labels would overlap on a phone-wide bar)
+COLORBAR_Y = -0.2  # the colour bars' top, in the plot area's height below its bottom (under the x titles)
 LOG_FLOOR = 0.05  # nats: the colour is log10(value - minimum + LOG_FLOOR), so the minimum itself is finite
 COLORSCALE = "Viridis"  # perceptually uniform and colour-blind safe
 MINIMUM_COLOR = "#F0E442"  # Okabe–Ito yellow: stands out on viridis's dark basins
@@ -57,7 +58,7 @@ def colour_values(land: Landscape) -> tuple[np.ndarray, dict]:
     def position(v: float) -> float:
         return float(np.log10(v - low + LOG_FLOOR))
 
-    values = [low]  # then 1, 2, 5 x 10^k, each at least a fifth of a decade above the one before
+    values = [low]  # then 1, 2, 5 x 10^k, each at least MIN_TICK_GAP decades above the one before
     for v in (m * 10.0**k for k in range(-2, 5) for m in (1, 2, 5)):
         if low < v <= high and position(v) - position(values[-1]) >= MIN_TICK_GAP:
             values.append(v)
@@ -114,7 +115,8 @@ def landscape_figure(landscapes: Sequence[Landscape], runs: Sequence[Run | None]
         col = c + 1
         z, ticks = colour_values(land)
         means, log_stds = compact(land.means), compact(land.log_stds)
-        # each column's colour bar sits just right of its own panel
+        # each column's colour bar lies under its own panel, as wide as it: beside the panel it ran into the
+        # next panel's tick labels on a phone (the figure cannot know the width it will be drawn at)
         domain = fig.get_subplot(1, col).xaxis.domain
         fig.add_trace(
             go.Heatmap(
@@ -124,11 +126,14 @@ def landscape_figure(landscapes: Sequence[Landscape], runs: Sequence[Run | None]
                 colorscale=COLORSCALE,
                 customdata=compact(np.asarray(land.values, float)),
                 colorbar=dict(
-                    title=dict(text="nats<br>(log)"),
-                    x=domain[1] + 0.005,
-                    xanchor="left",
-                    thickness=12,
-                    len=0.9,
+                    title=dict(text="nats (log)", side="top"),
+                    orientation="h",
+                    x=(domain[0] + domain[1]) / 2,
+                    xanchor="center",
+                    len=domain[1] - domain[0],
+                    y=COLORBAR_Y,
+                    yanchor="top",
+                    thickness=10,
                     **ticks,
                 ),
                 hovertemplate="mean=%{x:.2f}<br>log std=%{y:.2f}<br>value=%{customdata:.3f} nats<extra></extra>",
@@ -193,9 +198,9 @@ def landscape_figure(landscapes: Sequence[Landscape], runs: Sequence[Run | None]
             row=1,
             col=col,
         )
-    fig = style(fig, height=460, bottom=50)
-    # room for the last colour bar; the legend a line above the panel titles, not on them
-    fig.update_layout(margin=dict(r=70, t=95), legend=dict(y=1.14))
+    fig = style(fig, height=540, bottom=130)
+    # room for the colour bars under the x titles; the legend a line above the panel titles, not on them
+    fig.update_layout(margin=dict(r=30, t=95), legend=dict(y=1.14))
     return fig
 
 
