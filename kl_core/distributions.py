@@ -26,12 +26,24 @@ __all__ = [
     "FactorizedCategorical",
     "MAX_COMPONENTS",
     "as_generator",
+    "short",
 ]
 
 MAX_COMPONENTS = 20
 _LOG_2PI = math.log(2.0 * math.pi)
 
 Seed = int | np.random.Generator | None
+_ECHO = 40  # characters of a user's value that an error message echoes
+
+
+def short(value: Any, limit: int = _ECHO) -> str:
+    """``repr(value)`` cut to ``limit`` characters (then "…"): error messages never echo a 60 KB key."""
+    try:
+        big = isinstance(value, int) and abs(value) >= 10**limit
+        text = f"<{value.bit_length()}-bit int>" if big else repr(value)
+    except Exception:  # a repr that raises (or an int too long to print) is described, not shown
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def as_generator(seed: Seed) -> np.random.Generator:
@@ -39,7 +51,7 @@ def as_generator(seed: Seed) -> np.random.Generator:
     if isinstance(seed, np.random.Generator):
         return seed
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
-        raise ValueError(f"seed must be a non-negative integer, a numpy Generator or None, got {seed!r}")
+        raise ValueError(f"seed must be a non-negative integer, a numpy Generator or None, got {short(seed)}")
     return np.random.default_rng(seed)
 
 
@@ -52,18 +64,30 @@ def _frozen(a: np.ndarray) -> np.ndarray:
 def _as_float_array(name: str, value: Any, ndim: int | None = None) -> np.ndarray:
     try:
         a = np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be numeric, got {value!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{name} must be numeric, in the float range (|x| < 1.8e308), got {short(value)}") from None
+    if a.dtype == object or (a.size and isinstance(value, bool)):
+        raise ValueError(f"{name} must be numeric, got {short(value)}")
     if ndim is not None and a.ndim != ndim:
         raise ValueError(f"{name} must have {ndim} dimension(s), got shape {a.shape}")
     if not np.all(np.isfinite(a)):
-        raise ValueError(f"{name} must be finite (no NaN or inf), got {value!r}")
+        raise ValueError(f"{name} must be finite (no NaN or inf), got {short(value)}")
     return a
 
 
+STD_RANGE = (1e-300, 1e300)  # standard deviations: their reciprocals stay finite
+MEAN_LIMIT = 1e300  # |mean| <= this
+
+
 def _check_positive(name: str, a: np.ndarray) -> None:
-    if np.any(a <= 0):
-        raise ValueError(f"{name} must be > 0 (allowed range: (0, inf)), got {a.tolist()}")
+    lo, hi = STD_RANGE
+    if np.any(a < lo) or np.any(a > hi):
+        raise ValueError(f"{name} must be > 0 (allowed range: [{lo:g}, {hi:g}]), got {short(a.tolist())}")
+
+
+def _check_mean(name: str, a: np.ndarray) -> None:
+    if np.any(np.abs(a) > MEAN_LIMIT):
+        raise ValueError(f"{name} must be in [-{MEAN_LIMIT:g}, {MEAN_LIMIT:g}], got {short(a.tolist())}")
 
 
 def _check_cov(name: str, cov: np.ndarray) -> np.ndarray:
@@ -72,11 +96,19 @@ def _check_cov(name: str, cov: np.ndarray) -> np.ndarray:
     if cov.shape[-2:] != (d, d):
         raise ValueError(f"{name} must be square, got shape {cov.shape}")
     if not np.allclose(cov, np.swapaxes(cov, -1, -2), rtol=1e-10, atol=1e-12):
-        raise ValueError(f"{name} must be symmetric, got {cov.tolist()}")
+        raise ValueError(f"{name} must be symmetric, got {short(cov.tolist())}")
     try:
         chol = np.linalg.cholesky(cov)
+        diag = np.diagonal(chol, axis1=-2, axis2=-1)
+        if not (np.all(np.isfinite(chol)) and np.all(diag >= STD_RANGE[0])):
+            raise np.linalg.LinAlgError
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            if not np.all(np.isfinite(np.linalg.inv(chol))):
+                raise np.linalg.LinAlgError
     except np.linalg.LinAlgError:
-        raise ValueError(f"{name} must be positive definite (all eigenvalues > 0), got {cov.tolist()}") from None
+        raise ValueError(
+            f"{name} must be positive definite (all eigenvalues > 0), got {short(cov.tolist())}"
+        ) from None
     return chol
 
 
@@ -89,11 +121,12 @@ def _normalised_weights(weights: Any, k: int | None = None) -> np.ndarray:
     if k is not None and w.size != k:
         raise ValueError(f"Length mismatch: weights has {w.size} entries, means has {k}")
     if np.any(w < 0):
-        raise ValueError(f"weights must be >= 0 (allowed range: [0, inf)), got {w.tolist()}")
-    total = w.sum()
-    if total <= 0:
-        raise ValueError(f"weights must sum to a positive number, got sum {total}")
-    return w / total
+        raise ValueError(f"weights must be >= 0 (allowed range: [0, inf)), got {short(w.tolist())}")
+    top = w.max()
+    if top <= 0:
+        raise ValueError("weights must sum to a positive number, got sum 0")
+    w = w / top  # first by the largest: weights near 1.8e308 would overflow their sum
+    return w / w.sum()
 
 
 class Distribution:
@@ -246,7 +279,7 @@ class _GaussianComponents(Distribution):
         from scipy.special import ndtr
 
         x = np.asarray(x, dtype=float)
-        z = (x[..., None] - self._mu[:, 0]) / np.sqrt(self._cov[:, 0, 0])
+        z = (x[..., None] - self._mu[:, 0]) * self._prec_chol[:, 0, 0]
         return (ndtr(z) * self._w).sum(-1)
 
     # -- moments ---------------------------------------------------------------------------
@@ -257,10 +290,13 @@ class _GaussianComponents(Distribution):
 
     @property
     def cov(self) -> np.ndarray:
-        """Covariance matrix (d, d): sum_k w_k (Sigma_k + mu_k mu_k^T) - mean mean^T."""
+        """Covariance matrix (d, d): sum_k w_k (Sigma_k + (mu_k - mean)(mu_k - mean)^T).
+
+        Centred, so that a Gaussian at 1e50 keeps its variance (the textbook E[x x^T] - mean mean^T cancels).
+        """
         m = self._w @ self._mu
-        second = np.einsum("k,kij->ij", self._w, self._cov + np.einsum("ki,kj->kij", self._mu, self._mu))
-        return second - np.outer(m, m)
+        dev = self._mu - m
+        return np.einsum("k,kij->ij", self._w, self._cov + np.einsum("ki,kj->kij", dev, dev))
 
     @property
     def variance(self) -> float | np.ndarray:
@@ -301,9 +337,13 @@ def _xlogx_from_log(logp: np.ndarray) -> np.ndarray:
         return np.where(np.isneginf(logp), 0.0, np.exp(logp) * logp)
 
 
+MAX_SAMPLES = 100_000_000  # draws per sample() call: the array is the caller's, but bounded
+MAX_TABLE_CELLS = 1 << 24  # cells of a FactorizedCategorical's joint table
+
+
 def _check_n(n: Any) -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= MAX_SAMPLES:
+        raise ValueError(f"n must be a positive integer, at most {MAX_SAMPLES}, got {short(n)}")
     return int(n)
 
 
@@ -319,6 +359,7 @@ class Gaussian(_GaussianComponents):
 
     def __init__(self, mean: Any = 0.0, std: Any = None, cov: Any = None) -> None:
         m = _as_float_array("mean", mean)
+        _check_mean("mean", m)
         if m.ndim == 0:
             if cov is not None:
                 raise ValueError("a 1-D Gaussian takes std, not cov (pass mean as a list for N-D)")
@@ -326,7 +367,9 @@ class Gaussian(_GaussianComponents):
             _check_positive("std", s)
             object.__setattr__(self, "univariate", True)
             object.__setattr__(self, "_fields", ("mean", "std"))
-            self._set_components(np.ones(1), m.reshape(1, 1), (s**2).reshape(1, 1, 1), s.reshape(1, 1, 1))
+            with np.errstate(over="ignore", under="ignore"):  # a variance beyond the float range: the factor is kept
+                var = s**2
+            self._set_components(np.ones(1), m.reshape(1, 1), var.reshape(1, 1, 1), s.reshape(1, 1, 1))
         elif m.ndim == 1:
             if std is not None:
                 raise ValueError("an N-D Gaussian takes cov, not std")
@@ -378,6 +421,7 @@ class GaussianMixture(_GaussianComponents):
 
     def __init__(self, weights: Any, means: Any, stds: Any = None, covs: Any = None) -> None:
         mu = _as_float_array("means", means)
+        _check_mean("means", mu)
         if mu.ndim == 1:
             if covs is not None:
                 raise ValueError("a 1-D mixture takes stds, not covs (pass means with shape (K, d) for N-D)")
@@ -390,7 +434,9 @@ class GaussianMixture(_GaussianComponents):
             _check_positive("stds", s)
             object.__setattr__(self, "univariate", True)
             object.__setattr__(self, "_fields", ("weights", "means", "stds"))
-            self._set_components(w, mu[:, None], (s**2)[:, None, None], s[:, None, None])
+            with np.errstate(over="ignore", under="ignore"):
+                var = s**2
+            self._set_components(w, mu[:, None], var[:, None, None], s[:, None, None])
         elif mu.ndim == 2:
             if stds is not None:
                 raise ValueError("an N-D mixture takes covs, not stds")
@@ -455,12 +501,16 @@ def _table_log_probs(probs: Any, logits: Any) -> np.ndarray:
             raise ValueError(f"probs must be a non-empty table, got shape {p.shape}")
         if np.any(p < 0):
             raise ValueError(f"probs must be >= 0 (allowed range: [0, inf)), got min {p.min()}")
-        total = p.sum()
-        if total <= 0:
-            raise ValueError(f"probs must sum to a positive number, got sum {total}")
+        top = p.max()
+        if top <= 0:
+            raise ValueError("probs must sum to a positive number, got sum 0")
+        p = p / top  # first by the largest: entries near 1.8e308 would overflow their sum
         with np.errstate(divide="ignore"):
-            return np.log(p / total)
-    lg = np.asarray(logits, dtype=float)
+            return np.log(p / p.sum())
+    try:
+        lg = np.asarray(logits, dtype=float)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"logits must be numeric and within the float range, got {short(logits)}") from None
     if lg.ndim == 0 or lg.size == 0:
         raise ValueError(f"logits must be a non-empty table, got shape {lg.shape}")
     if np.any(np.isnan(lg)) or np.any(lg == np.inf):
@@ -544,7 +594,9 @@ class FactorizedCategorical(Distribution):
         if shape is not None:
             shape = tuple(shape)
             if not shape or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1 for v in shape):
-                raise ValueError(f"shape must be a non-empty sequence of positive integers, got {shape!r}")
+                raise ValueError(f"shape must be a non-empty sequence of positive integers, got {short(shape)}")
+            if math.prod(int(v) for v in shape) > MAX_TABLE_CELLS:
+                raise ValueError(f"shape must have at most {MAX_TABLE_CELLS} cells in all, got {short(shape)}")
             parts = [np.zeros(int(v)) for v in shape]
         else:
             raw = logits if logits is not None else probs

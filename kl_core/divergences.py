@@ -33,8 +33,9 @@ from kl_core.distributions import (
     Seed,
     _GaussianComponents,
     as_generator,
+    short,
 )
-from kl_core.quadrature import integrate, panel_grid, roots
+from kl_core.quadrature import integrate_pair, panel_grid, roots, standard_frame
 
 __all__ = [
     "Kind",
@@ -46,7 +47,11 @@ __all__ = [
     "resolve",
     "akl_weights",
     "kl_direction",
+    "MAX_MC_SAMPLES",
 ]
+
+MAX_MC_SAMPLES = 100_000_000  # n for method="mc": drawn in chunks of MC_CHUNK, so memory stays bounded
+MC_CHUNK = 1 << 20
 
 Array = np.ndarray
 Integrand = Callable[..., Array]
@@ -63,16 +68,19 @@ class Param:
     high_open: bool = False
 
     def check(self, kind: str, name: str, value: Any) -> float:
+        lo = "(" if self.low_open else "["
+        hi = ")" if self.high_open else "]"
+        allowed = f"{lo}{self.low}, {self.high}{hi}"
+        if isinstance(value, (bool, np.bool_)) or isinstance(value, (str, bytes)):
+            raise ValueError(f"{kind}: {name} must be a number in {allowed}, got {short(value)}")
         try:
             v = float(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"{kind}: {name} must be a number, got {value!r}") from None
+        except (TypeError, ValueError, OverflowError):
+            raise ValueError(f"{kind}: {name} must be a number in {allowed}, got {short(value)}") from None
         lo_ok = v > self.low if self.low_open else v >= self.low
         hi_ok = v < self.high if self.high_open else v <= self.high
         if not (math.isfinite(v) and lo_ok and hi_ok):
-            lo = "(" if self.low_open else "["
-            hi = ")" if self.high_open else "]"
-            raise ValueError(f"{kind}: {name} must be in {lo}{self.low}, {self.high}{hi}, got {value!r}")
+            raise ValueError(f"{kind}: {name} must be in {allowed}, got {short(value)}")
         return v
 
 
@@ -107,13 +115,14 @@ def _register(kind: Kind) -> Kind:
 
 def resolve(kind: str, params: dict[str, Any]) -> tuple[Kind, dict[str, float]]:
     """Look up a kind and validate its parameters (filling defaults); unknown names raise."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown divergence kind {kind!r}; valid kinds: {', '.join(KINDS)}")
+    if not isinstance(kind, str) or kind not in KINDS:
+        raise ValueError(f"unknown divergence kind {short(kind)}; valid kinds: {', '.join(KINDS)}")
     k = KINDS[kind]
     unknown = set(params) - set(k.params)
     if unknown:
         allowed = ", ".join(k.params) or "none"
-        raise ValueError(f"{kind}: unknown parameter(s) {', '.join(sorted(unknown))}; allowed: {allowed}")
+        names = ", ".join(short(str(u)) for u in sorted(map(str, unknown))[:5])
+        raise ValueError(f"{kind}: unknown parameter(s) {names}; allowed: {allowed}")
     return k, {n: p.check(kind, n, params.get(n, p.default)) for n, p in k.params.items()}
 
 
@@ -396,28 +405,56 @@ def _akl_exact(lp: Array, lq: Array, mu: float) -> float:
 # ----------------------------------------------------------------------------------------------
 
 
-def _gaussian_params(g: Gaussian) -> tuple[Array, Array]:
-    _, mu, cov = g.components()
-    return mu[0], cov[0]
+def _whitened_gap(p: Gaussian, q: Gaussian) -> Array:
+    """L_q^{-1} (mean_p - mean_q), without forming a difference that overflows (means near +-1e300)."""
+    lq_inv = q._prec_chol[0]
+    with np.errstate(over="ignore", invalid="ignore"):
+        diff = p._mu[0] - q._mu[0]
+        if np.all(np.isfinite(diff)):
+            return lq_inv @ diff
+        return lq_inv @ p._mu[0] - lq_inv @ q._mu[0]
 
 
 def _kl_gaussian_gaussian(p: Gaussian, q: Gaussian) -> float:
-    """KL(p || q) = 1/2 [tr(Sq^-1 Sp) + (mq-mp)^T Sq^-1 (mq-mp) - d + ln(|Sq|/|Sp|)]."""
-    mp, sp = _gaussian_params(p)
-    mq, sq = _gaussian_params(q)
-    d = mp.size
-    lq = np.linalg.cholesky(sq)
-    trace_term = np.trace(np.linalg.solve(sq, sp))
-    diff = np.linalg.solve(lq, mq - mp)
-    mahalanobis = diff @ diff
-    log_det_ratio = 2.0 * np.log(np.diag(lq)).sum() - np.linalg.slogdet(sp)[1]
-    return float(0.5 * (trace_term + mahalanobis - d + log_det_ratio))
+    """KL(p || q) = 1/2 [tr(Sq^-1 Sp) + (mq-mp)^T Sq^-1 (mq-mp) - d + ln(|Sq|/|Sp|)].
+
+    From the Cholesky factors (tr(Sq^-1 Sp) = ||Lq^-1 Lp||_F^2): no covariance is formed, so stds
+    from 1e-300 to 1e300 keep their digits (N(0, 1e-300) -> N(0, 1) is 690.28).
+    """
+    d = p.dim
+    with np.errstate(over="ignore", invalid="ignore"):
+        ratio = q._prec_chol[0] @ p._chol[0]  # (d, d)
+        trace_term = float((ratio * ratio).sum())
+        gap = _whitened_gap(p, q)
+        mahalanobis = float(gap @ gap)
+    log_det_ratio = 2.0 * float(q._log_det_half[0] - p._log_det_half[0])
+    return 0.5 * ((trace_term - d) + mahalanobis + log_det_ratio)
+
+
+def _log_alpha_overlap_1d(p: Gaussian, q: Gaussian, alpha: float) -> float:
+    """log of integral p^a q^(1-a) for two 1-D Gaussians, in units of p's std; +inf when it diverges.
+
+    integral = (sp^b sq^a / s*) exp(-a b (mp - mq)^2 / (2 s*^2)), s*^2 = a sq^2 + b sp^2 (b = 1 - a);
+    with rho = sq / sp and delta = (mp - mq) / sp: a log rho - log(v) / 2 - a b delta^2 / (2 v), v = a rho^2 + b.
+    """
+    a, b = alpha, 1.0 - alpha
+    log_rho = float(q._log_det_half[0] - p._log_det_half[0])
+    with np.errstate(over="ignore", invalid="ignore"):
+        rho2 = math.exp(2.0 * log_rho) if 2.0 * log_rho < 700.0 else math.inf
+        v = a * rho2 + b
+        if not v > 0.0:
+            return math.inf
+        delta = float(_whitened_gap(q, p)[0])
+        return a * log_rho - 0.5 * math.log(v) - a * b * delta * delta / (2.0 * v)
 
 
 def _log_alpha_overlap(p: Gaussian, q: Gaussian, alpha: float) -> float:
     """log of integral p^a q^(1-a) for two Gaussians; +inf when it diverges."""
-    mp, sp = _gaussian_params(p)
-    mq, sq = _gaussian_params(q)
+    if p.univariate:
+        return _log_alpha_overlap_1d(p, q, alpha)
+    _, mp, sp = p.components()
+    _, mq, sq = q.components()
+    mp, sp, mq, sq = mp[0], sp[0], mq[0], sq[0]
     a, b = alpha, 1.0 - alpha
     lam_p, lam_q = np.linalg.inv(sp), np.linalg.inv(sq)
     lam = a * lam_p + b * lam_q
@@ -444,7 +481,8 @@ def _alpha_gaussian_gaussian(p: Gaussian, q: Gaussian, alpha: float) -> float:
     log_overlap = _log_alpha_overlap(p, q, alpha)
     if math.isinf(log_overlap):
         return math.inf
-    return float(-math.expm1(log_overlap) / (alpha * (1.0 - alpha)))
+    with np.errstate(over="ignore"):  # a finite value beyond the float range is refused by divergence()
+        return float(-np.expm1(log_overlap) / (alpha * (1.0 - alpha)))
 
 
 def _closed_form(kind: str, teacher: Distribution, student: Distribution, par: dict[str, float]) -> float | None:
@@ -539,7 +577,8 @@ def _exact(k: Kind, teacher: Distribution, student: Distribution, par: dict[str,
         lp, lq = teacher.log_probs, student.log_probs
         if k.name == "akl":
             return _akl_exact(lp, lq, par["mu"])
-        return float(k.integrand(lp, lq, **par).sum())
+        with np.errstate(over="ignore", invalid="ignore"):
+            return float(k.integrand(lp, lq, **par).sum())
     if k.discrete_only:
         raise ValueError(f"{k.name} is defined for discrete distributions only")
     closed = _closed_form(k.name, teacher, student, par)
@@ -549,19 +588,59 @@ def _exact(k: Kind, teacher: Distribution, student: Distribution, par: dict[str,
         raise ValueError(
             f"exact {k.name} in {teacher.dim}-D has no closed form for these distributions; use method='mc'"
         )
+    # f-divergences are invariant under a common affine map: integrate in a well-scaled frame
+    teacher, student = standard_frame([teacher, student])
     extra = []
     if k.name == "alpha":
         if _alpha_diverges(teacher, student, par["alpha"]):
             return math.inf
         extra = _alpha_extra_components(teacher, student, par["alpha"])
     breaks = _crossings(teacher, student) if k.name == "tv" and teacher.dim == 1 else ()
-    value = integrate(
-        lambda x: k.integrand(teacher.log_prob(x), student.log_prob(x), **par),
-        [teacher, student],
-        extra=extra,
-        breaks=breaks,
-    )
+    value = integrate_pair(lambda lp, lq: k.integrand(lp, lq, **par), teacher, student, extra=extra, breaks=breaks)
     return max(value, 0.0) if abs(value) < 1e-15 else value
+
+
+def _bound(k: Kind, par: dict[str, float]) -> float:
+    """The largest value the kind can take (inf where it is unbounded)."""
+    if k.name == "tv":
+        return 1.0
+    if k.name == "jsd" and 0.0 < par["beta"] < 1.0:  # beta KL(p||m) + (1-beta) KL(q||m) <= H(beta, 1 - beta)
+        b = par["beta"]
+        return -(b * math.log(b) + (1.0 - b) * math.log1p(-b))
+    if k.name in ("skew_forward_kl", "skew_reverse_kl"):  # KL(p || a p + (1-a) q) <= -log a
+        return -math.log(par["alpha"]) if par["alpha"] > 0 else math.inf
+    return math.inf
+
+
+def _checked(k: Kind, teacher: Distribution, student: Distribution, par: dict[str, float], value: float) -> float:
+    """The exact value, or ValueError where it is NaN or an overflow of a finite answer; rounding past a
+    kind's bound (TV 1 + 1e-15) is clipped to the bound, never returned."""
+    if math.isnan(value):
+        raise ValueError(f"{k.name} could not be computed for these distributions (NaN); use method='mc'")
+    if math.isinf(value):
+        legit = (
+            _discrete_infinite(k, teacher, student, par)
+            if teacher.is_discrete
+            else k.name == "alpha" and _alpha_diverges(teacher, student, par["alpha"])
+        )
+        if not legit:
+            detail = f" (alpha={par['alpha']:g})" if "alpha" in par else ""
+            raise ValueError(
+                f"{k.name}{detail} of these distributions is finite but beyond the float range (> 1.8e308); "
+                "bring the distributions closer (or alpha closer to [0, 1])"
+            )
+        return value
+    return min(max(value, 0.0), _bound(k, par))
+
+
+def _discrete_infinite(k: Kind, teacher: Distribution, student: Distribution, par: dict[str, float]) -> bool:
+    """Is an infinite table divergence real (a support mismatch), not an overflow of finite cells?"""
+    lp, lq = teacher.log_probs, student.log_probs
+    both = np.isfinite(lp) & np.isfinite(lq)
+    if k.integrand is None:  # akl: forward and reverse KL are finite on common support
+        return not np.all(both == (np.isfinite(lp) | np.isfinite(lq)))
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite(k.integrand(lp[both], lq[both], **par).sum()))
 
 
 def mc_terms(k: Kind, teacher: Distribution, student: Distribution, par: dict[str, float], n: int, seed: Seed) -> Array:
@@ -608,9 +687,18 @@ def divergence(
             ``skew_forward_kl``, ``skew_reverse_kl``, ``tv``, ``akl``).
         method: ``"exact"`` (closed form, exact sum or quadrature; returns a float) or ``"mc"``
             (Monte Carlo with the kind's natural sampler; returns an :class:`MCEstimate`).
-        n: Monte-Carlo sample size.
+        n: Monte-Carlo sample size, in [2, MAX_MC_SAMPLES = 1e8] (drawn in chunks of 2**20: memory is bounded).
         seed: Monte-Carlo randomness.
-        **params: the kind's parameters (``beta``, ``alpha``, ``mu``).
+        **params: the kind's parameters (``beta``, ``alpha``, ``mu``); bools and strings are refused.
+
+    Limits (``ValueError`` beyond them, naming the cause): Gaussian pairs use closed forms from the
+    Cholesky factors, exact for stds anywhere in [1e-300, 1e300]. Quadrature is done after a
+    common shift and scale (divergences are invariant under it) and needs every component's mean
+    within 1e8 of its own std of a common centre, at most 2**20 nodes (a nearly degenerate 2-D
+    covariance is refused), and a grid that integrates both densities to 1 within 1e-6. A result
+    is never NaN and never past the kind's bound (TV <= 1, JSD <= the entropy of (beta, 1 - beta));
+    ``inf`` only where the divergence is infinite (disjoint table supports, an alpha outside
+    [0, 1] whose integral diverges); a finite value beyond the float range raises.
 
     Examples:
         >>> import kl_core as kc
@@ -623,14 +711,38 @@ def divergence(
     if direction is not None:  # the limits (jsd beta=0/1, alpha=1/0, skew alpha=0) are exactly KL
         k, par = KINDS[f"{direction}_kl"], {}
     if method == "exact":
-        return _exact(k, teacher, student, par)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            value = _exact(k, teacher, student, par)
+        return _checked(k, teacher, student, par, value)
     if method == "mc":
         if k.integrand is None:
             raise ValueError(f"{kind} has no Monte-Carlo estimator; use method='exact'")
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
-            raise ValueError(f"n must be an integer >= 2, got {n!r}")
-        terms = mc_terms(k, teacher, student, par, int(n), seed)
-        if not np.all(np.isfinite(terms)):
-            return MCEstimate(math.inf, math.inf, int(n))
-        return MCEstimate(float(terms.mean()), float(terms.std(ddof=1) / math.sqrt(n)), int(n))
-    raise ValueError(f"method must be 'exact' or 'mc', got {method!r}")
+        if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or not 2 <= n <= MAX_MC_SAMPLES:
+            raise ValueError(f"n must be an integer in [2, {MAX_MC_SAMPLES}], got {short(n)}")
+        return _mc(k, teacher, student, par, int(n), seed)
+    raise ValueError(f"method must be 'exact' or 'mc', got {short(method)}")
+
+
+def _mc(k: Kind, teacher: Distribution, student: Distribution, par: dict[str, float], n: int, seed: Seed):
+    """Monte Carlo in chunks of MC_CHUNK draws (memory bounded for any n), combined exactly."""
+    rng = as_generator(seed)
+    total, total_sq, count = 0.0, 0.0, 0
+    shift = None  # terms are accumulated around the first chunk's mean: no cancellation in the variance
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        for lo in range(0, n, MC_CHUNK):
+            terms = mc_terms(k, teacher, student, par, min(MC_CHUNK, n - lo), rng)
+            if not np.all(np.isfinite(terms)):
+                if teacher.is_discrete and _discrete_infinite(k, teacher, student, par):
+                    return MCEstimate(math.inf, math.inf, n)
+                raise ValueError(
+                    f"{k.name}: Monte-Carlo terms overflow the float range for these distributions; "
+                    "bring them closer, or use method='exact'"
+                )
+            shift = float(terms.mean()) if shift is None else shift
+            centred = terms - shift
+            total += float(centred.sum())
+            total_sq += float(centred @ centred)
+            count += terms.size
+    mean = total / count
+    var = max(total_sq - count * mean * mean, 0.0) / (count - 1)
+    return MCEstimate(shift + mean, math.sqrt(var / count), n)

@@ -73,6 +73,11 @@ class Family:
         head = param_name.split("[")[0]
         return {"weight_logit": "weight", "mean": "mean", "log_std": "std", "log_chol_diag": "std"}.get(head, head)
 
+    def spread(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(weights (S, K), smallest std of each component in any direction (S, K), precisions
+        (S, K, d, d)) of every start's components; None for a discrete family."""
+        return None
+
 
 class GaussianMixture1D(Family):
     """1-D Gaussian mixture (K = 1 is a Gaussian) with (weight logits, means, log stds)."""
@@ -102,6 +107,11 @@ class GaussianMixture1D(Family):
         nl, K = self.n_logits, self.K
         logw = log_softmax(theta[..., :nl], axis=-1) if K > 1 else np.zeros(theta.shape[:-1] + (1,))
         return logw, theta[..., nl : nl + K], theta[..., nl + K :]
+
+    def spread(self, theta: np.ndarray):
+        logw, _, ls = self.split(theta)
+        with np.errstate(over="ignore", under="ignore"):
+            return np.exp(logw), np.exp(ls), np.exp(-2.0 * ls)[..., None, None]
 
     def unpack(self, theta: np.ndarray) -> Distribution:
         logw, mu, ls = self.split(np.asarray(theta, float))
@@ -249,6 +259,14 @@ class GaussianMixtureND(Family):
         L[..., np.arange(d), np.arange(d)] = np.exp(logdiag)
         L[..., self.tril[0], self.tril[1]] = off
         return logw, mu, logdiag, L
+
+    def spread(self, theta: np.ndarray):
+        logw, _, _, L = self.split(theta)
+        with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+            sv = np.linalg.svd(L, compute_uv=False)  # (S, K, d): the std along each principal axis
+            Linv = np.linalg.inv(np.where(np.isfinite(L), L, 0.0) + 0.0)
+            prec = np.swapaxes(Linv, -1, -2) @ Linv
+        return np.exp(logw), sv.min(-1), prec
 
     def unpack(self, theta: np.ndarray) -> Distribution:
         logw, mu, _, L = self.split(np.asarray(theta, float))

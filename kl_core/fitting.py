@@ -24,20 +24,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from kl_core.distributions import Distribution, Seed, _GaussianComponents, as_generator
+from kl_core.distributions import Distribution, Seed, _GaussianComponents, as_generator, short
 from kl_core.divergences import Kind, _check_pair, kl_direction, resolve
 from kl_core.families import Family, family_for
 from kl_core.quadrature import support_box, uniform_grid
 
-__all__ = ["fit", "Trajectory", "Optimizer", "adam", "sgd", "ESTIMATORS", "GRADIENTS"]
+__all__ = ["fit", "Trajectory", "Optimizer", "adam", "sgd", "ESTIMATORS", "GRADIENTS", "MAX_MC_DRAWS"]
 
 ESTIMATORS = ("exact", "mc")
 GRADIENTS = ("pathwise", "score")
+MAX_MC_DRAWS = 1 << 20  # n x inits: Monte-Carlo draws per step, all starts together (memory ~ 100 MB)
+MAX_REACH = 1e8  # the fitting box's extent over the teacher's narrowest std, beyond which the grid is not representable
 
 
 # ----------------------------------------------------------------------------------------------
@@ -75,7 +77,7 @@ def sgd(lr: float = 0.05, momentum: float = 0.0) -> Optimizer:
     """Plain gradient descent, optionally with heavy-ball momentum."""
     _check_lr(lr)
     if not 0.0 <= momentum < 1.0:
-        raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+        raise ValueError(f"momentum must be in [0, 1), got {short(momentum)}")
 
     def init(params: np.ndarray):
         return np.zeros_like(params)
@@ -88,8 +90,8 @@ def sgd(lr: float = 0.05, momentum: float = 0.0) -> Optimizer:
 
 
 def _check_lr(lr: float) -> None:
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and 0.0 < lr <= 10.0):
-        raise ValueError(f"lr must be in (0, 10], got {lr!r}")
+    if isinstance(lr, bool) or not (isinstance(lr, (int, float)) and math.isfinite(lr) and 0.0 < lr <= 10.0):
+        raise ValueError(f"lr must be in (0, 10], got {short(lr)}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -106,6 +108,11 @@ class Trajectory:
         loss: (steps + 1, inits) the objective at each row of ``params`` (exact where a grid or
             table exists, else the Monte-Carlo estimate of that step).
         param_names: the P parameter names (e.g. ``["mean", "log_std"]``).
+        dropped: (inits,) booleans, True for a start that was stopped: its objective was infinite
+            at the start, or the student degenerated (non-finite parameters, a std that collapsed
+            below what the grid resolves, an alpha-divergence that became infinite). A dropped
+            start is frozen at its last finite state (an infinite start keeps loss ``inf``).
+        reasons: (inits,) strings, ``""`` for a fine start, else why and at which step it was dropped.
     """
 
     teacher: Distribution
@@ -119,12 +126,44 @@ class Trajectory:
     sampler: str | None
     optimizer: str
     seed: int | None
+    dropped: np.ndarray | None = field(default=None, repr=False)
+    reasons: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         for name in ("params", "loss"):
             a = np.array(getattr(self, name), dtype=float)
             a.setflags(write=False)
             object.__setattr__(self, name, a)
+        inits = self.params.shape[1]
+        dropped = np.zeros(inits, bool) if self.dropped is None else np.array(self.dropped, dtype=bool)
+        reasons = ("",) * inits if self.reasons is None else tuple(str(r) for r in self.reasons)
+        if dropped.shape != (inits,) or len(reasons) != inits:
+            raise ValueError(f"dropped and reasons must have one entry per start ({inits})")
+        dropped.setflags(write=False)
+        object.__setattr__(self, "dropped", dropped)
+        object.__setattr__(self, "reasons", reasons)
+
+    @property
+    def kept(self) -> list[int]:
+        """Indices of the starts that were not dropped."""
+        return [i for i in range(self.inits) if not self.dropped[i]]
+
+    def kept_only(self) -> Trajectory:
+        """The same fit restricted to the starts that were not dropped (renumbered from 0; the
+        original numbers are in :meth:`drop_note`). ``self`` when none was dropped."""
+        if not self.dropped.any():
+            return self
+        keep = np.array(self.kept, dtype=int)
+        if keep.size == 0:
+            raise ValueError(f"every start was dropped: {self.drop_note()}")
+        return replace(self, params=self.params[:, keep], loss=self.loss[:, keep], dropped=None, reasons=None)
+
+    def drop_note(self) -> str:
+        """One sentence naming the dropped starts and why ("" when none was dropped)."""
+        parts = [f"start {i}: {self.reasons[i]}" for i in range(self.inits) if self.dropped[i]]
+        if not parts:
+            return ""
+        return f"{len(parts)} of {self.inits} starts were dropped ({'; '.join(parts)})."
 
     @property
     def steps(self) -> int:
@@ -157,8 +196,9 @@ class Trajectory:
 
     @property
     def best(self) -> int:
-        """Index of the start with the lowest final loss."""
-        return int(np.argmin(self.loss[-1]))
+        """Index of the start with the lowest final loss among the starts that were not dropped."""
+        final = np.where(self.dropped, np.inf, self.loss[-1])
+        return int(np.argmin(final)) if np.any(np.isfinite(final)) else int(np.argmin(self.loss[-1]))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -274,9 +314,21 @@ def _fit_grid(teacher: _GaussianComponents, box: np.ndarray, n: int | None):
     _, _, cov = teacher.components()
     finest = (1.0 / np.sqrt(np.diagonal(np.linalg.inv(cov), axis1=1, axis2=2))).min(0)  # (d,)
     per_std = 4.0 if d == 1 else 2.0
-    needed = np.ceil((box[:, 1] - box[:, 0]) * per_std / finest).astype(int) + 1
     cap = 20_000 if d == 1 else 400
-    per_axis = np.minimum(np.maximum(n, needed), cap)
+    extent = np.abs(box).max()
+    if not (np.all(np.isfinite(box)) and np.all(extent <= MAX_REACH * finest)):
+        raise ValueError(
+            f"the teacher's narrowest std ({finest.min():.3g}) is too small for a fitting grid reaching "
+            f"{extent:.3g} (at most {MAX_REACH:g} stds); shift and rescale the teacher and the student"
+        )
+    needed = np.ceil((box[:, 1] - box[:, 0]) * per_std / finest).astype(int) + 1
+    if np.any(needed > cap):
+        raise ValueError(
+            f"the fitting grid would need {int(needed.max())} points per axis (cap {cap}): the teacher's "
+            f"narrowest std ({finest.min():.3g}) is too small for the region the starts cover "
+            f"[{box[:, 0].min():.3g}, {box[:, 1].max():.3g}]; start the student closer, or use estimator='mc'"
+        )
+    per_axis = np.maximum(n, needed)
     return uniform_grid(box, per_axis if d > 1 else int(per_axis[0]))
 
 
@@ -315,7 +367,7 @@ def fit(
             (REINFORCE with a leave-one-out baseline).
         learn: parameter groups to train (``"mean"``, ``"std"``, ``"weight"``, ``"corr"``,
             ``"logits"``); the rest stay at their starting values. Default: all.
-        n: Monte-Carlo samples per step and start.
+        n: Monte-Carlo samples per step and start; ``n * inits`` at most ``MAX_MC_DRAWS`` (2**20).
         sampler: ``"teacher"`` (off-policy) or ``"student"`` (on-policy) for ``estimator="mc"``;
             default: teacher for forward-type kinds, student otherwise.
         optimizer: ``"adam"``, ``"sgd"`` or an :class:`Optimizer` (then ``lr`` is not used).
@@ -323,7 +375,14 @@ def fit(
             automatically to 4 points per narrowest teacher std).
 
     Returns:
-        A :class:`Trajectory`.
+        A :class:`Trajectory`. Starts whose objective is infinite at the start, or whose student
+        degenerates (non-finite parameters, a std below half the grid spacing, an alpha-divergence
+        that becomes infinite), are frozen and flagged in ``dropped`` / ``reasons``; the others
+        train on. If every start is infinite at the start, ``ValueError``.
+
+    Limits: continuous means in [-1e100, 1e100] and stds in [1e-100, 1e100]; the fitting grid
+    (at most 20000 points in 1-D, 400 per axis in 2-D) must resolve the teacher's narrowest std
+    over the region the starts cover, else ``ValueError``.
 
     Examples:
         >>> import kl_core as kc
@@ -338,22 +397,27 @@ def fit(
     _check_int("steps", steps, 0, 100_000)
     _check_int("inits", inits, 1, 64)
     _check_int("n", n, 2, 1_000_000)
+    if estimator == "mc" and n * inits > MAX_MC_DRAWS:
+        raise ValueError(
+            f"n x inits must be at most {MAX_MC_DRAWS} Monte-Carlo draws per step, got {n} x {inits} = {n * inits}"
+        )
     if estimator not in ESTIMATORS:
-        raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+        raise ValueError(f"estimator must be one of {ESTIMATORS}, got {short(estimator)}")
     if gradient not in GRADIENTS:
-        raise ValueError(f"gradient must be one of {GRADIENTS}, got {gradient!r}")
+        raise ValueError(f"gradient must be one of {GRADIENTS}, got {short(gradient)}")
     if sampler not in (None, "teacher", "student"):
-        raise ValueError(f"sampler must be 'teacher', 'student' or None, got {sampler!r}")
+        raise ValueError(f"sampler must be 'teacher', 'student' or None, got {short(sampler)}")
     if isinstance(optimizer, str):
         makers = {"adam": adam, "sgd": sgd}
         if optimizer not in makers:
-            raise ValueError(f"optimizer must be one of {tuple(makers)} or an Optimizer, got {optimizer!r}")
+            raise ValueError(f"optimizer must be one of {tuple(makers)} or an Optimizer, got {short(optimizer)}")
         opt = makers[optimizer](lr)
     elif isinstance(optimizer, Optimizer):
         opt = optimizer
     else:
-        raise ValueError(f"optimizer must be 'adam', 'sgd' or an Optimizer, got {optimizer!r}")
+        raise ValueError(f"optimizer must be 'adam', 'sgd' or an Optimizer, got {short(optimizer)}")
 
+    _check_fit_domain(teacher, student)
     family = family_for(student)
     mask = family.mask(learn)
     if k.integrand is None and estimator == "mc":
@@ -402,24 +466,25 @@ def fit(
                 est, grad = _mc_student_samples(prob, th, n, mc_rng, gradient)
             return (prob.exact(th, with_grad=False)[0] if has_exact else est), grad
 
+    guard = _Guard(objective, k, par, teacher, family, prob.x, scale)
     params = np.empty((steps + 1,) + theta.shape)
     losses = np.empty((steps + 1, theta.shape[0]))
     state = opt.init(theta)
-    for t in range(steps + 1):
-        with np.errstate(invalid="ignore"):  # an infinite objective is reported just below
-            loss, grad = step_fn(theta)
-        params[t], losses[t] = theta, loss
-        if t == 0 and not np.all(np.isfinite(loss)):
-            raise ValueError(
-                f"{objective} is infinite at the start: the teacher gives zero probability where the "
-                "student has mass (or the reverse); give the teacher a small floor everywhere"
-            )
-        if t == steps:
-            break
-        if not np.all(np.isfinite(grad)):
-            grad = np.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0)
-        theta, state = opt.update(theta, grad * mask, state)
-        theta = family.clip(theta, box, scale)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        for t in range(steps + 1):
+            loss, grad = step_fn(theta)  # an infinite objective is flagged just below
+            loss = np.array(loss, dtype=float)
+            if t == 0:
+                guard.check_start(theta, loss)
+            else:
+                guard.check_loss(t, loss, theta, params[t - 1], losses[t - 1])
+            params[t], losses[t] = theta, loss
+            if t == steps:
+                break
+            grad = np.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0) * guard.alive[:, None]
+            new, state = opt.update(theta, grad * mask, state)
+            new = family.clip(new, box, scale)
+            theta = guard.check_params(t + 1, new, theta)
     return Trajectory(
         teacher=teacher,
         family=family,
@@ -432,7 +497,97 @@ def fit(
         sampler=use_sampler if estimator == "mc" else None,
         optimizer=opt.name,
         seed=seed if isinstance(seed, (int, type(None))) else None,
+        dropped=~guard.alive,
+        reasons=tuple(guard.reasons),
     )
+
+
+class _Guard:
+    """Watches every start during a fit and freezes the ones that degenerate (see Trajectory.dropped).
+
+    A start is dropped when its objective is infinite at the start; when its parameters stop being
+    finite, its loss becomes infinite, a weighted component's std falls below half the grid spacing
+    (the grid no longer resolves the student: the loss would be wrong) or, for an alpha outside
+    [0, 1], the student leaves the region where the divergence is finite. It then keeps its last
+    finite state. If every start is infinite at the start, fit raises ``ValueError``.
+    """
+
+    def __init__(self, objective, k: Kind, par, teacher, family: Family, x, scale: float) -> None:
+        self.objective, self.k, self.par, self.teacher, self.family = objective, k, par, teacher, family
+        self.alive: np.ndarray | None = None
+        self.reasons: list[str] = []
+        self.floor = None
+        if family.continuous:
+            if x is None:
+                self.floor = 1e-6 * scale
+            else:
+                pts = x.reshape(len(x), -1)
+                spacing = min(float(np.diff(np.unique(pts[:, j]))[:1].min()) for j in range(pts.shape[1]))
+                self.floor = 0.5 * spacing
+        alpha = par.get("alpha") if k.name == "alpha" else None
+        self.alpha = alpha if alpha is not None and not 0.0 <= alpha <= 1.0 else None
+
+    def _alpha_infinite(self, theta: np.ndarray) -> np.ndarray:
+        """For alpha outside [0, 1]: is the integral of p^a q^(1-a) infinite, per start (S,)?"""
+        if self.alpha is None or not self.family.continuous:
+            return np.zeros(theta.shape[0], bool)
+        a = self.alpha
+        _, _, prec_q = self.family.spread(theta)  # (S, K, d, d)
+        _, _, cp = self.teacher.components()
+        d = cp.shape[-1]
+        if d == 1:
+            v = np.ones((1, 1))
+        else:
+            ang = np.linspace(0.0, np.pi, 720, endpoint=False)
+            v = np.stack([np.cos(ang), np.sin(ang)], -1) if d == 2 else np.eye(d)
+        form_p = np.einsum("ai,kij,aj->ak", v, np.linalg.inv(cp), v).min(-1)  # (A,)
+        form_q = np.einsum("ai,skij,aj->sak", v, prec_q, v).min(-1)  # (S, A)
+        return np.any(~(a * form_p + (1.0 - a) * form_q > 0.0), axis=-1)
+
+    def check_start(self, theta: np.ndarray, loss: np.ndarray) -> None:
+        bad = ~np.isfinite(loss) | self._alpha_infinite(theta)
+        why = f"{self.objective} is infinite at the start"
+        if self.alpha is not None:
+            side = "wide" if self.alpha < 0 else "narrow"
+            why += f" (alpha={self.alpha:g}: the student is too {side} for the teacher)"
+        self.alive = ~bad
+        self.reasons = [why if b else "" for b in bad]
+        if bad.all():
+            raise ValueError(
+                f"{self.objective} is infinite at the start of all {bad.size} start(s): the teacher gives zero "
+                "probability where the student has mass (or the reverse, or an alpha outside [0, 1] with a student "
+                "too wide or too narrow); give the teacher a small floor everywhere, or start the student elsewhere"
+            )
+        loss[bad] = np.inf
+
+    def check_loss(self, t: int, loss: np.ndarray, theta: np.ndarray, prev: np.ndarray, prev_loss: np.ndarray):
+        newly = self.alive & ~np.isfinite(loss)
+        for i in np.nonzero(newly)[0]:
+            self._drop(i, f"{self.objective} became infinite at step {t}")
+            theta[i], loss[i] = prev[i], prev_loss[i]
+        dead = ~self.alive & ~newly
+        loss[dead] = prev_loss[dead]
+
+    def check_params(self, t: int, new: np.ndarray, old: np.ndarray) -> np.ndarray:
+        finite = np.all(np.isfinite(new), axis=-1)
+        for i in np.nonzero(self.alive & ~finite)[0]:
+            self._drop(i, f"the student's parameters stopped being finite at step {t}")
+        spread = self.family.spread(np.where(finite[:, None], new, old))
+        if spread is not None and self.floor is not None:
+            w, std, _ = spread
+            narrow = np.any((w > 1e-3) & (std < self.floor), axis=-1)
+            for i in np.nonzero(self.alive & narrow)[0]:
+                self._drop(i, f"the student's std collapsed below {self.floor:.3g} at step {t}")
+        infinite = self._alpha_infinite(np.where(self.alive[:, None], new, old))
+        for i in np.nonzero(self.alive & infinite)[0]:
+            self._drop(i, f"{self.objective} became infinite at step {t} (alpha={self.alpha:g})")
+        new[~self.alive] = old[~self.alive]
+        return new
+
+    def _drop(self, i: int, why: str) -> None:
+        if self.alive[i]:
+            self.alive[i] = False
+            self.reasons[i] = why
 
 
 def _akl_step(prob: _Problem):
@@ -456,6 +611,22 @@ def _akl_step(prob: _Problem):
     return step
 
 
+FIT_RANGE = 1e100  # continuous fits: |means| <= this, stds in [1 / this, this] (squares stay finite)
+
+
+def _check_fit_domain(teacher: Distribution, student: Distribution) -> None:
+    """ValueError unless every component's mean and std is inside FIT_RANGE (teacher, then student)."""
+    for name, dist in (("teacher", teacher), ("student", student)):
+        if not isinstance(dist, _GaussianComponents):
+            continue
+        stds = np.abs(np.diagonal(dist._chol, axis1=1, axis2=2))
+        if np.any(np.abs(dist._mu) > FIT_RANGE) or np.any(stds < 1.0 / FIT_RANGE) or np.any(stds > FIT_RANGE):
+            raise ValueError(
+                f"fit needs the {name}'s means in [-{FIT_RANGE:g}, {FIT_RANGE:g}] and its stds in "
+                f"[{1.0 / FIT_RANGE:g}, {FIT_RANGE:g}]; rescale the problem"
+            )
+
+
 def _check_int(name: str, value: Any, low: int, high: int) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
-        raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
+        raise ValueError(f"{name} must be an integer in [{low}, {high}], got {short(value)}")

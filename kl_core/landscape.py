@@ -151,6 +151,22 @@ def _local_minima(values: np.ndarray) -> list[tuple[int, int]]:
     return [(i + 1, j + 1) for i, j in zip(*np.nonzero(no_higher & some_lower))]
 
 
+def _finite_log_std(teacher: _GaussianComponents, alpha: float) -> tuple[float | None, float | None]:
+    """Bounds on a Gaussian student's log std inside which the alpha-divergence is finite.
+
+    p^a q^(1-a) is integrable iff a / s_max^2 + (1 - a) / s^2 > 0 (s_max: the teacher's widest
+    component): for alpha < 0, s^2 < s_max^2 (1 - a) / (-a); for alpha > 1, s^2 > s_max^2 (a - 1) / a.
+    The polish stays 1e-6 (in log std) inside, where L-BFGS-B cannot step into the +inf region.
+    """
+    if 0.0 <= alpha <= 1.0:
+        return (None, None)
+    _, _, cov = teacher.components()
+    log_widest = 0.5 * math.log(float(cov[:, 0, 0].max()))
+    if alpha < 0:
+        return (None, log_widest + 0.5 * math.log((1.0 - alpha) / -alpha) - 1e-6)
+    return (log_widest + 0.5 * math.log((alpha - 1.0) / alpha) + 1e-6, None)
+
+
 def landscape(
     teacher: _GaussianComponents,
     objective: str = "reverse_kl",
@@ -201,18 +217,24 @@ def landscape(
     else:
         values = _direct_surface(prob, means, log_stds)
 
+    bounds = [(None, None), _finite_log_std(teacher, par["alpha"]) if k.name == "alpha" else (None, None)]
     found = []
     for i, j in _local_minima(values):
         m, ls, v = means[j], log_stds[i], values[i, j]
-        if polish:
-            res = minimize(
-                lambda th: tuple(a[0] for a in prob.exact(th[None])),
-                np.array([m, ls]),
-                jac=True,
-                method="L-BFGS-B",
-                options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 500},
-            )
-            m, ls, v = float(res.x[0]), float(res.x[1]), float(res.fun)
+        if polish and np.isfinite(v):
+            lo, hi = bounds[1]
+            start = np.array([m, min(max(ls, -np.inf if lo is None else lo), np.inf if hi is None else hi)])
+            with np.errstate(over="ignore", invalid="ignore"):
+                res = minimize(
+                    lambda th: tuple(a[0] for a in prob.exact(th[None])),
+                    start,
+                    jac=True,
+                    method="L-BFGS-B",
+                    bounds=bounds,
+                    options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 500},
+                )
+            if np.isfinite(res.fun) and res.fun <= v:
+                m, ls, v = float(res.x[0]), float(res.x[1]), float(res.fun)
         if not any(abs(m - f[0]) < 1e-3 and abs(ls - f[1]) < 1e-3 for f in found):
             found.append((m, ls, v))
     found.sort(key=lambda f: f[2])

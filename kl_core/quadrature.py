@@ -13,21 +13,46 @@ Two kinds of grid:
 
 Both return ``(x, w)``: points ((n,) in 1-D, (n, 2) in 2-D) and quadrature weights (n,), so that
 ``sum(w * f(x))`` approximates the integral of ``f``.
+
+Limits (``ValueError`` beyond them, never a silent wrong answer or an unbounded allocation):
+
+* a panel grid has at most ``MAX_NODES`` points (2**20) in all; a 2-D grid needs about
+  (marginal std / conditional std) panels per component and axis, so a nearly degenerate
+  covariance is refused rather than given a 19000 x 19000 grid;
+* a node must be representable next to its component: every component's mean lies within
+  ``MAX_REACH`` (1e8) of its own (conditional) std from the grid's centre, otherwise neighbouring nodes
+  round to the same float (e.g. a mode of std 1e-8 at 1e9);
+* :func:`integrate_pair` checks that the grid integrates both densities to 1 within ``MASS_TOL``:
+  a grid that does not resolve a distribution raises instead of returning, e.g., a total variation above 1.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
 from kl_core.distributions import Distribution, _GaussianComponents
 
-__all__ = ["panel_grid", "uniform_grid", "integrate", "support_box", "roots"]
+__all__ = [
+    "panel_grid",
+    "uniform_grid",
+    "integrate",
+    "integrate_pair",
+    "support_box",
+    "roots",
+    "standard_frame",
+    "MAX_NODES",
+    "MAX_REACH",
+]
 
 Components = tuple[np.ndarray, np.ndarray]  # means (K, d), covariances (K, d, d)
 TAIL = 12.0  # standard deviations; exp(-72) ~ 5e-32 of the peak is left out
+MAX_NODES = 1 << 20  # points of a panel grid, all axes together (2-D presets use 30-50K)
+MAX_REACH = 1e8  # |mean - centre| / std of a component, beyond which its nodes are not representable
+MASS_TOL = 1e-6  # a grid must integrate each density to 1 within this
 
 
 def _components(dists: Iterable[Distribution], extra: Sequence[Components] = ()) -> Components:
@@ -54,6 +79,13 @@ def _axis_breakpoints(centres: np.ndarray, spreads: np.ndarray, steps: np.ndarra
     finest step covering it to the previous one is dropped, so each region gets about one panel
     per local step whatever the number of components.
     """
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        counts = np.ceil(tail * spreads / steps)
+    if not np.all(np.isfinite(counts)) or 2 * counts.sum() + counts.size > MAX_NODES:
+        raise ValueError(
+            f"quadrature would need more than {MAX_NODES} panels on an axis: a component is too narrow across "
+            "its own spread (a nearly degenerate covariance); use method='mc'"
+        )
     pieces, lows, highs = [], [], []
     for c, s, h in zip(centres, spreads, steps):
         n = int(np.ceil(tail * s / h))
@@ -113,8 +145,12 @@ def panel_grid(
     step = (0.5 if d == 1 else 1.5) if step is None else step
     order = (10 if d == 1 else 8) if order is None else order
     tail = tail if d == 1 else min(tail, 8.0)
-    marginal = np.sqrt(np.diagonal(cov, axis1=1, axis2=2))  # (K, d)
-    conditional = 1.0 / np.sqrt(np.diagonal(np.linalg.inv(cov), axis1=1, axis2=2))  # (K, d)
+    rotation = _best_rotation(mu, cov, step, tail) if d == 2 else None
+    if rotation is not None:  # a rotation is an isometry: same integral, weights unchanged
+        mu, cov = mu @ rotation, np.swapaxes(rotation, 0, 1)[None] @ cov @ rotation[None]
+        cov = 0.5 * (cov + np.swapaxes(cov, 1, 2))
+    marginal, conditional = _spreads(cov)
+    _check_reach(mu, conditional)
     axes = []
     for a in range(d):
         edges = _axis_breakpoints(mu[:, a], marginal[:, a], step * conditional[:, a], tail)
@@ -123,11 +159,84 @@ def panel_grid(
             inside = inside[(inside > edges[0]) & (inside < edges[-1])]
             edges = np.unique(np.concatenate([edges, inside]))
         axes.append(_gauss_legendre_panels(edges, order))
+    total = int(np.prod([len(a[1]) for a in axes]))
+    if total > MAX_NODES:
+        raise ValueError(
+            f"quadrature would need {total} points (cap {MAX_NODES}): a component is too narrow for the "
+            "others' spread (a nearly degenerate covariance); use method='mc'"
+        )
     if d == 1:
         return axes[0]
     (x0, w0), (x1, w1) = axes
     X0, X1 = np.meshgrid(x0, x1, indexing="ij")
-    return np.stack([X0.ravel(), X1.ravel()], axis=-1), np.outer(w0, w1).ravel()
+    pts = np.stack([X0.ravel(), X1.ravel()], axis=-1)
+    return (pts if rotation is None else pts @ rotation.T), np.outer(w0, w1).ravel()
+
+
+def _panel_count(cov: np.ndarray, step: float, tail: float) -> float:
+    """An upper bound on the tensor grid's panels (product over axes of every component's lattice)."""
+    marginal, conditional = _spreads(cov)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        per_axis = (2.0 * np.ceil(tail * marginal / (step * conditional)) + 1.0).sum(0)
+    return float(np.prod(per_axis)) if np.all(np.isfinite(per_axis)) else math.inf
+
+
+def _best_rotation(mu: np.ndarray, cov: np.ndarray, step: float, tail: float) -> np.ndarray | None:
+    """The 2-D frame (a component's principal axes) in which the tensor grid is smallest, or None.
+
+    An axis-aligned tensor grid pays (marginal / conditional std) panels per axis for a tilted
+    thin component; in that component's own principal axes it pays a handful. Only a frame that at
+    least halves the grid is taken, so well-conditioned problems keep their axes (and digits).
+    """
+    best, best_cost = None, _panel_count(cov, step, tail)
+    for c in cov:
+        if not np.all(np.isfinite(c)):
+            continue
+        _, vecs = np.linalg.eigh(c)
+        rotated = np.swapaxes(vecs, 0, 1)[None] @ cov @ vecs[None]
+        cost = _panel_count(0.5 * (rotated + np.swapaxes(rotated, 1, 2)), step, tail)
+        if cost < 0.5 * best_cost:
+            best, best_cost = vecs, cost
+    return best
+
+
+def _spreads(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(marginal, conditional) std of every component along every axis, (K, d) each.
+
+    From the Cholesky factor, not the inverse covariance: a 1-D std of 1e-300 has a variance that
+    underflows to 0, its factor does not.
+    """
+    d = cov.shape[-1]
+    if d == 1:
+        s = np.sqrt(cov[:, :, 0])
+        return s, s
+    chol = np.linalg.cholesky(cov)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        inv = np.linalg.inv(chol)  # L^{-1}; (Sigma^{-1})_ii = sum_j (L^{-1})_ji^2
+        marginal = np.sqrt((chol * chol).sum(-1))
+        conditional = 1.0 / np.sqrt((inv * inv).sum(-2))
+    return marginal, conditional
+
+
+def _check_reach(mu: np.ndarray, spread: np.ndarray) -> np.ndarray:
+    """The centre c minimising max_k |mu_k - c| / spread_k per axis; ValueError beyond MAX_REACH."""
+    centre = np.empty(mu.shape[1])
+    for a in range(mu.shape[1]):
+        m, s = mu[:, a], spread[:, a]
+        # the minimax centre is where two components' reach cones meet: try every pair (K is small)
+        with np.errstate(over="ignore", invalid="ignore"):
+            meet = (m[:, None] * s[None, :] + m[None, :] * s[:, None]) / (s[:, None] + s[None, :])
+            cand = np.concatenate([m, meet.ravel()])
+            reach = (np.abs(m[None, :] - cand[:, None]) / s[None, :]).max(1)
+        best = int(np.nanargmin(np.where(np.isfinite(reach), reach, np.inf))) if np.any(np.isfinite(reach)) else 0
+        if not reach[best] <= MAX_REACH:
+            raise ValueError(
+                f"means and stds: quadrature needs every component's mean within {MAX_REACH:g} of its own std "
+                f"from a common centre, got {reach[best]:.3g} (its grid nodes would round to the same number); "
+                "bring the modes closer relative to their widths, or use method='mc'"
+            )
+        centre[a] = cand[best]
+    return centre
 
 
 def support_box(dists: Iterable[Distribution], tail: float = 6.0) -> np.ndarray:
@@ -177,6 +286,72 @@ def integrate(
     for i in range(0, len(w), chunk):
         total += float(np.dot(w[i : i + chunk], fn(x[i : i + chunk])))
     return total
+
+
+def integrate_pair(
+    fn: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    p: Distribution,
+    q: Distribution,
+    *,
+    extra: Sequence[Components] = (),
+    breaks: Sequence[float] = (),
+    chunk: int = 1 << 18,
+) -> float:
+    """Integral of ``fn(log p(x), log q(x))`` on a :func:`panel_grid`, after checking the grid.
+
+    The same grid must integrate ``p`` and ``q`` to 1 within ``MASS_TOL``; otherwise it does not
+    resolve them and the result could be impossible (a total variation above 1): ``ValueError``.
+    """
+    x, w = panel_grid([p, q], extra=extra, breaks=breaks)
+    total, mass_p, mass_q = 0.0, 0.0, 0.0
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        for i in range(0, len(w), chunk):
+            wi, xi = w[i : i + chunk], x[i : i + chunk]
+            lp, lq = p.log_prob(xi), q.log_prob(xi)
+            mass_p += float(wi @ np.exp(lp))
+            mass_q += float(wi @ np.exp(lq))
+            total += float(wi @ fn(lp, lq))
+    for name, mass in (("teacher", mass_p), ("student", mass_q)):
+        if not abs(mass - 1.0) <= MASS_TOL:
+            raise ValueError(
+                f"quadrature does not resolve the {name} (the grid integrates it to {mass:.9g}, not 1); "
+                "use method='mc'"
+            )
+    return total
+
+
+def standard_frame(dists: Sequence[Distribution]) -> list[Distribution]:
+    """The same distributions after one common shift and scale (x - c) / s, as new objects.
+
+    Every divergence is invariant under a common invertible affine map, so integrals are done
+    here: the centre ``c`` minimises the components' reach and ``s`` is the geometric mean of the
+    smallest and largest std, so densities of stds 1e-300 or 1e300 neither overflow nor underflow.
+    """
+    from kl_core.distributions import Gaussian, GaussianMixture
+
+    mu, _ = _components(dists)
+    chols = [np.asarray(d._chol) for d in dists]  # type: ignore[attr-defined]
+    d = mu.shape[1]
+    diag = np.concatenate([np.abs(np.diagonal(c, axis1=1, axis2=2)).ravel() for c in chols])
+    scale = math.sqrt(float(diag.min())) * math.sqrt(float(diag.max()))
+    if d == 1:
+        spread = np.concatenate([c[:, 0, 0] for c in chols])[:, None]
+    else:
+        spread = np.concatenate([_spreads(np.asarray(x.components()[2]))[1] for x in dists])
+    centre = _check_reach(mu, spread)
+    out = []
+    for dist, chol in zip(dists, chols):
+        w, m, cov = dist.components()  # type: ignore[attr-defined]
+        m2 = (m - centre) / scale
+        if d == 1:
+            s2 = chol[:, 0, 0] / scale
+            one = isinstance(dist, Gaussian)
+            out.append(Gaussian(float(m2[0, 0]), float(s2[0])) if one else GaussianMixture(w, m2[:, 0], s2))
+        else:
+            c2 = cov / (scale * scale)
+            one = isinstance(dist, Gaussian)
+            out.append(Gaussian(mean=m2[0], cov=c2[0]) if one else GaussianMixture(w, m2, covs=c2))
+    return out
 
 
 def roots(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> list[float]:

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from kl_core.distributions import short
 from kl_core.divergences import resolve
 
 __all__ = [
@@ -69,11 +70,14 @@ def token_divergence(
         student_logits: (..., V) student logits (q), same shape.
         kind: any divergence of ``kl_core.divergences.KINDS``; its parameters as keywords
             (``beta`` for ``jsd``, ``alpha`` for ``alpha`` and the skew kinds, ``mu`` for ``akl``).
-        temperature: both logits are divided by it before the softmax (> 0).
+        temperature: both logits are divided by it before the softmax, in [1e-30, 1e30] (a bool is refused).
+            Logits anywhere in the float range (e.g. +-3e38 in float32) are computed in float64 where
+            float32 would overflow.
         mask: (...) booleans, True where a position counts; the others contribute 0.
         reduction: ``"none"`` -> (...) per-position values; ``"sum"``; ``"mean"`` over counted
             positions (0 if none counts); ``"batchmean"`` -> sum / shape[0] (per sequence, as
-            ``torch.nn.KLDivLoss`` and TRL's GKD loss without labels).
+            ``torch.nn.KLDivLoss`` and TRL's GKD loss without labels). An empty batch (no
+            positions) gives 0 for every scalar reduction, never NaN.
         chunk_size: positions per chunk (default: about 256K logits per chunk).
 
     Returns:
@@ -93,10 +97,12 @@ def token_divergence(
             f"teacher_logits and student_logits must have the same shape, got "
             f"{tuple(teacher_logits.shape)} != {tuple(student_logits.shape)}"
         )
-    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
-        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
+    if isinstance(temperature, bool) or not (
+        isinstance(temperature, (int, float)) and math.isfinite(temperature) and 1e-30 <= temperature <= 1e30
+    ):
+        raise ValueError(f"temperature must be a number in [1e-30, 1e30], got {short(temperature)}")
+    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {', '.join(REDUCTIONS)}, got {short(reduction)}")
     lead = student_logits.shape[:-1]
     vocab = student_logits.shape[-1]
     if vocab < 1:
@@ -108,8 +114,8 @@ def token_divergence(
         mask = mask.to(torch.bool)
     if chunk_size is None:
         chunk_size = max(1, _CHUNK_ELEMENTS // vocab)
-    elif not (isinstance(chunk_size, int) and chunk_size >= 1):
-        raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
+    elif isinstance(chunk_size, bool) or not (isinstance(chunk_size, int) and chunk_size >= 1):
+        raise ValueError(f"chunk_size must be an integer >= 1, got {short(chunk_size)}")
 
     flat_mask = None if mask is None else mask.reshape(-1)
     values = _TokenDivergence.apply(
@@ -125,7 +131,7 @@ def token_divergence(
     if reduction == "mean":
         count = values.numel() if flat_mask is None else int(flat_mask.sum())
         return total / max(count, 1)
-    return total / (lead[0] if len(lead) else 1)
+    return total / max(lead[0] if len(lead) else 1, 1)  # an empty batch: 0 (a sum over no positions)
 
 
 class _TokenDivergence(torch.autograd.Function):
@@ -182,14 +188,18 @@ def _chunk(
     t = t.detach().to(wide)
     s = s.detach().to(wide)
     finite = _check_finite(t, "teacher_logits") & _check_finite(s, "student_logits")
+    if finite and wide != torch.float64 and not _spread_fits(t, s, temperature):
+        t, s = t.to(torch.float64), s.to(torch.float64)  # logits near the float32 limit: their gaps overflow
     if temperature != 1.0:
         t = t / temperature
         s = s / temperature
     if kind in _FUSED and finite and not need_t:
         lp = torch.log_softmax(t, dim=-1)  # (n, V)
         lq = torch.log_softmax(s, dim=-1)  # (n, V)
-        value, grad_s = _fused(kind, par, lp, lq, need_s)
-        return value, None, None if grad_s is None else grad_s / temperature
+        # below exp(-1e4) (gaps of extreme logits) the floor applies: the generic path below, as for -inf
+        if min(float(lp.min()), float(lq.min())) >= _LOG_FLOOR:
+            value, grad_s = _fused(kind, par, lp, lq, need_s)
+            return value, None, None if grad_s is None else grad_s / temperature
     # any kind, -inf logits, or a teacher that needs a gradient: chunk-local autograd
     t.requires_grad_(need_t)
     s.requires_grad_(need_s)
@@ -198,10 +208,23 @@ def _chunk(
         lq = torch.log_softmax(s, dim=-1).clamp_min(_LOG_FLOOR)
         value = _INTEGRANDS[kind](lp, lq, **par)  # (n,)
         inputs = [x for x, need in ((t, need_t), (s, need_s)) if need]
-        grads = list(torch.autograd.grad(value.sum(), inputs)) if inputs else []
+        # allow_unused: a kind can ignore one side (skew_forward_kl at alpha = 1 is KL(p || p) = 0)
+        grads = list(torch.autograd.grad(value.sum(), inputs, allow_unused=True)) if value.requires_grad else []
+        grads += [None] * (len(inputs) - len(grads))
+        grads = [torch.zeros_like(x) if g is None else g for g, x in zip(grads, inputs)]
     g_t = grads.pop(0) / temperature if need_t else None
     g_s = grads.pop(0) / temperature if need_s else None
     return value.detach(), g_t, g_s
+
+
+def _spread_fits(t: Tensor, s: Tensor, temperature: float) -> bool:
+    """Do the tempered logits' gaps (max - min per row) fit the chunk's float type?"""
+    limit = torch.finfo(t.dtype).max / 4.0
+    for x in (t, s):
+        finite = torch.where(torch.isfinite(x), x, 0.0)
+        if float(finite.abs().max()) / min(temperature, 1.0) > limit:
+            return False
+    return True
 
 
 def _check_finite(x: Tensor, name: str) -> bool:
@@ -282,7 +305,13 @@ def _g_alpha(lp: Tensor, lq: Tensor, alpha: float) -> Tensor:
         return _kl(lq, lp)
     a, b = alpha, 1.0 - alpha
     p, q = lp.exp(), lq.exp()
-    cross_minus_p = p * torch.expm1(b * (lq - lp))
+    # expm1 keeps the digits where p ~ q; where the teacher is (numerically) zero, p expm1(.) is 0 * inf:
+    # there p^a q^b - p = exp(a lp + b lq) - p, capped at exp(700) (large and finite, as for a floored KL)
+    d = lq - lp
+    near = b * d < 30.0
+    d_near = torch.where(near, d, torch.zeros_like(d))
+    far_exponent = torch.where(near, torch.zeros_like(d), a * lp + b * lq).clamp_max(700.0)
+    cross_minus_p = torch.where(near, p * torch.expm1(b * d_near), torch.exp(far_exponent) - p)
     return ((b * (q - p) - cross_minus_p) / (a * b)).sum(-1)
 
 

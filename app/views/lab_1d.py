@@ -1,5 +1,7 @@
 """Page 1, the 1-D lab: one teacher, one student, forward vs reverse KL (or any kinds) side by side."""
 
+from dataclasses import replace
+
 import streamlit as st
 
 from app import export_ui, live_ui, model, ui
@@ -30,6 +32,13 @@ try:
     args = model.lab_1d_args(state, kinds)
     with st.spinner("Training…"):
         runs = ui.cached["lab_1d_runs"](*args)
+except ValueError as err:
+    ui.error(err)
+# starts whose objective is infinite at the start, or whose student degenerated, are left out and named
+for note in [f"{run.display_label}: {run.trajectory.drop_note()}" for run in runs if run.trajectory.dropped.any()]:
+    st.warning(note)
+try:
+    runs = [replace(run, trajectory=run.trajectory.kept_only()) for run in runs]
 except ValueError as err:
     ui.error(err)
 

@@ -1,5 +1,7 @@
 """Page 4, the 2-D lab: Gaussian students against a ring, a correlated Gaussian and three clusters."""
 
+from dataclasses import replace
+
 import streamlit as st
 
 from app import export_ui, model, ui
@@ -26,6 +28,13 @@ try:
     args = (preset, specs, state["steps2d"], state["inits2d"], state["lr2d"], state["seed"])
     with st.spinner("Training…"):
         runs = ui.cached["lab_2d_runs"](*args)
+except ValueError as err:
+    ui.error(err)
+# starts whose objective is infinite at the start, or whose student degenerated, are left out and named
+for note in [f"{run.display_label}: {run.trajectory.drop_note()}" for run in runs if run.trajectory.dropped.any()]:
+    st.warning(note)
+try:
+    runs = [replace(run, trajectory=run.trajectory.kept_only()) for run in runs]
 except ValueError as err:
     ui.error(err)
 
