@@ -61,6 +61,7 @@ def token_divergence(
     mask: Tensor | None = None,
     reduction: str = "batchmean",
     chunk_size: int | None = None,
+    num_items_in_batch: int | float | Tensor | None = None,
     **params: float,
 ) -> Tensor:
     """The divergence ``kind`` between teacher and student next-token distributions, per position.
@@ -74,11 +75,15 @@ def token_divergence(
             Logits anywhere in the float range (e.g. +-3e38 in float32) are computed in float64 where
             float32 would overflow.
         mask: (...) booleans, True where a position counts; the others contribute 0.
-        reduction: ``"none"`` -> (...) per-position values; ``"sum"``; ``"mean"`` over counted
-            positions (0 if none counts); ``"batchmean"`` -> sum / shape[0] (per sequence, as
-            ``torch.nn.KLDivLoss`` and TRL's GKD loss without labels). An empty batch (no
-            positions) gives 0 for every scalar reduction, never NaN.
+        reduction: ``"none"`` -> (...) per-position values; ``"sum"``; ``"mean"`` -> sum / counted
+            positions (0 if none counts): this is TRL's *masked* ``batchmean`` (``generalized_jsd_loss``
+            with ``labels``); ``"batchmean"`` -> sum / shape[0] (per sequence, as ``torch.nn.KLDivLoss``
+            and TRL's GKD loss without labels). An empty batch (no positions) gives 0 for every scalar
+            reduction, never NaN.
         chunk_size: positions per chunk (default: about 256K logits per chunk).
+        num_items_in_batch: with ``reduction="sum"`` only: the sum over counted positions divided by
+            this count of the whole accumulated batch (TRL's name, a positive number or a 0-d tensor), so
+            that k micro-batches' gradients add up to the full batch's.
 
     Returns:
         A tensor (scalar unless ``reduction="none"``), differentiable with respect to both logits.
@@ -117,6 +122,8 @@ def token_divergence(
     elif isinstance(chunk_size, bool) or not (isinstance(chunk_size, int) and chunk_size >= 1):
         raise ValueError(f"chunk_size must be an integer >= 1, got {short(chunk_size)}")
 
+    items = _check_items(num_items_in_batch, reduction)
+
     flat_mask = None if mask is None else mask.reshape(-1)
     values = _TokenDivergence.apply(
         teacher_logits.reshape(-1, vocab),
@@ -127,11 +134,38 @@ def token_divergence(
         return values.reshape(lead)
     total = values.sum()
     if reduction == "sum":
-        return total
+        if items is None:
+            return total
+        return total / (items.to(device=total.device, dtype=total.dtype) if isinstance(items, Tensor) else items)
     if reduction == "mean":
         count = values.numel() if flat_mask is None else int(flat_mask.sum())
         return total / max(count, 1)
     return total / max(lead[0] if len(lead) else 1, 1)  # an empty batch: 0 (a sum over no positions)
+
+
+def _check_items(num_items_in_batch: Any, reduction: str) -> float | Tensor | None:
+    """The validated ``num_items_in_batch`` (None, a number > 0, or a 0-d tensor), for ``reduction="sum"``."""
+    if num_items_in_batch is None:
+        return None
+    if reduction != "sum":
+        raise ValueError(
+            f'num_items_in_batch divides the sum: it needs reduction="sum", got reduction={short(reduction)}'
+        )
+    if isinstance(num_items_in_batch, Tensor):
+        if num_items_in_batch.numel() != 1:
+            raise ValueError(f"num_items_in_batch must be a single number, got shape {tuple(num_items_in_batch.shape)}")
+        value = float(num_items_in_batch)
+    elif isinstance(num_items_in_batch, (int, float, np.integer, np.floating)) and not isinstance(
+        num_items_in_batch, (bool, np.bool_)
+    ):
+        value = float(num_items_in_batch)
+    else:
+        raise ValueError(f"num_items_in_batch must be a number > 0, got {short(num_items_in_batch)}")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"num_items_in_batch must be a finite number > 0, got {short(num_items_in_batch)}")
+    if isinstance(num_items_in_batch, Tensor):
+        return num_items_in_batch.reshape(())
+    return value
 
 
 class _TokenDivergence(torch.autograd.Function):

@@ -371,3 +371,98 @@ def test_float32_accuracy_on_a_large_vocabulary(kind, params):
     s = torch.randn(2, 64, 8192, generator=gen) * 3
     exact = token_divergence(t.double(), s.double(), kind, **params).item()
     assert token_divergence(t, s, kind, **params).item() == pytest.approx(exact, rel=5e-6)
+
+
+# ----------------------------------------------------------------------------------------------
+# Normalisation under gradient accumulation and TRL's conventions (issue 13)
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["forward_kl", "jsd", "alpha", "akl"])
+def test_num_items_in_batch_makes_micro_batches_add_up_to_the_full_batch(kind):
+    gen = torch.Generator().manual_seed(13)
+    teacher = torch.randn(8, 7, 11, generator=gen, dtype=torch.float64)
+    student = torch.randn(8, 7, 11, generator=gen, dtype=torch.float64, requires_grad=True)
+    mask = torch.rand(8, 7, generator=gen) < 0.6
+    mask[2:4] = False  # a micro-batch with no counted position at all
+    mask[6:8, :6] = False  # and one with a single counted position per row
+    par = PARAMS[kind]
+    full = token_divergence(teacher, student, kind, mask=mask, reduction="mean", **par)
+    (g_full,) = torch.autograd.grad(full, student)
+    n = int(mask.sum())
+    total, g_acc = 0.0, torch.zeros_like(student)
+    for lo in range(0, 8, 2):  # 4 micro-batches, uneven counts: the per-micro-batch mean would be wrong
+        s_mb = student[lo : lo + 2]
+        part = token_divergence(
+            teacher[lo : lo + 2], s_mb, kind, mask=mask[lo : lo + 2], reduction="sum", num_items_in_batch=n, **par
+        )
+        (g,) = torch.autograd.grad(part, student)
+        total, g_acc = total + part.item(), g_acc + g
+    assert total == pytest.approx(full.item(), rel=1e-6)
+    assert torch.allclose(g_acc, g_full, rtol=1e-6, atol=1e-12)
+    # the naive accumulation (mean per micro-batch, averaged) is not the full batch: the test can fail
+    naive = sum(
+        token_divergence(teacher[lo : lo + 2], student[lo : lo + 2], kind, mask=mask[lo : lo + 2], reduction="mean",
+                         **par).item() for lo in range(0, 8, 2)
+    ) / 4  # fmt: skip
+    assert abs(naive - full.item()) > 1e-3 * abs(full.item())
+    # a tensor count (as TRL passes it) gives the same
+    as_tensor = token_divergence(teacher, student, kind, mask=mask, reduction="sum", num_items_in_batch=torch.tensor(n),
+                                 **par)  # fmt: skip
+    assert as_tensor.item() == pytest.approx(full.item(), rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"num_items_in_batch": 4}, 'needs reduction="sum"'),
+        ({"num_items_in_batch": 0, "reduction": "sum"}, "num_items_in_batch must be a finite number > 0"),
+        ({"num_items_in_batch": -3.0, "reduction": "sum"}, "num_items_in_batch must be a finite number > 0"),
+        ({"num_items_in_batch": float("nan"), "reduction": "sum"}, "num_items_in_batch must be a finite number > 0"),
+        ({"num_items_in_batch": True, "reduction": "sum"}, "num_items_in_batch must be a number > 0"),
+        ({"num_items_in_batch": "8", "reduction": "sum"}, "num_items_in_batch must be a number > 0"),
+        ({"num_items_in_batch": torch.ones(2), "reduction": "sum"}, "num_items_in_batch must be a single number"),
+    ],
+)
+def test_bad_num_items_in_batch_names_the_parameter(kwargs, match):
+    t = torch.zeros(2, 3)
+    with pytest.raises(ValueError, match=match):
+        token_divergence(t, t, "forward_kl", **kwargs)
+
+
+README_DROP_IN = (
+    'kc.token_divergence(teacher_logits, student_logits, "jsd", beta=0.5, temperature=1.0, '
+    'mask=labels != -100, reduction="mean")'
+)
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.5, 1.0])
+def test_readme_drop_in_snippet_reproduces_trls_masked_loss(beta):
+    """The README's call (read from README.md itself) equals TRL's generalized_jsd_loss with labels."""
+    import os
+    import re
+
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    from trl.experimental.gkd import GKDTrainer
+
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md"), encoding="utf-8").read()
+    section = readme.split("## Token-level losses for distillation", 1)[1].split("\n## ", 1)[0]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    call = re.search(r"loss = (kc\.token_divergence\(.*?\))\n", code, re.S).group(1)
+    call = re.sub(r"#[^\n]*", "", call)
+    call = re.sub(r"beta=[0-9.]+", f"beta={beta}", call)
+    gen = torch.Generator().manual_seed(7)
+    teacher_logits = torch.randn(3, 9, 50, generator=gen)
+    student_logits = torch.randn(3, 9, 50, generator=gen, requires_grad=True)
+    labels = torch.randint(0, 50, (3, 9), generator=gen)
+    labels[0, :5] = -100
+    labels[2, :] = -100  # an all-prompt row: TRL's sum / tokens, not sum / B
+    labels[1, 3] = -100
+    ours = eval(call, {"kc": kc, "teacher_logits": teacher_logits, "student_logits": student_logits, "labels": labels})
+    trl = GKDTrainer.generalized_jsd_loss(student_logits, teacher_logits, labels=labels, beta=beta)
+    assert ours.item() == pytest.approx(trl.item(), rel=1e-5)
+    g_ours = torch.autograd.grad(ours, student_logits)[0]
+    g_trl = torch.autograd.grad(trl, student_logits)[0]
+    assert torch.allclose(g_ours, g_trl, rtol=1e-4, atol=1e-7)
+    batchmean = kc.token_divergence(teacher_logits, student_logits, "jsd", beta=beta, mask=labels != -100)
+    assert abs(batchmean.item() - trl.item()) > 1e-3 * trl.item()  # the old snippet's reduction differs
