@@ -47,7 +47,7 @@ REDUCTIONS = ("none", "sum", "mean", "batchmean")
 KL_ESTIMATORS = ("k1", "k2", "k3")
 _CHUNK_ELEMENTS = 1 << 18  # logits per chunk: 1 MB of float32, cache-sized
 _LOG_FLOOR = -1e4  # log-probabilities are clamped here where the logits hold -inf
-_FUSED = ("forward_kl", "reverse_kl", "jsd")
+_FUSED = ("forward_kl", "reverse_kl", "jsd", "jsd_scaled")
 
 ArrayOrTensor = TypeVar("ArrayOrTensor", np.ndarray, Tensor)
 
@@ -282,25 +282,27 @@ def _fused(kind: str, par: dict[str, float], lp: Tensor, lq: Tensor, grad: bool)
     With d_i = dg/dlog q_i, the chain rule through log_softmax gives dL/dz_j = d_j - q_j sum_i d_i.
     """
     q = lq.exp()
-    if kind == "forward_kl" or (kind == "jsd" and par["beta"] == 0.0):
+    if kind == "forward_kl" or (kind in ("jsd", "jsd_scaled") and par["beta"] == 0.0):
         p = lp.exp()
         value = torch.linalg.vecdot(p, lp.sub_(lq))
         return value, (q.sub_(p) if grad else None)  # d = -p, sum d = -1
-    if kind == "reverse_kl" or (kind == "jsd" and par["beta"] == 1.0):
+    if kind == "reverse_kl" or (kind in ("jsd", "jsd_scaled") and par["beta"] == 1.0):
         log_ratio = lq.sub_(lp)  # in place: lq is not needed again
         value = torch.linalg.vecdot(q, log_ratio)
         # d = q (log q - log p + 1), sum d = KL + 1
         return value, (log_ratio.sub_(value[:, None]).mul_(q) if grad else None)
     beta = par["beta"]
-    # generalized JSD (GKD): beta KL(p||m) + (1-beta) KL(q||m), m = beta p + (1-beta) q
-    lm = torch.logaddexp(lp + math.log(beta), lq + math.log1p(-beta))
-    p = lp.exp()
-    student_term = q * (lq - lm)
-    value = (beta * p * (lp - lm) + (1.0 - beta) * student_term).sum(-1)
+    # generalized JSD (GKD): beta KL(p||m) + (1-beta) KL(q||m), m = beta p + (1-beta) q; the logs of m / q and
+    # m / p by log1p/expm1 (their size is beta, not log m: no cancellation at small beta or 1 - beta)
+    scale = 1.0 / (beta * (1.0 - beta)) if kind == "jsd_scaled" else 1.0
+    m_over_q = _log_mix_gap(lq, lp, beta)  # log m - log q
+    m_over_p = _log_mix_gap(lp, lq, 1.0 - beta)  # log m - log p
+    d = q.mul_(m_over_q).mul_(-(1.0 - beta) * scale)  # dg/dlog q: the terms through log m cancel
+    value = d.sum(-1) - (beta * scale) * torch.linalg.vecdot(lp.exp(), m_over_p)
     if not grad:
         return value, None
-    d = (1.0 - beta) * student_term  # the terms through log m cancel
-    return value, d - q * d.sum(-1, keepdim=True)
+    q = lq.exp()
+    return value, d.sub_(q * d.sum(-1, keepdim=True))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -322,13 +324,28 @@ def _log_mix(la: Tensor, lb: Tensor, a: float) -> Tensor:
     return torch.logaddexp(la + math.log(a), lb + math.log1p(-a))
 
 
-def _g_jsd(lp: Tensor, lq: Tensor, beta: float) -> Tensor:
+def _log_mix_gap(la: Tensor, lb: Tensor, w: float) -> Tensor:
+    """log((1 - w) A + w B) - log A = log1p(w expm1(log B - log A)), finite inputs, 0 < w < 1.
+
+    Where B / A > e^30 the plain logaddexp form (no cancellation there) replaces the expm1, which would
+    overflow; both branches are finite, so autograd through the ``where`` stays finite.
+    """
+    gap = lb - la
+    near = gap < 30.0
+    small = torch.log1p(w * torch.expm1(torch.where(near, gap, 0.0)))
+    large = torch.logaddexp(math.log1p(-w) + torch.where(near, 0.0, la), math.log(w) + torch.where(near, 0.0, lb))
+    return torch.where(near, small, large - torch.where(near, 0.0, la))
+
+
+def _g_jsd(lp: Tensor, lq: Tensor, beta: float, scaled: bool = False) -> Tensor:
     if beta == 0.0:
         return _kl(lp, lq)
     if beta == 1.0:
         return _kl(lq, lp)
-    lm = _log_mix(lp, lq, beta)
-    return beta * _kl(lp, lm) + (1.0 - beta) * _kl(lq, lm)
+    scale = 1.0 / (beta * (1.0 - beta)) if scaled else 1.0
+    m_over_p = _log_mix_gap(lp, lq, 1.0 - beta)
+    m_over_q = _log_mix_gap(lq, lp, beta)
+    return -scale * (beta * (lp.exp() * m_over_p).sum(-1) + (1.0 - beta) * (lq.exp() * m_over_q).sum(-1))
 
 
 def _g_alpha(lp: Tensor, lq: Tensor, alpha: float) -> Tensor:
@@ -360,6 +377,7 @@ _INTEGRANDS = {
     "forward_kl": lambda lp, lq: _kl(lp, lq),
     "reverse_kl": lambda lp, lq: _kl(lq, lp),
     "jsd": _g_jsd,
+    "jsd_scaled": lambda lp, lq, beta: _g_jsd(lp, lq, beta, scaled=True),
     "alpha": _g_alpha,
     "skew_forward_kl": lambda lp, lq, alpha: _kl(lp, _log_mix(lp, lq, alpha)),
     "skew_reverse_kl": lambda lp, lq, alpha: _kl(lq, _log_mix(lq, lp, alpha)),
