@@ -102,21 +102,11 @@ def token_divergence(
             f"teacher_logits and student_logits must have the same shape, got "
             f"{tuple(teacher_logits.shape)} != {tuple(student_logits.shape)}"
         )
-    if isinstance(temperature, bool) or not (
-        isinstance(temperature, (int, float)) and math.isfinite(temperature) and 1e-30 <= temperature <= 1e30
-    ):
-        raise ValueError(f"temperature must be a number in [1e-30, 1e30], got {short(temperature)}")
-    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {', '.join(REDUCTIONS)}, got {short(reduction)}")
     lead = student_logits.shape[:-1]
     vocab = student_logits.shape[-1]
     if vocab < 1:
         raise ValueError("the last axis (the vocabulary) of the logits is empty")
-    if mask is not None:
-        mask = torch.as_tensor(mask, device=student_logits.device)
-        if tuple(mask.shape) != tuple(lead):
-            raise ValueError(f"mask must have shape {tuple(lead)} (the logits without V), got {tuple(mask.shape)}")
-        mask = mask.to(torch.bool)
+    mask = _check_options(temperature, reduction, mask, lead, student_logits.device)
     if chunk_size is None:
         chunk_size = max(1, _CHUNK_ELEMENTS // vocab)
     elif isinstance(chunk_size, bool) or not (isinstance(chunk_size, int) and chunk_size >= 1):
@@ -130,6 +120,27 @@ def token_divergence(
         student_logits.reshape(-1, vocab),
         (spec.name, tuple(sorted(par.items())), float(temperature), int(chunk_size), flat_mask),
     )  # (N,)
+    return _reduce(values, lead, flat_mask, reduction, items)
+
+
+def _check_options(temperature: Any, reduction: Any, mask: Any, lead: tuple, device: Any) -> Tensor | None:
+    """Validate the temperature and reduction; the mask as booleans of shape ``lead`` (or None)."""
+    if isinstance(temperature, bool) or not (
+        isinstance(temperature, (int, float)) and math.isfinite(temperature) and 1e-30 <= temperature <= 1e30
+    ):
+        raise ValueError(f"temperature must be a number in [1e-30, 1e30], got {short(temperature)}")
+    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {', '.join(REDUCTIONS)}, got {short(reduction)}")
+    if mask is None:
+        return None
+    mask = torch.as_tensor(mask, device=device)
+    if tuple(mask.shape) != tuple(lead):
+        raise ValueError(f"mask must have shape {tuple(lead)} (the logits without V), got {tuple(mask.shape)}")
+    return mask.to(torch.bool)
+
+
+def _reduce(values: Tensor, lead: tuple, flat_mask: Tensor | None, reduction: str, items: Any) -> Tensor:
+    """Per-position values (N,) reduced as ``reduction`` (see ``token_divergence``)."""
     if reduction == "none":
         return values.reshape(lead)
     total = values.sum()
@@ -222,7 +233,7 @@ def _chunk(
     t = t.detach().to(wide)
     s = s.detach().to(wide)
     finite = _check_finite(t, "teacher_logits") & _check_finite(s, "student_logits")
-    if finite and wide != torch.float64 and not _spread_fits(t, s, temperature):
+    if finite and wide != torch.float64 and not _spread_fits(t, s, temperature, finite):
         t, s = t.to(torch.float64), s.to(torch.float64)  # logits near the float32 limit: their gaps overflow
     if temperature != 1.0:
         t = t / temperature
@@ -251,12 +262,16 @@ def _chunk(
     return value.detach(), g_t, g_s
 
 
-def _spread_fits(t: Tensor, s: Tensor, temperature: float) -> bool:
+def _spread_fits(t: Tensor, s: Tensor, temperature: float, finite: bool = False) -> bool:
     """Do the tempered logits' gaps (max - min per row) fit the chunk's float type?"""
     limit = torch.finfo(t.dtype).max / 4.0
     for x in (t, s):
-        finite = torch.where(torch.isfinite(x), x, 0.0)
-        if float(finite.abs().max()) / min(temperature, 1.0) > limit:
+        if finite:  # no temporary: the extremes directly
+            lo, hi = torch.aminmax(x) if x.numel() else (x.new_zeros(()), x.new_zeros(()))
+            largest = max(abs(float(lo)), abs(float(hi)))
+        else:
+            largest = float(torch.where(torch.isfinite(x), x, 0.0).abs().max())
+        if largest / min(temperature, 1.0) > limit:
             return False
     return True
 
@@ -332,6 +347,10 @@ def _log_mix_gap(la: Tensor, lb: Tensor, w: float) -> Tensor:
     """
     gap = lb - la
     near = gap < 30.0
+    if bool(near.all()):  # the usual case: one expression, in place where no gradient flows through it
+        if gap.requires_grad:
+            return torch.log1p(w * torch.expm1(gap))
+        return torch.expm1(gap, out=gap).mul_(w).log1p_()
     small = torch.log1p(w * torch.expm1(torch.where(near, gap, 0.0)))
     large = torch.logaddexp(math.log1p(-w) + torch.where(near, 0.0, la), math.log(w) + torch.where(near, 0.0, lb))
     return torch.where(near, small, large - torch.where(near, 0.0, la))
