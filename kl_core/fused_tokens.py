@@ -232,7 +232,8 @@ class _FusedTokenDivergence(torch.autograd.Function):
         uniform = n == 0 or bool((grad_values == grad_values[0]).all())
         if uniform:  # a scalar reduction: the forward pass's gradients, scaled
             c = grad_values[0] if n else grad_values.new_zeros(())
-            out = [None if g is None else g * c.to(g.dtype) for g in grads]
+            # scaled in place, not copied (the memory bound); a second backward fails torch's version check
+            out = [None if g is None else g.mul_(c.to(g.dtype)) for g in grads]
         else:  # per-position weights: recompute the chunks with them
             _, out = _sweep(ctx.config, inputs, ctx.needs, grad_values)
             out = list(out)
