@@ -233,7 +233,7 @@ def _chunk(
     t = t.detach().to(wide)
     s = s.detach().to(wide)
     finite = _check_finite(t, "teacher_logits") & _check_finite(s, "student_logits")
-    if finite and wide != torch.float64 and not _spread_fits(t, s, temperature, finite):
+    if finite and wide != torch.float64 and not _spread_fits(t, s, temperature):
         t, s = t.to(torch.float64), s.to(torch.float64)  # logits near the float32 limit: their gaps overflow
     if temperature != 1.0:
         t = t / temperature
@@ -262,17 +262,14 @@ def _chunk(
     return value.detach(), g_t, g_s
 
 
-def _spread_fits(t: Tensor, s: Tensor, temperature: float, finite: bool = False) -> bool:
-    """Do the tempered logits' gaps (max - min per row) fit the chunk's float type?"""
-    limit = torch.finfo(t.dtype).max / 4.0
+def _spread_fits(t: Tensor, s: Tensor, temperature: float) -> bool:
+    """Do the tempered logits' gaps (max - min per row) fit the chunk's float type? (finite logits only)"""
+    limit = torch.finfo(t.dtype).max / 4.0 * min(temperature, 1.0)
     for x in (t, s):
-        if finite:  # no temporary: the extremes directly
-            lo, hi = torch.aminmax(x) if x.numel() else (x.new_zeros(()), x.new_zeros(()))
-            largest = max(abs(float(lo)), abs(float(hi)))
-        else:
-            largest = float(torch.where(torch.isfinite(x), x, 0.0).abs().max())
-        if largest / min(temperature, 1.0) > limit:
-            return False
+        if x.numel():
+            low, high = torch.aminmax(x)  # one pass, no temporary
+            if max(-float(low), float(high)) > limit:
+                return False
     return True
 
 

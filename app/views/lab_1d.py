@@ -36,7 +36,7 @@ except ValueError as err:
     ui.error(err)
 # starts whose objective is infinite at the start, or whose student degenerated, are left out and named
 for note in [f"{run.display_label}: {run.trajectory.drop_note()}" for run in runs if run.trajectory.dropped.any()]:
-    st.warning(note)
+    st.info(note)  # a note, not a warning: warnings mean a URL value fell back to its default
 try:
     runs = [replace(run, trajectory=run.trajectory.kept_only()) for run in runs]
 except ValueError as err:
