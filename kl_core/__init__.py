@@ -32,12 +32,18 @@ __all__ = [
     "Preset",
     "get_preset",
     "token_divergence",
+    "fused_token_divergence",
     "kl_estimate",
     "identify",
 ]
 
 # these import torch (~2 s)
-_LAZY = {"token_divergence": "kl_core.tokens", "kl_estimate": "kl_core.tokens", "identify": "kl_core.identification"}
+_LAZY = {
+    "token_divergence": "kl_core.tokens",
+    "fused_token_divergence": "kl_core.fused_tokens",
+    "kl_estimate": "kl_core.tokens",
+    "identify": "kl_core.identification",
+}
 
 
 def __getattr__(name: str):

@@ -182,6 +182,37 @@ def _d_jsd(lp: Array, lq: Array, beta: float) -> Array:
     return (1.0 - beta) * _xlog_ratio(lq, _log_mix(lp, lq, beta))
 
 
+def _mix_gap(la: Array, lb: Array, w: float) -> Array:
+    """log((1 - w) A + w B) - log A, 0 < w < 1: log1p(w expm1(lb - la)) where that is finite and exact."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        gap = lb - la
+        near = np.isfinite(gap) & (gap < 30.0)
+        small = np.log1p(w * np.expm1(np.where(near, gap, 0.0)))
+        large = np.logaddexp(math.log1p(-w) + la, math.log(w) + lb) - la
+        return np.where(near, small, large)
+
+
+def _jsd_scaled(lp: Array, lq: Array, beta: float) -> Array:
+    # JSD_beta / (beta (1 - beta)): continuous in beta, forward KL at beta -> 0 and reverse KL at beta -> 1
+    if beta == 0.0:
+        return _forward_kl(lp, lq)
+    if beta == 1.0:
+        return _reverse_kl(lp, lq)
+    with np.errstate(invalid="ignore"):
+        teacher = np.where(np.isneginf(lp), 0.0, -np.exp(lp) * _mix_gap(lp, lq, 1.0 - beta))
+        student = np.where(np.isneginf(lq), 0.0, -np.exp(lq) * _mix_gap(lq, lp, beta))
+    return teacher / (1.0 - beta) + student / beta
+
+
+def _d_jsd_scaled(lp: Array, lq: Array, beta: float) -> Array:
+    if beta == 0.0:
+        return _d_forward_kl(lp, lq)
+    if beta == 1.0:
+        return _d_reverse_kl(lp, lq)
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isneginf(lq), 0.0, -np.exp(lq) * _mix_gap(lq, lp, beta) / beta)
+
+
 def _alpha(lp: Array, lq: Array, alpha: float) -> Array:
     # Amari alpha-divergence: 1/(a b) * [a p + b q - p^a q^b], b = 1 - a (Minka 2005, eq. 2)
     if alpha == 1.0:
@@ -291,6 +322,15 @@ _register(
 )
 _register(
     Kind(
+        "jsd_scaled",
+        "generalized JSD / (beta (1-beta)): continuous, forward KL at beta->0, reverse KL at beta->1",
+        _jsd_scaled,
+        _d_jsd_scaled,
+        {"beta": Param(0.5, 0.0, 1.0)},
+    )
+)
+_register(
+    Kind(
         "alpha",
         "Amari alpha-divergence; alpha->1 forward KL, alpha->0 reverse KL, alpha<=0 zero-forcing",
         _alpha,
@@ -338,6 +378,8 @@ def kl_direction(kind: str, params: dict[str, float]) -> str | None:
         "reverse_kl": "reverse",
         ("jsd", 0.0): "forward",
         ("jsd", 1.0): "reverse",
+        ("jsd_scaled", 0.0): "forward",
+        ("jsd_scaled", 1.0): "reverse",
         ("alpha", 1.0): "forward",
         ("alpha", 0.0): "reverse",
         ("skew_forward_kl", 0.0): "forward",
@@ -607,6 +649,9 @@ def _bound(k: Kind, par: dict[str, float]) -> float:
     if k.name == "jsd" and 0.0 < par["beta"] < 1.0:  # beta KL(p||m) + (1-beta) KL(q||m) <= H(beta, 1 - beta)
         b = par["beta"]
         return -(b * math.log(b) + (1.0 - b) * math.log1p(-b))
+    if k.name == "jsd_scaled" and 0.0 < par["beta"] < 1.0:
+        b = par["beta"]
+        return -(b * math.log(b) + (1.0 - b) * math.log1p(-b)) / (b * (1.0 - b))
     if k.name in ("skew_forward_kl", "skew_reverse_kl"):  # KL(p || a p + (1-a) q) <= -log a
         return -math.log(par["alpha"]) if par["alpha"] > 0 else math.inf
     return math.inf

@@ -47,7 +47,7 @@ REDUCTIONS = ("none", "sum", "mean", "batchmean")
 KL_ESTIMATORS = ("k1", "k2", "k3")
 _CHUNK_ELEMENTS = 1 << 18  # logits per chunk: 1 MB of float32, cache-sized
 _LOG_FLOOR = -1e4  # log-probabilities are clamped here where the logits hold -inf
-_FUSED = ("forward_kl", "reverse_kl", "jsd")
+_FUSED = ("forward_kl", "reverse_kl", "jsd", "jsd_scaled")
 
 ArrayOrTensor = TypeVar("ArrayOrTensor", np.ndarray, Tensor)
 
@@ -61,6 +61,7 @@ def token_divergence(
     mask: Tensor | None = None,
     reduction: str = "batchmean",
     chunk_size: int | None = None,
+    num_items_in_batch: int | float | Tensor | None = None,
     **params: float,
 ) -> Tensor:
     """The divergence ``kind`` between teacher and student next-token distributions, per position.
@@ -74,11 +75,15 @@ def token_divergence(
             Logits anywhere in the float range (e.g. +-3e38 in float32) are computed in float64 where
             float32 would overflow.
         mask: (...) booleans, True where a position counts; the others contribute 0.
-        reduction: ``"none"`` -> (...) per-position values; ``"sum"``; ``"mean"`` over counted
-            positions (0 if none counts); ``"batchmean"`` -> sum / shape[0] (per sequence, as
-            ``torch.nn.KLDivLoss`` and TRL's GKD loss without labels). An empty batch (no
-            positions) gives 0 for every scalar reduction, never NaN.
+        reduction: ``"none"`` -> (...) per-position values; ``"sum"``; ``"mean"`` -> sum / counted
+            positions (0 if none counts): this is TRL's *masked* ``batchmean`` (``generalized_jsd_loss``
+            with ``labels``); ``"batchmean"`` -> sum / shape[0] (per sequence, as ``torch.nn.KLDivLoss``
+            and TRL's GKD loss without labels). An empty batch (no positions) gives 0 for every scalar
+            reduction, never NaN.
         chunk_size: positions per chunk (default: about 256K logits per chunk).
+        num_items_in_batch: with ``reduction="sum"`` only: the sum over counted positions divided by
+            this count of the whole accumulated batch (TRL's name, a positive number or a 0-d tensor), so
+            that k micro-batches' gradients add up to the full batch's.
 
     Returns:
         A tensor (scalar unless ``reduction="none"``), differentiable with respect to both logits.
@@ -97,25 +102,17 @@ def token_divergence(
             f"teacher_logits and student_logits must have the same shape, got "
             f"{tuple(teacher_logits.shape)} != {tuple(student_logits.shape)}"
         )
-    if isinstance(temperature, bool) or not (
-        isinstance(temperature, (int, float)) and math.isfinite(temperature) and 1e-30 <= temperature <= 1e30
-    ):
-        raise ValueError(f"temperature must be a number in [1e-30, 1e30], got {short(temperature)}")
-    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {', '.join(REDUCTIONS)}, got {short(reduction)}")
     lead = student_logits.shape[:-1]
     vocab = student_logits.shape[-1]
     if vocab < 1:
         raise ValueError("the last axis (the vocabulary) of the logits is empty")
-    if mask is not None:
-        mask = torch.as_tensor(mask, device=student_logits.device)
-        if tuple(mask.shape) != tuple(lead):
-            raise ValueError(f"mask must have shape {tuple(lead)} (the logits without V), got {tuple(mask.shape)}")
-        mask = mask.to(torch.bool)
+    mask = _check_options(temperature, reduction, mask, lead, student_logits.device)
     if chunk_size is None:
         chunk_size = max(1, _CHUNK_ELEMENTS // vocab)
     elif isinstance(chunk_size, bool) or not (isinstance(chunk_size, int) and chunk_size >= 1):
         raise ValueError(f"chunk_size must be an integer >= 1, got {short(chunk_size)}")
+
+    items = _check_items(num_items_in_batch, reduction)
 
     flat_mask = None if mask is None else mask.reshape(-1)
     values = _TokenDivergence.apply(
@@ -123,15 +120,63 @@ def token_divergence(
         student_logits.reshape(-1, vocab),
         (spec.name, tuple(sorted(par.items())), float(temperature), int(chunk_size), flat_mask),
     )  # (N,)
+    return _reduce(values, lead, flat_mask, reduction, items)
+
+
+def _check_options(temperature: Any, reduction: Any, mask: Any, lead: tuple, device: Any) -> Tensor | None:
+    """Validate the temperature and reduction; the mask as booleans of shape ``lead`` (or None)."""
+    if isinstance(temperature, bool) or not (
+        isinstance(temperature, (int, float)) and math.isfinite(temperature) and 1e-30 <= temperature <= 1e30
+    ):
+        raise ValueError(f"temperature must be a number in [1e-30, 1e30], got {short(temperature)}")
+    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {', '.join(REDUCTIONS)}, got {short(reduction)}")
+    if mask is None:
+        return None
+    mask = torch.as_tensor(mask, device=device)
+    if tuple(mask.shape) != tuple(lead):
+        raise ValueError(f"mask must have shape {tuple(lead)} (the logits without V), got {tuple(mask.shape)}")
+    return mask.to(torch.bool)
+
+
+def _reduce(values: Tensor, lead: tuple, flat_mask: Tensor | None, reduction: str, items: Any) -> Tensor:
+    """Per-position values (N,) reduced as ``reduction`` (see ``token_divergence``)."""
     if reduction == "none":
         return values.reshape(lead)
     total = values.sum()
     if reduction == "sum":
-        return total
+        if items is None:
+            return total
+        return total / (items.to(device=total.device, dtype=total.dtype) if isinstance(items, Tensor) else items)
     if reduction == "mean":
         count = values.numel() if flat_mask is None else int(flat_mask.sum())
         return total / max(count, 1)
     return total / max(lead[0] if len(lead) else 1, 1)  # an empty batch: 0 (a sum over no positions)
+
+
+def _check_items(num_items_in_batch: Any, reduction: str) -> float | Tensor | None:
+    """The validated ``num_items_in_batch`` (None, a number > 0, or a 0-d tensor), for ``reduction="sum"``."""
+    if num_items_in_batch is None:
+        return None
+    if reduction != "sum":
+        raise ValueError(
+            f'num_items_in_batch divides the sum: it needs reduction="sum", got reduction={short(reduction)}'
+        )
+    if isinstance(num_items_in_batch, Tensor):
+        if num_items_in_batch.numel() != 1:
+            raise ValueError(f"num_items_in_batch must be a single number, got shape {tuple(num_items_in_batch.shape)}")
+        value = float(num_items_in_batch)
+    elif isinstance(num_items_in_batch, (int, float, np.integer, np.floating)) and not isinstance(
+        num_items_in_batch, (bool, np.bool_)
+    ):
+        value = float(num_items_in_batch)
+    else:
+        raise ValueError(f"num_items_in_batch must be a number > 0, got {short(num_items_in_batch)}")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"num_items_in_batch must be a finite number > 0, got {short(num_items_in_batch)}")
+    if isinstance(num_items_in_batch, Tensor):
+        return num_items_in_batch.reshape(())
+    return value
 
 
 class _TokenDivergence(torch.autograd.Function):
@@ -249,25 +294,27 @@ def _fused(kind: str, par: dict[str, float], lp: Tensor, lq: Tensor, grad: bool)
     With d_i = dg/dlog q_i, the chain rule through log_softmax gives dL/dz_j = d_j - q_j sum_i d_i.
     """
     q = lq.exp()
-    if kind == "forward_kl" or (kind == "jsd" and par["beta"] == 0.0):
+    if kind == "forward_kl" or (kind in ("jsd", "jsd_scaled") and par["beta"] == 0.0):
         p = lp.exp()
         value = torch.linalg.vecdot(p, lp.sub_(lq))
         return value, (q.sub_(p) if grad else None)  # d = -p, sum d = -1
-    if kind == "reverse_kl" or (kind == "jsd" and par["beta"] == 1.0):
+    if kind == "reverse_kl" or (kind in ("jsd", "jsd_scaled") and par["beta"] == 1.0):
         log_ratio = lq.sub_(lp)  # in place: lq is not needed again
         value = torch.linalg.vecdot(q, log_ratio)
         # d = q (log q - log p + 1), sum d = KL + 1
         return value, (log_ratio.sub_(value[:, None]).mul_(q) if grad else None)
     beta = par["beta"]
-    # generalized JSD (GKD): beta KL(p||m) + (1-beta) KL(q||m), m = beta p + (1-beta) q
-    lm = torch.logaddexp(lp + math.log(beta), lq + math.log1p(-beta))
-    p = lp.exp()
-    student_term = q * (lq - lm)
-    value = (beta * p * (lp - lm) + (1.0 - beta) * student_term).sum(-1)
+    # generalized JSD (GKD): beta KL(p||m) + (1-beta) KL(q||m), m = beta p + (1-beta) q; the logs of m / q and
+    # m / p by log1p/expm1 (their size is beta, not log m: no cancellation at small beta or 1 - beta)
+    scale = 1.0 / (beta * (1.0 - beta)) if kind == "jsd_scaled" else 1.0
+    m_over_q = _log_mix_gap(lq, lp, beta)  # log m - log q
+    m_over_p = _log_mix_gap(lp, lq, 1.0 - beta)  # log m - log p
+    d = q.mul_(m_over_q).mul_(-(1.0 - beta) * scale)  # dg/dlog q: the terms through log m cancel
+    value = d.sum(-1) - (beta * scale) * torch.linalg.vecdot(lp.exp(), m_over_p)
     if not grad:
         return value, None
-    d = (1.0 - beta) * student_term  # the terms through log m cancel
-    return value, d - q * d.sum(-1, keepdim=True)
+    q = lq.exp()
+    return value, d.sub_(q * d.sum(-1, keepdim=True))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -289,13 +336,32 @@ def _log_mix(la: Tensor, lb: Tensor, a: float) -> Tensor:
     return torch.logaddexp(la + math.log(a), lb + math.log1p(-a))
 
 
-def _g_jsd(lp: Tensor, lq: Tensor, beta: float) -> Tensor:
+def _log_mix_gap(la: Tensor, lb: Tensor, w: float) -> Tensor:
+    """log((1 - w) A + w B) - log A = log1p(w expm1(log B - log A)), finite inputs, 0 < w < 1.
+
+    Where B / A > e^30 the plain logaddexp form (no cancellation there) replaces the expm1, which would
+    overflow; both branches are finite, so autograd through the ``where`` stays finite.
+    """
+    gap = lb - la
+    near = gap < 30.0
+    if bool(near.all()):  # the usual case: one expression, in place where no gradient flows through it
+        if gap.requires_grad:
+            return torch.log1p(w * torch.expm1(gap))
+        return torch.expm1(gap, out=gap).mul_(w).log1p_()
+    small = torch.log1p(w * torch.expm1(torch.where(near, gap, 0.0)))
+    large = torch.logaddexp(math.log1p(-w) + torch.where(near, 0.0, la), math.log(w) + torch.where(near, 0.0, lb))
+    return torch.where(near, small, large - torch.where(near, 0.0, la))
+
+
+def _g_jsd(lp: Tensor, lq: Tensor, beta: float, scaled: bool = False) -> Tensor:
     if beta == 0.0:
         return _kl(lp, lq)
     if beta == 1.0:
         return _kl(lq, lp)
-    lm = _log_mix(lp, lq, beta)
-    return beta * _kl(lp, lm) + (1.0 - beta) * _kl(lq, lm)
+    scale = 1.0 / (beta * (1.0 - beta)) if scaled else 1.0
+    m_over_p = _log_mix_gap(lp, lq, 1.0 - beta)
+    m_over_q = _log_mix_gap(lq, lp, beta)
+    return -scale * (beta * (lp.exp() * m_over_p).sum(-1) + (1.0 - beta) * (lq.exp() * m_over_q).sum(-1))
 
 
 def _g_alpha(lp: Tensor, lq: Tensor, alpha: float) -> Tensor:
@@ -327,6 +393,7 @@ _INTEGRANDS = {
     "forward_kl": lambda lp, lq: _kl(lp, lq),
     "reverse_kl": lambda lp, lq: _kl(lq, lp),
     "jsd": _g_jsd,
+    "jsd_scaled": lambda lp, lq, beta: _g_jsd(lp, lq, beta, scaled=True),
     "alpha": _g_alpha,
     "skew_forward_kl": lambda lp, lq, alpha: _kl(lp, _log_mix(lp, lq, alpha)),
     "skew_reverse_kl": lambda lp, lq, alpha: _kl(lq, _log_mix(lq, lp, alpha)),

@@ -24,6 +24,7 @@ PARAMS = {
     "forward_kl": {},
     "reverse_kl": {},
     "jsd": {"beta": 0.3},
+    "jsd_scaled": {"beta": 0.3},
     "alpha": {"alpha": -0.5},
     "skew_forward_kl": {"alpha": 0.2},
     "skew_reverse_kl": {"alpha": 0.2},
@@ -62,6 +63,8 @@ def numpy_oracle(kind: str, lp: np.ndarray, lq: np.ndarray, **par) -> np.ndarray
         b = par["beta"]
         m = b * p + (1 - b) * q
         return b * rel_entr(p, m).sum(-1) + (1 - b) * rel_entr(q, m).sum(-1)
+    if kind == "jsd_scaled":
+        return numpy_oracle("jsd", lp, lq, **par) / (par["beta"] * (1 - par["beta"]))
     if kind == "alpha":
         a = par["alpha"]
         return ((a * p + (1 - a) * q - p**a * q ** (1 - a)) / (a * (1 - a))).sum(-1)
@@ -119,6 +122,8 @@ def naive_torch(kind: str, t: torch.Tensor, s: torch.Tensor, temperature: float,
         b = par["beta"]
         lm = torch.log(b * p + (1 - b) * q)
         return b * (p * (lp - lm)).sum(-1) + (1 - b) * (q * (lq - lm)).sum(-1)
+    if kind == "jsd_scaled":
+        return naive_torch("jsd", t, s, temperature, **par) / (par["beta"] * (1 - par["beta"]))
     if kind == "alpha":
         a = par["alpha"]
         return ((a * p + (1 - a) * q - p**a * q ** (1 - a)) / (a * (1 - a))).sum(-1)
@@ -371,3 +376,202 @@ def test_float32_accuracy_on_a_large_vocabulary(kind, params):
     s = torch.randn(2, 64, 8192, generator=gen) * 3
     exact = token_divergence(t.double(), s.double(), kind, **params).item()
     assert token_divergence(t, s, kind, **params).item() == pytest.approx(exact, rel=5e-6)
+
+
+# ----------------------------------------------------------------------------------------------
+# Normalisation under gradient accumulation and TRL's conventions (issue 13)
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["forward_kl", "jsd", "alpha", "akl"])
+def test_num_items_in_batch_makes_micro_batches_add_up_to_the_full_batch(kind):
+    gen = torch.Generator().manual_seed(13)
+    teacher = torch.randn(8, 7, 11, generator=gen, dtype=torch.float64)
+    student = torch.randn(8, 7, 11, generator=gen, dtype=torch.float64, requires_grad=True)
+    mask = torch.rand(8, 7, generator=gen) < 0.6
+    mask[2:4] = False  # a micro-batch with no counted position at all
+    mask[6:8, :6] = False  # and one with a single counted position per row
+    par = PARAMS[kind]
+    full = token_divergence(teacher, student, kind, mask=mask, reduction="mean", **par)
+    (g_full,) = torch.autograd.grad(full, student)
+    n = int(mask.sum())
+    total, g_acc = 0.0, torch.zeros_like(student)
+    for lo in range(0, 8, 2):  # 4 micro-batches, uneven counts: the per-micro-batch mean would be wrong
+        s_mb = student[lo : lo + 2]
+        part = token_divergence(
+            teacher[lo : lo + 2], s_mb, kind, mask=mask[lo : lo + 2], reduction="sum", num_items_in_batch=n, **par
+        )
+        (g,) = torch.autograd.grad(part, student)
+        total, g_acc = total + part.item(), g_acc + g
+    assert total == pytest.approx(full.item(), rel=1e-6)
+    assert torch.allclose(g_acc, g_full, rtol=1e-6, atol=1e-12)
+    # the naive accumulation (mean per micro-batch, averaged) is not the full batch: the test can fail
+    naive = sum(
+        token_divergence(teacher[lo : lo + 2], student[lo : lo + 2], kind, mask=mask[lo : lo + 2], reduction="mean",
+                         **par).item() for lo in range(0, 8, 2)
+    ) / 4  # fmt: skip
+    assert abs(naive - full.item()) > 1e-3 * abs(full.item())
+    # a tensor count (as TRL passes it) gives the same
+    as_tensor = token_divergence(teacher, student, kind, mask=mask, reduction="sum", num_items_in_batch=torch.tensor(n),
+                                 **par)  # fmt: skip
+    assert as_tensor.item() == pytest.approx(full.item(), rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"num_items_in_batch": 4}, 'needs reduction="sum"'),
+        ({"num_items_in_batch": 0, "reduction": "sum"}, "num_items_in_batch must be a finite number > 0"),
+        ({"num_items_in_batch": -3.0, "reduction": "sum"}, "num_items_in_batch must be a finite number > 0"),
+        ({"num_items_in_batch": float("nan"), "reduction": "sum"}, "num_items_in_batch must be a finite number > 0"),
+        ({"num_items_in_batch": True, "reduction": "sum"}, "num_items_in_batch must be a number > 0"),
+        ({"num_items_in_batch": "8", "reduction": "sum"}, "num_items_in_batch must be a number > 0"),
+        ({"num_items_in_batch": torch.ones(2), "reduction": "sum"}, "num_items_in_batch must be a single number"),
+    ],
+)
+def test_bad_num_items_in_batch_names_the_parameter(kwargs, match):
+    t = torch.zeros(2, 3)
+    with pytest.raises(ValueError, match=match):
+        token_divergence(t, t, "forward_kl", **kwargs)
+
+
+README_DROP_IN = (
+    'kc.token_divergence(teacher_logits, student_logits, "jsd", beta=0.5, temperature=1.0, '
+    'mask=labels != -100, reduction="mean")'
+)
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.5, 1.0])
+def test_readme_drop_in_snippet_reproduces_trls_masked_loss(beta):
+    """The README's call (read from README.md itself) equals TRL's generalized_jsd_loss with labels."""
+    import os
+    import re
+
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    from trl.experimental.gkd import GKDTrainer
+
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md"), encoding="utf-8").read()
+    section = readme.split("## Token-level losses for distillation", 1)[1].split("\n## ", 1)[0]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    call = re.search(r"loss = (kc\.token_divergence\(.*?\))\n", code, re.S).group(1)
+    call = re.sub(r"#[^\n]*", "", call)
+    call = re.sub(r"beta=[0-9.]+", f"beta={beta}", call)
+    gen = torch.Generator().manual_seed(7)
+    teacher_logits = torch.randn(3, 9, 50, generator=gen)
+    student_logits = torch.randn(3, 9, 50, generator=gen, requires_grad=True)
+    labels = torch.randint(0, 50, (3, 9), generator=gen)
+    labels[0, :5] = -100
+    labels[2, :] = -100  # an all-prompt row: TRL's sum / tokens, not sum / B
+    labels[1, 3] = -100
+    ours = eval(call, {"kc": kc, "teacher_logits": teacher_logits, "student_logits": student_logits, "labels": labels})
+    trl = GKDTrainer.generalized_jsd_loss(student_logits, teacher_logits, labels=labels, beta=beta)
+    assert ours.item() == pytest.approx(trl.item(), rel=1e-5)
+    g_ours = torch.autograd.grad(ours, student_logits)[0]
+    g_trl = torch.autograd.grad(trl, student_logits)[0]
+    assert torch.allclose(g_ours, g_trl, rtol=1e-4, atol=1e-7)
+    batchmean = kc.token_divergence(teacher_logits, student_logits, "jsd", beta=beta, mask=labels != -100)
+    assert abs(batchmean.item() - trl.item()) > 1e-3 * trl.item()  # the old snippet's reduction differs
+
+
+# ----------------------------------------------------------------------------------------------
+# beta at the endpoints: jsd jumps, jsd_scaled is continuous (issue 13)
+# ----------------------------------------------------------------------------------------------
+
+
+def _value_and_grad(kind, teacher, student, **par):
+    s = student.clone().requires_grad_(True)
+    v = token_divergence(teacher, s, kind, reduction="sum", **par)
+    (g,) = torch.autograd.grad(v, s)
+    return v.item(), g
+
+
+@pytest.mark.parametrize("beta, limit", [(1e-6, "forward_kl"), (1 - 1e-6, "reverse_kl")])
+def test_jsd_scaled_tends_to_the_kls_and_jsd_to_zero(beta, limit):
+    gen = torch.Generator().manual_seed(3)
+    teacher = torch.randn(6, 40, generator=gen, dtype=torch.float64) * 2
+    student = torch.randn(6, 40, generator=gen, dtype=torch.float64) * 2
+    v_lim, g_lim = _value_and_grad(limit, teacher, student)
+    v_sc, g_sc = _value_and_grad("jsd_scaled", teacher, student, beta=beta)
+    v_j, g_j = _value_and_grad("jsd", teacher, student, beta=beta)
+    # the limit is approached linearly in beta (or 1 - beta): 10x closer at a 10x smaller distance
+    closer = 1 - (1 - beta) / 10 if beta > 0.5 else beta / 10
+    v_10, g_10 = _value_and_grad("jsd_scaled", teacher, student, beta=closer)
+    err, err_10 = abs(v_sc - v_lim) / v_lim, abs(v_10 - v_lim) / v_lim
+    assert err < 1e-3 and 7 < err / err_10 < 13, (err, err_10)
+    g_err, g_err_10 = float((g_sc - g_lim).norm() / g_lim.norm()), float((g_10 - g_lim).norm() / g_lim.norm())
+    assert g_err < 1e-3 and 7 < g_err / g_err_10 < 13, (g_err, g_err_10)
+    # the TRL-compatible jsd vanishes there: its scale is beta (1 - beta) of the limit's
+    assert v_j == pytest.approx(v_sc * beta * (1 - beta), rel=1e-9)
+    assert float(g_j.norm() / g_lim.norm()) < 2e-6
+    # and the endpoint itself is exactly the KL for both
+    endpoint = 0.0 if limit == "forward_kl" else 1.0
+    assert _value_and_grad("jsd_scaled", teacher, student, beta=endpoint)[0] == pytest.approx(v_lim, rel=1e-12)
+    assert _value_and_grad("jsd", teacher, student, beta=endpoint)[0] == pytest.approx(v_lim, rel=1e-12)
+
+
+def test_jsd_scaled_matches_the_registry_and_the_categorical_divergence():
+    gen = torch.Generator().manual_seed(4)
+    teacher = torch.randn(12, generator=gen, dtype=torch.float64)
+    student = torch.randn(12, generator=gen, dtype=torch.float64)
+    for beta in (1e-6, 1e-3, 0.3, 0.9, 1 - 1e-6):
+        cat_t = kc.Categorical(logits=teacher.numpy())
+        cat_s = kc.Categorical(logits=student.numpy())
+        exact = kc.divergence(cat_t, cat_s, "jsd_scaled", beta=beta)
+        ours = token_divergence(teacher, student, "jsd_scaled", beta=beta).item()
+        assert ours == pytest.approx(exact, rel=1e-10)
+        assert ours == pytest.approx(kc.divergence(cat_t, cat_s, "jsd", beta=beta) / (beta * (1 - beta)), rel=1e-6)
+
+
+def _student_grad_error(fn, teacher, student, reference):
+    s = student.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(fn(teacher, s), s)
+    return float((g.double() - reference).norm() / reference.norm())
+
+
+def test_float32_student_gradient_at_small_beta_is_as_accurate_as_trls():
+    """beta = 1e-3, T = 2: log m - log q by log1p/expm1, so float32 is within 1x-2x of TRL's own error."""
+    import os
+
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    from trl.experimental.gkd import GKDTrainer
+
+    gen = torch.Generator().manual_seed(11)
+    teacher = torch.randn(4, 32, 4096, generator=gen) * 3
+    student = teacher + torch.randn(4, 32, 4096, generator=gen) * 0.5  # a student near its teacher
+    beta, temp = 1e-3, 2.0
+
+    def trl(t, s):
+        return GKDTrainer.generalized_jsd_loss(s, t, beta=beta, temperature=temp, reduction="sum")
+
+    def ours(t, s):
+        return token_divergence(t, s, "jsd", beta=beta, temperature=temp, reduction="sum")
+
+    s64 = student.double().requires_grad_(True)
+    (reference,) = torch.autograd.grad(ours(teacher.double(), s64), s64)
+    s64b = student.double().requires_grad_(True)
+    (reference_trl,) = torch.autograd.grad(trl(teacher.double(), s64b), s64b)
+    assert float((reference - reference_trl).norm() / reference.norm()) < 1e-9  # same function
+    err_trl = _student_grad_error(trl, teacher, student, reference)
+    err_ours = _student_grad_error(ours, teacher, student, reference)
+    assert err_ours <= 2.0 * err_trl, (err_ours, err_trl)
+    # the scaled variant is as accurate relative to its own (1 / (beta (1 - beta)) larger) gradient
+    (ref_sc,) = torch.autograd.grad(
+        token_divergence(teacher.double(), s64, "jsd_scaled", beta=beta, temperature=temp, reduction="sum"), s64
+    )
+    sc = lambda t, s: token_divergence(t, s, "jsd_scaled", beta=beta, temperature=temp, reduction="sum")  # noqa: E731
+    assert _student_grad_error(sc, teacher, student, ref_sc) <= 2.0 * err_trl
+
+
+@pytest.mark.parametrize("beta", [1e-3, 0.1, 0.5, 0.9])
+@pytest.mark.parametrize("case", [0, 2, 4])
+def test_registry_jsd_scaled_matches_scipy_quad(beta, case):
+    """The registry kind (continuous distributions): scipy quad of the JSD integrand / (beta (1 - beta))."""
+    from test_divergences import CASES, quad_oracle
+
+    teacher, student = CASES[case]
+    exact = kc.divergence(teacher, student, "jsd_scaled", beta=beta)
+    oracle = quad_oracle(teacher, student, "jsd", beta=beta) / (beta * (1 - beta))
+    assert exact == pytest.approx(oracle, rel=1e-6, abs=1e-12)
+    if case == 0:  # and fit accepts it: a few steps lower it
+        traj = kc.fit(teacher, kc.Gaussian(1.0, 1.0), "jsd_scaled", steps=20, beta=beta)
+        assert float(np.min(traj.loss[-1])) < float(np.min(traj.loss[0]))
