@@ -113,7 +113,10 @@ def live_lab(state: Mapping[str, Any], kinds: Sequence[str]) -> None:
     scenario = export_ui.scenario_1d(state, kinds)
     if scenario is None:
         return
-    scene = scene_from_scenario(scenario, autoplay=True)
+    try:
+        scene = scene_from_scenario(scenario, autoplay=True)
+    except ValueError:  # e.g. every start infinite (alpha outside [0, 1]): the exact fit below says why
+        return
     applied = st.session_state.get(_APPLIED) or 0  # the token of the last release applied
     _component()(key=KEY, data={"scene": scene, "applied": applied}, on_release_change=_on_release)
     st.caption(

@@ -44,6 +44,7 @@ KINDS = [
     ("reverse_kl", {}),
     ("jsd", {"beta": 0.5}),
     ("jsd", {"beta": 1.0}),
+    ("jsd_scaled", {"beta": 0.3}),
     ("alpha", {"alpha": 0.5}),
     ("alpha", {"alpha": 0.0}),
     ("skew_forward_kl", {"alpha": 0.0}),

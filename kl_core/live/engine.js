@@ -40,6 +40,13 @@ function logMix(la, lb, a) {
   return logaddexp(Math.log(a) + la, Math.log1p(-a) + lb);
 }
 
+/** log((1 - w) A + w B) - log A for 0 < w < 1 (divergences._mix_gap): log1p(w expm1(lb - la)) where exact. */
+function mixGap(la, lb, w) {
+  const gap = lb - la;
+  if (Number.isFinite(gap) && gap < 30.0) return Math.log1p(w * Math.expm1(gap));
+  return logaddexp(Math.log1p(-w) + la, Math.log(w) + lb) - la;
+}
+
 /** The standard normal CDF (scipy.special.ndtr): series for |x| < 3, continued fraction beyond. */
 export function ndtr(x) {
   const t = x / Math.SQRT2;
@@ -134,6 +141,22 @@ export const KINDS = {
       return (1.0 - beta) * xlogRatio(lq, logMix(lp, lq, beta)); // the terms through log m cancel
     },
   },
+  jsd_scaled: {
+    params: { beta: 0.5 },
+    // JSD_beta / (beta (1 - beta)): continuous in beta, forward KL at beta -> 0, reverse KL at beta -> 1
+    g: (lp, lq, { beta }) => {
+      if (beta === 0.0) return xlogRatio(lp, lq);
+      if (beta === 1.0) return xlogRatio(lq, lp);
+      const teacher = lp === -Infinity ? 0.0 : -Math.exp(lp) * mixGap(lp, lq, 1.0 - beta);
+      const student = lq === -Infinity ? 0.0 : -Math.exp(lq) * mixGap(lq, lp, beta);
+      return teacher / (1.0 - beta) + student / beta;
+    },
+    d: (lp, lq, { beta }) => {
+      if (beta === 0.0) return -Math.exp(lp);
+      if (beta === 1.0) return xlogRatio(lq, lp) + Math.exp(lq);
+      return lq === -Infinity ? 0.0 : (-Math.exp(lq) * mixGap(lq, lp, beta)) / beta;
+    },
+  },
   alpha: {
     params: { alpha: 0.5 },
     g: (lp, lq, { alpha }) => alphaIntegrand(lp, lq, alpha),
@@ -173,6 +196,7 @@ export function klDirection(kind, params) {
   const v = Object.values(params || {})[0];
   const special = {
     jsd: { 0: "forward", 1: "reverse" },
+    jsd_scaled: { 0: "forward", 1: "reverse" },
     alpha: { 1: "forward", 0: "reverse" },
     skew_forward_kl: { 0: "forward" },
     skew_reverse_kl: { 0: "reverse" },
