@@ -78,3 +78,18 @@ def stop_server(process: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(timeout=10)
+
+
+def offline_context(browser, width: int = 1400, height: int = 900):
+    """A browser context whose http(s) requests are aborted, and the list that records them: pages opened
+    from ``file://`` in it must work with the network blocked (exports, the site, the live widget)."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    requests: list[str] = []
+
+    def block(route) -> None:
+        requests.append(route.request.url)
+        route.abort()
+
+    context.route("http://**/*", block)
+    context.route("https://**/*", block)
+    return context, requests

@@ -14,6 +14,8 @@ import pytest
 from kl_core.scenario import Scenario, scenario_figure
 from kl_core.viz import export
 
+from .harness import offline_context
+
 try:
     from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 except ImportError:  # the fixtures skip these tests (or fail them in CI)
@@ -70,16 +72,8 @@ def fig():
 @pytest.fixture
 def offline_page(browser):
     """A page whose http(s) requests are aborted and recorded; console errors recorded too."""
-    context = browser.new_context(viewport={"width": 1200, "height": 900})
-    requests: list[str] = []
+    context, requests = offline_context(browser, 1200)
     errors: list[str] = []
-
-    def block(route):
-        requests.append(route.request.url)
-        route.abort()
-
-    context.route("http://**/*", block)
-    context.route("https://**/*", block)
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)

@@ -16,6 +16,8 @@ import pytest
 from kl_core.lesson import STEPS
 from kl_core.site import build_site, page_name
 
+from .harness import offline_context
+
 pytestmark = pytest.mark.e2e
 
 CHART = ".js-plotly-plot"
@@ -124,15 +126,7 @@ def test_app_lesson_answer_reveals_the_fit_and_next_moves_on(page, page_errors):
 
 
 def test_site_live_widget_trains_from_file_with_the_network_blocked(browser, page_errors, site):
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    requests: list[str] = []
-
-    def block(route):
-        requests.append(route.request.url)
-        route.abort()
-
-    context.route("http://**/*", block)
-    context.route("https://**/*", block)
+    context, requests = offline_context(browser)
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     page.on("console", page_errors.record_console)

@@ -25,6 +25,8 @@ import pytest
 import kl_core as kc
 from kl_core.live import problem
 
+from .harness import offline_context
+
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,15 +110,7 @@ def exported(tmp_path_factory) -> Path:
 @pytest.fixture
 def offline_page(browser):
     """A 1400-wide page whose http(s) requests are aborted and recorded."""
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    requests: list[str] = []
-
-    def block(route):
-        requests.append(route.request.url)
-        route.abort()
-
-    context.route("http://**/*", block)
-    context.route("https://**/*", block)
+    context, requests = offline_context(browser)
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     errors = collect_errors(page)
