@@ -34,3 +34,17 @@ def assert_clean(at: AppTest) -> None:
     """No exception and no error element on the page."""
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
+
+
+# one parameter setting per token-level kind, away from the special cases (shared by the token-loss tests)
+TOKEN_KIND_PARAMS = {
+    "forward_kl": {},
+    "reverse_kl": {},
+    "jsd": {"beta": 0.3},
+    "jsd_scaled": {"beta": 0.3},
+    "alpha": {"alpha": -0.5},
+    "skew_forward_kl": {"alpha": 0.2},
+    "skew_reverse_kl": {"alpha": 0.2},
+    "tv": {},
+    "akl": {"mu": 0.5},
+}

@@ -6,23 +6,14 @@ import textwrap
 
 import pytest
 import torch
+from spec_tools import TOKEN_KIND_PARAMS
 
 import kl_core as kc
 from kl_core.divergences import KINDS
 from kl_core.fused_tokens import fused_token_divergence
 from kl_core.tokens import token_divergence
 
-PARAMS = {
-    "forward_kl": {},
-    "reverse_kl": {},
-    "jsd": {"beta": 0.3},
-    "jsd_scaled": {"beta": 0.3},
-    "alpha": {"alpha": -0.5},
-    "skew_forward_kl": {"alpha": 0.2},
-    "skew_reverse_kl": {"alpha": 0.2},
-    "tv": {},
-    "akl": {"mu": 0.5},
-}
+PARAMS = TOKEN_KIND_PARAMS
 TOL = {torch.float32: 1e-6, torch.float64: 1e-12}
 
 

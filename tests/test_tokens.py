@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from scipy.special import log_softmax, rel_entr
+from spec_tools import TOKEN_KIND_PARAMS
 
 import kl_core as kc
 from kl_core.divergences import KINDS, akl_weights
@@ -20,17 +21,7 @@ from kl_core.tokens import (
 
 T = np.array([0.7, 0.2, 0.1])
 S = np.array([0.2, 0.5, 0.3])
-PARAMS = {
-    "forward_kl": {},
-    "reverse_kl": {},
-    "jsd": {"beta": 0.3},
-    "jsd_scaled": {"beta": 0.3},
-    "alpha": {"alpha": -0.5},
-    "skew_forward_kl": {"alpha": 0.2},
-    "skew_reverse_kl": {"alpha": 0.2},
-    "tv": {},
-    "akl": {"mu": 0.5},
-}
+PARAMS = TOKEN_KIND_PARAMS
 
 
 def test_every_kind_has_a_case():
