@@ -252,16 +252,19 @@ def test_micro_batches_with_num_items_add_up_to_the_full_batch(fused, tmp_path, 
 # -- the on-policy paths: GKD's lmbda / seq_kd and TRL's DistillationTrainer ---------------------------------------
 
 
-def test_on_policy_and_seq_kd_steps_run_trls_generation(spies, tmp_path, tokenizer, torch_one_thread):
-    for kw in ({"lmbda": 1.0}, {"lmbda": 0.0, "seq_kd": True}):
-        trainer = gkd(KLGKDTrainer, tmp_path, tokenizer, kl_kind="alpha", kl_params={"alpha": 0.5}, max_steps=1, **kw)
-        seen = []
-        original = trainer.generate_on_policy_outputs
-        trainer.generate_on_policy_outputs = lambda *a, **k: seen.append(1) or original(*a, **k)
-        trainer.train()
-        assert seen == [1] and trainer.state.global_step == 1, kw
-        assert torch.isfinite(torch.tensor(trainer.state.log_history[0]["loss"]))
-    assert spies["fused"] == 2 and spies["unfused"] == 0
+@pytest.mark.parametrize("on_policy", [{"lmbda": 1.0}, {"lmbda": 0.0, "seq_kd": True}], ids=["lmbda", "seq_kd"])
+def test_on_policy_and_seq_kd_steps_run_trls_generation(on_policy, spies, tmp_path, tokenizer, torch_one_thread):
+    """TRL's training_step generates (student: lmbda; teacher: seq_kd), then our loss runs, fused, on its output."""
+    trainer = gkd(KLGKDTrainer, tmp_path, tokenizer, kl_kind="alpha", kl_params={"alpha": 0.5}, max_steps=1,
+                  **on_policy)  # fmt: skip
+    generated = []
+    trl_generate = trainer.generate_on_policy_outputs
+    trainer.generate_on_policy_outputs = lambda *a, **k: generated.append(trl_generate(*a, **k)) or generated[-1]
+    trainer.train()
+    assert len(generated) == 1 and trainer.state.global_step == 1
+    assert generated[0][0].shape[1] > PROMPT  # the prompt and new tokens
+    assert spies == {"fused": 1, "unfused": 0}
+    assert 0.0 < trainer.state.log_history[0]["loss"] < float("inf")
 
 
 def distillation(cls, tmp_path, tokenizer, models, **kw):
@@ -298,10 +301,11 @@ def test_distillation_trainer_step_equals_trls(spies, tmp_path, tokenizer, torch
 # -- README, arguments, import ------------------------------------------------------------------------------------
 
 
-def readme_trl_snippet() -> str:
+def readme_block(marker: str) -> str:
+    """The python block of the README's "Use it in your trainer" section that contains ``marker``."""
     text = (ROOT / "README.md").read_text()
     section = text.split("## Use it in your trainer", 1)[1].split("\n## ", 1)[0]
-    return next(b for b in re.findall(r"```python\n(.*?)```", section, re.S) if "KLGKDTrainer" in b)
+    return next(b for b in re.findall(r"```python\n(.*?)```", section, re.S) if marker in b)
 
 
 def test_readme_trl_snippet_trains(monkeypatch, spies, tmp_path, tokenizer, torch_one_thread):
@@ -320,10 +324,61 @@ def test_readme_trl_snippet_trains(monkeypatch, spies, tmp_path, tokenizer, torc
         [{"messages": [{"role": "user", "content": u}, {"role": "assistant", "content": a}]} for u, a in chat]
     )
     scope = {"student": student, "teacher": teacher, "tokenizer": tokenizer, "dataset": dataset}
-    exec(readme_trl_snippet(), scope)
+    exec(readme_block("KLGKDTrainer"), scope)
     trainer = scope["trainer"]
     assert isinstance(trainer, KLGKDTrainer) and trainer.state.global_step == 2
     assert spies["fused"] == 2 and spies["unfused"] == 0
+
+
+class GradientRecorder:
+    """An optimizer stand-in for the README's plain loop: ``step`` keeps the gradients, ``zero_grad`` clears them."""
+
+    def __init__(self, model):
+        self.model, self.seen = model, []
+
+    def step(self):
+        self.seen.append(grads(self.model))
+
+    def zero_grad(self):
+        self.model.zero_grad()
+
+
+def test_readme_plain_loop_and_accelerate_snippets(torch_one_thread):
+    """Both blocks, run as written: their gradients are the full batch's unfused mean loss's (the oracle)."""
+    from types import SimpleNamespace
+
+    import accelerate
+
+    import kl_core as kc
+
+    student, teacher = (m.eval() for m in pair())  # no dropout: the gradients are comparable
+    data = rows()
+    full = collate(data)
+    counted = full["labels"][:, 1:] != -100
+
+    def oracle(kind, **params):
+        student.zero_grad()
+        with torch.no_grad():
+            t = teacher(full["input_ids"]).logits[:, :-1]
+        s = student(full["input_ids"]).logits[:, :-1]
+        kc.token_divergence(t, s, kind, mask=counted, reduction="mean", **params).backward()
+        return grads(student)
+
+    optimizer = GradientRecorder(student)
+    loader = [SimpleNamespace(input_ids=full["input_ids"], labels=full["labels"])]
+    scope = {"kc": kc, "torch": torch, "student": student, "teacher": teacher, "loader": loader, "optimizer": optimizer}
+    exec(readme_block("for batch in loader"), scope)
+    assert len(optimizer.seen) == 1
+    assert_grads_close(optimizer.seen[0], oracle("reverse_kl"), rtol=1e-5)
+
+    micro = [SimpleNamespace(**{k: v for k, v in collate(m).items() if k in ("input_ids", "labels")})
+             for m in (data[:1], data[1:])]  # fmt: skip
+    student.zero_grad()
+    accelerator = accelerate.Accelerator(cpu=True)
+    scope = {"kc": kc, "torch": torch, "student": student, "teacher": teacher, "micro_batches": micro,
+             "accelerator": accelerator}  # fmt: skip
+    exec(readme_block("accelerator.accumulate"), scope)
+    assert_grads_close(grads(student), oracle("jsd_scaled", beta=0.9), rtol=1e-5)
 
 
 @pytest.mark.parametrize(
