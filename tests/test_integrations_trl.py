@@ -227,6 +227,24 @@ def test_no_head_or_postprocessed_logits_fall_back_to_the_logits(spies, tmp_path
     assert float(loss) != pytest.approx(reference, rel=1e-3) and spies["fused"] == 0
 
 
+def test_bf16_mixed_precision_keeps_the_fused_path(spies, tmp_path, tokenizer, torch_one_thread, recwarn):
+    """TRL's default bf16=True: the head check runs at the models' precision, so the fused loss is kept.
+
+    Its projection is float32 while TRL's logits come from a bf16 matmul: the first logged losses agree to the
+    bf16 rounding of the logits (here 1e-4), not to float32's.
+    """
+    student, teacher = pair()
+    logged = []
+    for cls in (GKDTrainer, KLGKDTrainer):
+        trainer = gkd(cls, tmp_path, tokenizer, models=(copy.deepcopy(student), teacher), beta=1.0, max_steps=1,
+                      bf16=True)  # fmt: skip
+        trainer.train()
+        logged.append(trainer.state.log_history[0]["loss"])
+    assert spies == {"fused": 1, "unfused": 0} and trainer.kl_fused
+    assert not [w for w in recwarn if "not fused" in str(w.message)]
+    assert logged[1] == pytest.approx(logged[0], rel=1e-2)
+
+
 # -- gradient accumulation ----------------------------------------------------------------------------------------
 
 

@@ -190,8 +190,11 @@ class KLGKDTrainer(_KLLoss, GKDTrainer):
         with torch.no_grad():
             t_out = self.teacher_model(**_hidden_kwargs(teacher, inputs))
         if not self._kl_heads_checked:
-            # once: the head applied to the last hidden state must give the model's own last logits
-            if not (_head_gives_logits(s_head, s_out) and _head_gives_logits(t_head, t_out)):
+            # once: the head applied to the last hidden state must give the model's own last logits, at the
+            # precision the model ran in (accelerate's mixed-precision autocast wraps the models' forward only)
+            with self.accelerator.autocast():
+                heads_give_logits = _head_gives_logits(s_head, s_out) and _head_gives_logits(t_head, t_out)
+            if not heads_give_logits:
                 return self._kl_fall_back("a model's logits are not its head's output (scaled or soft-capped)")
             self._kl_heads_checked = True
         h_s = s_out.hidden_states[-1][:, :-1][counted]  # (N, H): counted positions only
@@ -254,11 +257,13 @@ def _head_gives_logits(head: nn.Linear, outputs: Any) -> bool:
     """Does ``head(last hidden state)`` equal the model's logits at the last position (its dtype's precision)?"""
     last = outputs.hidden_states[-1][:, -1, :]  # (B, H)
     with torch.no_grad():
-        projected = F.linear(last, head.weight, head.bias).float()  # (B, V)
-    logits = outputs.logits[:, -1, :].detach().float()  # (B, V)
+        projected = F.linear(last, head.weight, head.bias)  # (B, V)
+    logits = outputs.logits[:, -1, :].detach()  # (B, V)
     if projected.shape != logits.shape:
         return False
-    tol = 8 * torch.finfo(outputs.logits.dtype).eps * (1.0 + float(logits.abs().max()))
+    eps = max(torch.finfo(projected.dtype).eps, torch.finfo(logits.dtype).eps)
+    projected, logits = projected.float(), logits.float()
+    tol = 8 * eps * (1.0 + float(logits.abs().max()))
     return bool((projected - logits).abs().max() <= tol)
 
 
