@@ -267,6 +267,21 @@ def test_micro_batches_with_num_items_add_up_to_the_full_batch(fused, tmp_path, 
     assert torch.isfinite(zero)  # a count of 0 (nothing counted anywhere) is clamped to 1, never 0 / 0
 
 
+def test_a_global_count_on_two_processes_doubles_the_loss(monkeypatch, tmp_path, tokenizer, torch_one_thread):
+    """average_tokens_across_devices: the count is global, so the loss is x num_processes (as Trainer.compute_loss)."""
+    import accelerate
+
+    trainer = gkd(KLGKDTrainer, tmp_path, tokenizer, kl_kind="forward_kl")
+    batch, count = collate(rows()), torch.tensor(40)
+    with torch.no_grad():
+        one = float(trainer.compute_loss(trainer.model, dict(batch), num_items_in_batch=count))
+        monkeypatch.setattr(accelerate.Accelerator, "num_processes", property(lambda self: 2))
+        two = float(trainer.compute_loss(trainer.model, dict(batch), num_items_in_batch=count))
+        trainer.args.average_tokens_across_devices = False  # the count is then per process: no factor
+        off = float(trainer.compute_loss(trainer.model, dict(batch), num_items_in_batch=count))
+    assert two == pytest.approx(2 * one, rel=1e-7) and off == pytest.approx(one, rel=1e-7)
+
+
 # -- the on-policy paths: GKD's lmbda / seq_kd and TRL's DistillationTrainer ---------------------------------------
 
 
@@ -299,21 +314,32 @@ def distillation(cls, tmp_path, tokenizer, models, **kw):
                **kw)  # fmt: skip
 
 
-def test_distillation_trainer_step_equals_trls(spies, tmp_path, tokenizer, torch_one_thread):
-    """One on-policy step (same seed, so the same generations): TRL's loss and entropy for jsd; another kind runs."""
+@pytest.mark.parametrize("softcap", [None, 3.0], ids=["plain", "softcapped"])
+def test_distillation_trainer_step_equals_trls(softcap, spies, tmp_path, tokenizer, torch_one_thread):
+    """One on-policy step (same seed, so the same generations): TRL's loss and entropy for jsd, fused or not.
+
+    ``softcap``: a config's final_logit_softcapping, which TRL reads and passes on; the loss then builds the
+    counted positions' logits (soft-capped as TRL's kernel does them).
+    """
     student, teacher = pair()
+    for model in (student, teacher):
+        model.config.final_logit_softcapping = softcap
     logs = []
-    for cls, kw in ((kl_trl.DistillationTrainer, {}), (KLDistillationTrainer, {"kl_kind": "jsd"})):
+    runs = ((kl_trl.DistillationTrainer, {}), (KLDistillationTrainer, {"kl_kind": "jsd"}),
+            (KLDistillationTrainer, {"kl_kind": "jsd", "kl_fused": False}))  # fmt: skip
+    for cls, kw in runs:
         trainer = distillation(cls, tmp_path, tokenizer, (copy.deepcopy(student), teacher), **kw)
         trainer.train()
         logs.append(trainer.state.log_history[0])
-    assert spies == {"fused": 1, "unfused": 0}
-    assert logs[0]["num_tokens"] == logs[1]["num_tokens"]  # the same generations
-    assert logs[1]["loss"] == pytest.approx(logs[0]["loss"], rel=1e-5)
-    assert logs[1]["entropy"] == pytest.approx(logs[0]["entropy"], rel=1e-5)
-    trainer = distillation(KLDistillationTrainer, tmp_path, tokenizer, (student, teacher), kl_kind="tv")
-    trainer.train()
-    assert 0.0 < trainer.state.log_history[0]["loss"] <= 1.0  # total variation is in [0, 1]
+    assert spies == ({"fused": 1, "unfused": 1} if softcap is None else {"fused": 0, "unfused": 2})
+    for ours in logs[1:]:
+        assert ours["num_tokens"] == logs[0]["num_tokens"]  # the same generations
+        assert ours["loss"] == pytest.approx(logs[0]["loss"], rel=1e-5)
+        assert ours["entropy"] == pytest.approx(logs[0]["entropy"], rel=1e-5)
+    if softcap is None:
+        trainer = distillation(KLDistillationTrainer, tmp_path, tokenizer, (student, teacher), kl_kind="tv")
+        trainer.train()
+        assert 0.0 < trainer.state.log_history[0]["loss"] <= 1.0  # total variation is in [0, 1]
 
 
 # -- README, arguments, import ------------------------------------------------------------------------------------

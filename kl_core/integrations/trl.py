@@ -45,8 +45,12 @@ except ImportError as err:  # pragma: no cover - exercised by a test with trl hi
 
 try:
     from trl.experimental.gkd import GKDTrainer
-except ImportError:  # TRL < 0.20 kept it at the top level
-    from trl import GKDTrainer
+    from trl.experimental.utils import empty_cache
+except ImportError as err:  # pragma: no cover - TRL before GKDTrainer moved to trl.experimental
+    raise ImportError(
+        f"kl_core.integrations.trl needs trl.experimental.gkd (tested with TRL 1.16.0), which this TRL "
+        f"({_trl.__version__}) lacks: pip install -U trl"
+    ) from err
 
 try:
     import trl.trainer.distillation_trainer as _distillation_module
@@ -177,6 +181,7 @@ class KLGKDTrainer(_KLLoss, GKDTrainer):
             )
         if items is not None and self.args.average_tokens_across_devices and self.accelerator.num_processes > 1:
             loss = loss * self.accelerator.num_processes
+        empty_cache()  # as TRL's GKD loss does
         return (loss, student_outputs) if return_outputs else loss
 
     def _kl_fused_loss(self, model, counted: Tensor, inputs: dict, reduction: str, items: Any) -> Tensor | None:
