@@ -234,7 +234,9 @@ def test_exported_widget_follows_a_pen(offline_page, exported: Path):
     box = page.locator(".kl-live-handle").first.bounding_box()
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     before = page.evaluate("() => window.klLive.teacher.means[0]")
-    page.evaluate("() => { window.penSeen = 0; addEventListener('pointermove', e => { if (e.pointerType === 'pen') window.penSeen++; }, true); }")
+    page.evaluate(
+        "() => { window.penSeen = 0; addEventListener('pointermove', e => window.penSeen += e.pointerType === 'pen', true); }"
+    )
     cdp = page.context.new_cdp_session(page)
     pen = lambda kind, px, buttons: cdp.send(  # noqa: E731
         "Input.dispatchMouseEvent",
@@ -311,7 +313,7 @@ def test_widget_leaves_out_starts_kc_fit_drops(offline_page, tmp_path: Path):
     page.wait_for_function("() => window.klLive && window.klLive.runs[0].state.t >= 20")
     alive = page.evaluate("() => Array.from(window.klLive.runs[0].state.alive)")
     assert [i for i, a in enumerate(alive) if not a] == dropped
-    listed = " and ".join([", ".join(map(str, dropped[:-1])), str(dropped[-1])]) if len(dropped) > 1 else str(dropped[0])
+    listed = str(dropped[0]) if len(dropped) == 1 else f"{', '.join(map(str, dropped[:-1]))} and {dropped[-1]}"
     word = "Starts" if len(dropped) > 1 else "Start"
     note = page.locator(".kl-live-note").first
     assert note.is_visible()
