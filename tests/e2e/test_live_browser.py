@@ -234,9 +234,8 @@ def test_exported_widget_follows_a_pen(offline_page, exported: Path):
     box = page.locator(".kl-live-handle").first.bounding_box()
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     before = page.evaluate("() => window.klLive.teacher.means[0]")
-    page.evaluate(
-        "() => { window.penSeen = 0; addEventListener('pointermove', e => window.penSeen += e.pointerType === 'pen', true); }"
-    )
+    count_pens = "e => window.penSeen += e.pointerType === 'pen'"
+    page.evaluate(f"() => {{ window.penSeen = 0; addEventListener('pointermove', {count_pens}, true); }}")
     cdp = page.context.new_cdp_session(page)
     pen = lambda kind, px, buttons: cdp.send(  # noqa: E731
         "Input.dispatchMouseEvent",
