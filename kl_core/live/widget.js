@@ -48,7 +48,7 @@ const LOSS_EVERY = 3; // while playing, the loss curves are redrawn every 3rd fr
 const INTEGRAND_H = 56; // css px of the integrand strip, drawn under the plot on the same canvases
 const CAPTION_H = 16; // css px between the plot and the integrand strip: the strip's caption (text)
 const TEXT_EVERY = 6; // while playing, the numbers in text are rewritten every 6th frame (10 a second)
-const STILL = 1e-4; // a start moved by less than this (mean, log std, logit) is not redrawn: far below a pixel
+const STILL = 5e-4; // a start moved by less than this (mean, log std, logit) is not redrawn: a few hundredths of a pixel
 const LOSS_H = 118; // css px of the loss plot (its axis label is text below it)
 
 export const DEFAULT_SCENE = {
