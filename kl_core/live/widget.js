@@ -775,7 +775,7 @@ export function mount(root, sceneIn = {}, { onChange = null } = {}) {
     } else if (target > yMax) yMax = target; // under the pointer: grow only, no jumps
     for (const p of panels) drawPanel(p, tn);
     drawLoss();
-    if (textDue()) setText(stepOut, ui, "stepText", `step ${runs.length ? runs[0].state.t : 0}`);
+    if (textDue()) setText(stepOut, ui, "stepText", `step ${runs.reduce((t, r) => Math.max(t, r.state.t), 0)}`); // (a run with no start left stays at 0)
     dirty = false;
   }
 
