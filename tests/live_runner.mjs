@@ -1,9 +1,10 @@
 // Runs kl_core/live/engine.js on every task of a JSON file: node tests/live_runner.mjs in.json out.json
 // The oracle tests (tests/test_live_engine.py) write the tasks with kl_core.live.problem and compare:
-//   {task: "fit", problem}                 -> fit(problem): {params, loss}
+//   {task: "fit", problem}                 -> fit(problem): {params, loss, dropped, reasons, note}
 //   {task: "mc", problem, draws, seed}     -> mean and standard error of `draws` Monte-Carlo gradients at the starts
 //   {task: "grid", problem}                -> the engine's own grid for the problem's teacher and starts
 //   {task: "minima", teacher, objective, n} -> the engine's minima for a Gaussian student (n x n coarse grid)
+//   {task: "format", values, digits}      -> formatG of each value (Python's format(v, ".{digits}g"))
 import { readFileSync, writeFileSync } from "node:fs";
 import * as engine from "../kl_core/live/engine.js";
 import { gaussianMinima } from "../kl_core/live/minima.js";
@@ -34,6 +35,7 @@ const TASKS = {
     return { box: g.box, x: Array.from(g.x), w: Array.from(g.w), lp: Array.from(engine.teacherLogProb(t, g.x)) };
   },
   minima: ({ teacher, objective, n = 120 }) => gaussianMinima(teacher, objective, { n }),
+  format: ({ values, digits }) => values.map((v) => engine.formatG(v, digits)),
 };
 
 const [input, output] = process.argv.slice(2);
@@ -45,4 +47,6 @@ const results = tasks.map((task) => {
     return { error: String(err && err.message ? err.message : err) };
   }
 });
-writeFileSync(output, JSON.stringify(results));
+// JSON has no Infinity or NaN: they travel as the strings "Infinity", "-Infinity" and "NaN" (float() reads them)
+const finiteOrString = (_, v) => (typeof v === "number" && !Number.isFinite(v) ? String(v) : v);
+writeFileSync(output, JSON.stringify(results, finiteOrString));

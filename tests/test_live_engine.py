@@ -242,3 +242,58 @@ def test_minima_match_kc_landscape(tmp_path, n):
             assert abs(g["mean"] - m.mean) <= 1e-3 and abs(g["std"] - m.std) <= 1e-3, (g, m)
             assert abs(g["value"] - m.value) <= 1e-3 * max(1.0, abs(m.value))
             assert g["isGlobal"] == m.is_global
+
+
+BIMODAL = kc.PRESETS["bimodal"].teacher
+MIX2 = kc.GaussianMixture([1, 2], [-1.0, 1.0], [1.0, 0.8])  # not symmetric: a mirror-image start sits on a
+# saddle of the weight logits, where Adam turns rounding noise into steps (as for tv above)
+DROP_CASES = [  # (teacher, start 0, alpha, seed): alpha outside [0, 1] drops starts, at the start and later
+    (BIMODAL, kc.PRESETS["bimodal"].student, -0.5, 1),  # too wide at the start, and two that widen later
+    (BIMODAL, MIX2, -0.5, 0),  # a mixture whose components widen past the limit at steps 11, 12 and 182
+    (TEACHER, MIX2, 2.0, 1),  # too narrow at the start
+]
+DROP_STEPS = 200
+
+
+def test_engine_drops_the_starts_kc_fit_drops():
+    """kc.fit freezes and names the starts whose objective is infinite at the start or becomes so
+    (Trajectory.dropped / reasons / drop_note): the engine drops the same starts at the same steps, in
+    the same words, and the others train exactly as in kc.fit."""
+    import tempfile
+
+    args = dict(steps=DROP_STEPS, lr=0.05, inits=8)
+    problems = [problem(t, s, "alpha", alpha=a, seed=seed, **args) for t, s, a, seed in DROP_CASES]
+    trajs = [kc.fit(t, s, "alpha", alpha=a, seed=seed, **args) for t, s, a, seed in DROP_CASES]
+    with tempfile.TemporaryDirectory() as tmp:
+        results = run_node([{"task": "fit", "problem": p} for p in problems], Path(tmp))
+    reasons = set()
+    for traj, r in zip(trajs, results):
+        assert 0 < traj.dropped.sum() < traj.inits  # the case drops some starts, not all
+        assert r["dropped"] == traj.dropped.tolist()
+        assert tuple(r["reasons"]) == traj.reasons and r["note"] == traj.drop_note()
+        params, loss = np.array(r["params"], float), np.array(r["loss"], float)
+        assert rel_err(params, traj.params).max() <= 1e-6  # dropped starts frozen where kc.fit froze them
+        assert np.array_equal(np.isinf(loss), np.isinf(traj.loss))  # an infinite start keeps loss inf
+        finite = np.isfinite(traj.loss)
+        assert rel_err(loss[finite], traj.loss[finite]).max() <= 1e-6
+        reasons.update(x.split(" (")[0].rsplit(" at step", 1)[0] for x in traj.reasons if x)
+    assert reasons == {"alpha is infinite at the start", "alpha became infinite"}  # both kinds were checked
+
+
+def test_engine_refuses_a_fit_whose_every_start_is_infinite(tmp_path):
+    """kc.fit's ValueError, word for word, when no start is left (alpha = -0.5, a student too wide)."""
+    p = problem(BIMODAL, kc.Gaussian(2.0, 1.0), "alpha", alpha=-0.5, steps=3, inits=1)
+    p["starts"] = [[2.0, math.log(2.0)]]  # std 2: variance 4 >= 3 x the teacher's, infinite for alpha = -0.5
+    with pytest.raises(ValueError) as err:
+        kc.fit(BIMODAL, kc.Gaussian(2.0, 2.0), "alpha", alpha=-0.5, steps=3, inits=1)
+    src, out = tmp_path / "tasks.json", tmp_path / "results.json"
+    src.write_text(json.dumps([{"task": "fit", "problem": p}]))
+    subprocess.run(["node", str(RUNNER), str(src), str(out)], check=True, timeout=60)
+    assert json.loads(out.read_text()) == [{"error": str(err.value)}]
+
+
+def test_reasons_format_numbers_as_python_does(tmp_path):
+    """The reasons quote alpha with {:g} and the std floor with {:.3g}: the engine's formatG is Python's."""
+    values = [2.0, -0.5, 1.5, 1e-6, 0.0004883, 0.00048828125, 123456.0, 1234567.0, 1e16, -3e-5, 0.1, 0.0, 99.95]
+    got = run_node([{"task": "format", "values": values, "digits": d} for d in (6, 3)], tmp_path)
+    assert got == [[format(v, ".6g") for v in values], [format(v, ".3g") for v in values]]

@@ -431,7 +431,7 @@ function studentLogProb(fam, theta, s, x, n, ws) {
     }
     return;
   }
-  const c = new Float64Array(K);
+  const c = ws.cK;
   for (let k = 0; k < K; k++) {
     sig[k] = Math.exp(theta[o + nl + K + k]);
     c[k] = theta[o + nl + K + k] + 0.5 * LOG_2PI - logw[k];
@@ -688,6 +688,7 @@ function workspace(K, n) {
     c: new Float64Array(n),
     logw: new Float64Array(K),
     sig: new Float64Array(K),
+    cK: new Float64Array(K),
     n,
   };
 }
@@ -709,6 +710,7 @@ function prepareGrid(state) {
   state.negEntropy = negEntropy;
   state.finiteTeacher = finite;
   if (!state.ws || state.ws.n !== x.length) state.ws = workspace(state.family.K, x.length);
+  prepareGuard(state);
 }
 
 /**
@@ -743,9 +745,15 @@ export function createState(problem) {
     loss: new Float64Array(S),
     t: 0,
     rng: makeRng(problem.seed === undefined ? 0 : problem.seed),
+    alive: new Uint8Array(S).fill(1), // kc.fit's ~Trajectory.dropped
+    reasons: new Array(S).fill(""), // Trajectory.reasons
+    error: null, // kc.fit's ValueError when every start is infinite at the start
+    prevTheta: new Float64Array(theta.length),
+    prevLoss: new Float64Array(S),
   };
   prepareGrid(state);
   evaluate(state);
+  checkStart(state);
   return state;
 }
 
@@ -882,11 +890,18 @@ function mcStart(state, s, out, rng) {
 /** The loss of every start at the current parameters and the gradient of the estimator into state.grad. */
 export function evaluate(state, rng = state.rng) {
   const mc = state.estimator.name === "mc";
+  const { alive, grad } = state;
+  const P = state.family.P;
   for (let s = 0; s < state.S; s++) {
-    state.loss[s] = exactStart(state, s, state.grad, !mc);
-    if (mc) mcStart(state, s, state.grad, rng);
+    if (!alive[s]) {
+      // a dropped start is frozen: kc.fit keeps its last loss and multiplies its gradient by 0
+      grad.fill(0, s * P, (s + 1) * P);
+      continue;
+    }
+    state.loss[s] = exactStart(state, s, grad, !mc);
+    if (mc) mcStart(state, s, grad, rng);
   }
-  for (let i = 0; i < state.grad.length; i++) if (!Number.isFinite(state.grad[i])) state.grad[i] = 0;
+  for (let i = 0; i < grad.length; i++) if (!Number.isFinite(grad[i])) grad[i] = 0;
 }
 
 /** The exact loss and gradient at theta (S P) for the problem's teacher, without touching the fit. */
@@ -908,18 +923,160 @@ export function mcGradient(state, rng) {
   return { estimate: est, grad };
 }
 
-/** Advance every start by n optimiser steps (the loop of kc.fit). state.loss is at the new parameters. */
+/**
+ * Advance every start by n optimiser steps (the loop of kc.fit, its guard included: a start that
+ * degenerates is dropped and frozen, see checkParams and checkLoss). state.loss is at the new parameters.
+ * No allocation: the widget calls this every animation frame.
+ */
 export function step(state, n = 1) {
-  const { theta, grad, mask } = state;
+  const { theta, grad, mask, alive, prevTheta, prevLoss } = state;
   const P = state.family.P;
   for (let k = 0; k < n; k++) {
-    for (let i = 0; i < grad.length; i++) grad[i] *= mask[i % P];
+    for (let s = 0; s < state.S; s++) {
+      const o = s * P;
+      for (let j = 0; j < P; j++) grad[o + j] = grad[o + j] * alive[s] * mask[j];
+    }
+    prevTheta.set(theta);
     state.opt.update(theta, grad, state.optState);
     clip(state.family, theta, state.S, state.grid.box, state.scale);
+    checkParams(state, state.t + 1);
     state.t += 1;
+    prevLoss.set(state.loss);
     evaluate(state);
+    checkLoss(state, state.t);
   }
   return state;
+}
+
+// ------------------------------------------------------------------------------------------------
+// The guard (fitting._Guard): starts infinite at the start, or that degenerate, are dropped and frozen
+// ------------------------------------------------------------------------------------------------
+
+/** Python's format(v, ".{p}g"): p significant digits, trailing zeros dropped, e-05 style exponents. */
+export function formatG(v, p = 6) {
+  if (Number.isNaN(v)) return "nan";
+  if (!Number.isFinite(v)) return v > 0 ? "inf" : "-inf";
+  if (v === 0) return Object.is(v, -0) ? "-0" : "0";
+  const strip = (t) => (t.includes(".") ? t.replace(/\.?0+$/, "") : t);
+  const [mant, ex] = v.toExponential(p - 1).split("e");
+  const x = Number(ex);
+  if (x >= -4 && x < p) return strip(v.toFixed(Math.max(p - 1 - x, 0)));
+  return `${strip(mant)}e${x < 0 ? "-" : "+"}${String(Math.abs(x)).padStart(2, "0")}`;
+}
+
+/** The guard's settings for the state's objective and grid: the std floor and alpha outside [0, 1]. */
+function prepareGuard(state) {
+  const { x } = state.grid;
+  state.floor = 0.5 * (x[1] - x[0]); // half the grid spacing: a narrower student is not resolved
+  const { kind, par } = state.objective;
+  state.alphaOut = kind === "alpha" && !(par.alpha >= 0.0 && par.alpha <= 1.0) ? par.alpha : null;
+}
+
+/** For alpha outside [0, 1]: is the integral of p^a q^(1-a) infinite for start s (_Guard._alpha_infinite)? */
+export function alphaInfinite(state, s, theta = state.theta) {
+  const a = state.alphaOut;
+  if (a === null) return false;
+  const { K, nl, P } = state.family;
+  let formP = Infinity, formQ = Infinity;
+  for (const sd of state.teacher.stds) formP = Math.min(formP, 1 / (sd * sd));
+  for (let k = 0; k < K; k++) formQ = Math.min(formQ, Math.exp(-2.0 * theta[s * P + nl + K + k]));
+  return !(a * formP + (1.0 - a) * formQ > 0.0);
+}
+
+function drop(state, s, why) {
+  if (state.alive[s]) {
+    state.alive[s] = 0;
+    state.reasons[s] = why;
+  }
+}
+
+function infiniteAtStartWhy(state) {
+  let why = `${state.objective.kind} is infinite at the start`;
+  if (state.alphaOut !== null) {
+    why += ` (alpha=${formatG(state.alphaOut)}: the student is too ${state.alphaOut < 0 ? "wide" : "narrow"} for the teacher)`;
+  }
+  return why;
+}
+
+/**
+ * _Guard.check_start: every start whose loss is not finite (or, alpha outside [0, 1], whose integral
+ * diverges) is dropped with loss inf. If none is left, state.error holds kc.fit's ValueError message.
+ */
+export function checkStart(state) {
+  const S = state.S;
+  state.alive = new Uint8Array(S);
+  state.reasons = new Array(S).fill("");
+  state.error = null;
+  const why = infiniteAtStartWhy(state);
+  let left = 0;
+  for (let s = 0; s < S; s++) {
+    const bad = !Number.isFinite(state.loss[s]) || alphaInfinite(state, s);
+    state.alive[s] = bad ? 0 : 1;
+    if (bad) {
+      state.reasons[s] = why;
+      state.loss[s] = Infinity;
+    } else left += 1;
+  }
+  if (left === 0) {
+    state.error =
+      `${state.objective.kind} is infinite at the start of all ${S} start(s): the teacher gives zero ` +
+      "probability where the student has mass (or the reverse, or an alpha outside [0, 1] with a student " +
+      "too wide or too narrow); give the teacher a small floor everywhere, or start the student elsewhere";
+  }
+  return state;
+}
+
+/** _Guard.check_params after the update to step t: non-finite, too narrow, alpha-infinite starts are dropped; dropped starts keep prevTheta. */
+function checkParams(state, t) {
+  const { theta, prevTheta, alive, family: fam } = state;
+  const { K, nl, P } = fam;
+  const logw = state.ws.logw;
+  for (let s = 0; s < state.S; s++) {
+    if (!alive[s]) continue;
+    const o = s * P;
+    let finite = true;
+    for (let j = 0; j < P; j++) if (!Number.isFinite(theta[o + j])) finite = false;
+    if (!finite) {
+      drop(state, s, `the student's parameters stopped being finite at step ${t}`);
+      continue;
+    }
+    logWeights(fam, theta, o, logw);
+    for (let k = 0; k < K; k++) {
+      if (Math.exp(logw[k]) > 1e-3 && Math.exp(theta[o + nl + K + k]) < state.floor) {
+        drop(state, s, `the student's std collapsed below ${formatG(state.floor, 3)} at step ${t}`);
+        break;
+      }
+    }
+    if (alive[s] && alphaInfinite(state, s)) drop(state, s, `${state.objective.kind} became infinite at step ${t} (alpha=${formatG(state.alphaOut)})`);
+  }
+  for (let s = 0; s < state.S; s++) if (!alive[s]) for (let j = s * P; j < (s + 1) * P; j++) theta[j] = prevTheta[j];
+}
+
+/** _Guard.check_loss at step t: a start whose loss became infinite is dropped and put back to its previous step. */
+function checkLoss(state, t) {
+  const { theta, prevTheta, prevLoss, alive, loss } = state;
+  const P = state.family.P;
+  for (let s = 0; s < state.S; s++) {
+    if (alive[s] && !Number.isFinite(loss[s])) {
+      drop(state, s, `${state.objective.kind} became infinite at step ${t}`);
+      for (let j = s * P; j < (s + 1) * P; j++) theta[j] = prevTheta[j];
+    }
+    if (!alive[s]) loss[s] = prevLoss[s];
+  }
+}
+
+/** The dropped starts in one sentence (Trajectory.drop_note); "" when none was dropped. */
+export function dropNote(state) {
+  const parts = [];
+  for (let s = 0; s < state.S; s++) if (!state.alive[s]) parts.push(`start ${s}: ${state.reasons[s]}`);
+  return parts.length ? `${parts.length} of ${state.S} starts were dropped (${parts.join("; ")}).` : "";
+}
+
+/** The index of the best start that was not dropped (Trajectory.best); -1 when every start was dropped. */
+export function bestStart(state) {
+  let b = -1;
+  for (let s = 0; s < state.S; s++) if (state.alive[s] && (b < 0 || state.loss[s] < state.loss[b])) b = s;
+  return b;
 }
 
 /** Current students as [{weights, means, stds}] (one per start). */
@@ -937,7 +1094,33 @@ export function setTeacher(state, teacher, { keepGrid = false, n = 2048 } = {}) 
   if (!keepGrid) state.grid = fitGrid(state.teacher, fitBox(state.teacher, students(state)), n);
   clip(state.family, state.theta, state.S, state.grid.box, state.scale);
   prepareGrid(state);
+  if (state.t === 0) {
+    // not trained yet: the starts are checked again as kc.fit checks them for this teacher
+    state.alive.fill(1);
+    evaluate(state);
+    checkStart(state);
+    return state;
+  }
+  // training goes on: a start that the new teacher makes infinite or unresolved is dropped at this step
   evaluate(state);
+  const { K, nl, P } = state.family;
+  for (let s = 0; s < state.S; s++) {
+    if (!state.alive[s]) continue;
+    const o = s * P;
+    logWeights(state.family, state.theta, o, state.ws.logw);
+    for (let k = 0; k < K; k++) {
+      if (Math.exp(state.ws.logw[k]) > 1e-3 && Math.exp(state.theta[o + nl + K + k]) < state.floor) {
+        drop(state, s, `the student's std collapsed below ${formatG(state.floor, 3)} at step ${state.t}`);
+      }
+    }
+    if (!state.alive[s]) {
+      state.loss[s] = Infinity;
+      continue;
+    }
+    if (alphaInfinite(state, s)) drop(state, s, `${state.objective.kind} became infinite at step ${state.t} (alpha=${formatG(state.alphaOut)})`);
+    else if (!Number.isFinite(state.loss[s])) drop(state, s, `${state.objective.kind} became infinite at step ${state.t}`);
+    if (!state.alive[s]) state.loss[s] = Infinity;
+  }
   return state;
 }
 
@@ -948,15 +1131,21 @@ export function setStarts(state, starts) {
   state.theta = Float64Array.from(starts);
   state.grad = new Float64Array(starts.length);
   state.loss = new Float64Array(state.S);
+  state.prevTheta = new Float64Array(starts.length);
+  state.prevLoss = new Float64Array(state.S);
+  state.alive = new Uint8Array(state.S).fill(1);
   state.optState = state.opt.init(starts.length);
   state.t = 0;
   evaluate(state);
+  checkStart(state);
   return state;
 }
 
 /**
- * fit(problem) -> {params, loss}: params[t][s][j] and loss[t][s] for t = 0..steps, as
- * Trajectory.params (steps + 1, inits, P) and Trajectory.loss (steps + 1, inits).
+ * fit(problem) -> {params, loss, dropped, reasons, note}: params[t][s][j] and loss[t][s] for
+ * t = 0..steps, as Trajectory.params (steps + 1, inits, P) and Trajectory.loss (steps + 1, inits);
+ * dropped[s], reasons[s] and note as Trajectory.dropped, .reasons and .drop_note(). Throws kc.fit's
+ * ValueError message when every start is infinite at the start.
  */
 export function fit(problem) {
   const state = createState(problem);
@@ -966,15 +1155,14 @@ export function fit(problem) {
     params.push(Array.from({ length: state.S }, (_, s) => Array.from(state.theta.subarray(s * P, (s + 1) * P))));
     loss.push(Array.from(state.loss));
   };
-  if (!state.loss.every(Number.isFinite)) {
-    throw new Error(`${problem.objective.kind} is infinite at the start: give the teacher a small floor everywhere`);
-  }
+  if (state.error) throw new Error(state.error);
   record();
   for (let t = 0; t < problem.steps; t++) {
     step(state, 1);
     record();
   }
-  return { params, loss };
+  const dropped = Array.from(state.alive, (a) => !a);
+  return { params, loss, dropped, reasons: state.reasons.slice(), note: dropNote(state) };
 }
 
 /**

@@ -44,6 +44,12 @@ const SYMBOLS = { beta: "β", alpha: "α" };
 export const LIMITS = { weight: [0.05, 1.0], mean: [-10.0, 10.0], std: [0.2, 4.0], modes: [1, 6] };
 const LOW_DENSITY = 0.05; // kl_core.metrics.LOW_DENSITY: the teacher's "gap" is below 5% of its peak
 const HISTORY = 3000; // loss points kept per start (older ones are thinned)
+const LOSS_EVERY = 3; // while playing, the loss curves are redrawn every 3rd frame (20 times a second)
+const INTEGRAND_H = 56; // css px of the integrand strip, drawn under the plot on the same canvases
+const CAPTION_H = 16; // css px between the plot and the integrand strip: the strip's caption (text)
+const TEXT_EVERY = 6; // while playing, the numbers in text are rewritten every 6th frame (10 a second)
+const STILL = 5e-4; // a start moved by less than this (mean, log std, logit) is not redrawn: a few hundredths of a pixel
+const LOSS_H = 118; // css px of the loss plot (its axis label is text below it)
 
 export const DEFAULT_SCENE = {
   teacher: { weights: [0.5, 0.5], means: [-3.0, 3.0], stds: [1.0, 1.0] },
@@ -94,18 +100,19 @@ function startStudent(student) {
 
 /** Log density of a {weights, means, stds} mixture at x (log space: far tails stay finite). */
 const HALF_LOG_2PI_W = 0.5 * Math.log(2 * Math.PI);
+const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
+function logTerm(m, k, x) {
+  const z = (x - m.means[k]) / m.stds[k];
+  return Math.log(m.weights[k]) - 0.5 * z * z - Math.log(m.stds[k]) - HALF_LOG_2PI_W;
+}
 function logDensity(m, x) {
   const K = m.means.length;
-  const term = (k) => {
-    const z = (x - m.means[k]) / m.stds[k];
-    return Math.log(m.weights[k]) - 0.5 * z * z - Math.log(m.stds[k]) - HALF_LOG_2PI_W;
-  };
-  if (K === 1) return term(0);
+  if (K === 1) return logTerm(m, 0, x);
   let top = -Infinity;
-  for (let k = 0; k < K; k++) top = Math.max(top, term(k));
+  for (let k = 0; k < K; k++) top = Math.max(top, logTerm(m, k, x));
   if (top === -Infinity) return top;
   let s = 0;
-  for (let k = 0; k < K; k++) s += Math.exp(term(k) - top);
+  for (let k = 0; k < K; k++) s += Math.exp(logTerm(m, k, x) - top);
   return top + Math.log(s);
 }
 
@@ -114,7 +121,7 @@ function density(m, x) {
   let p = 0;
   for (let k = 0; k < m.means.length; k++) {
     const z = (x - m.means[k]) / m.stds[k];
-    p += (m.weights[k] * Math.exp(-0.5 * z * z)) / (m.stds[k] * Math.sqrt(2 * Math.PI));
+    p += (m.weights[k] * Math.exp(-0.5 * z * z) * INV_SQRT_2PI) / m.stds[k];
   }
   return p;
 }
@@ -125,8 +132,53 @@ function normalised(t) {
 }
 
 /**
+ * The dropped starts of a fit, grouped by reason, in one short paragraph (the engine's reasons are
+ * kc.fit's words): "2 of 8 starts left out (not drawn). Starts 1 and 4: ...". "" when none was dropped.
+ */
+export function dropSummary(state) {
+  if (state.error) return `No start is drawn: ${state.error}.`;
+  const groups = new Map();
+  for (let s = 0; s < state.S; s++) {
+    if (state.alive[s]) continue;
+    if (!groups.has(state.reasons[s])) groups.set(state.reasons[s], []);
+    groups.get(state.reasons[s]).push(s);
+  }
+  if (!groups.size) return "";
+  const n = [...groups.values()].reduce((a, g) => a + g.length, 0);
+  const list = (g) => (g.length === 1 ? `Start ${g[0]}` : `Starts ${g.slice(0, -1).join(", ")} and ${g[g.length - 1]}`);
+  const parts = [...groups].map(([why, g]) => `${list(g)}: ${why}.`);
+  return `${n} of ${state.S} starts left out (not drawn). ${parts.join(" ")}`;
+}
+
+/** A loss history of S starts in typed arrays: at most cap rows, halved (every other row, and the last) when full. */
+function makeHistory(S, cap = HISTORY) {
+  return { S, cap, n: 0, steps: new Float64Array(cap + 1), loss: new Float64Array((cap + 1) * S) };
+}
+function pushHistory(h, t, loss) {
+  h.steps[h.n] = t;
+  h.loss.set(loss, h.n * h.S);
+  h.n += 1;
+  if (h.n > h.cap) {
+    let j = 0;
+    for (let i = 0; i < h.n; i++) {
+      if (i % 2 !== 0 && i !== h.n - 1) continue;
+      h.steps[j] = h.steps[i];
+      h.loss.copyWithin(j * h.S, i * h.S, (i + 1) * h.S);
+      j += 1;
+    }
+    h.n = j;
+  }
+}
+
+/**
  * Mount the widget into root (an element). scene: DEFAULT_SCENE's shape (any field may be left out).
  * Returns {play, pause, toggle, step, reset, restart, setTeacher, state, stats, destroy}.
+ *
+ * Drawing: each objective's plot is two stacked canvases, the background (axis, teacher, optima)
+ * repainted only when the teacher, the optima, the scale or the size change, the students on top
+ * repainted only when a student moved; sizes come from a ResizeObserver (no layout read while
+ * drawing) and no DOM node is rebuilt while the mode count stays the same. The widget never moves
+ * the keyboard focus itself, except back to a mode handle when the focused one is deleted by key.
  */
 export function mount(root, sceneIn = {}, { onChange = null } = {}) {
   const scene = JSON.parse(JSON.stringify({ ...DEFAULT_SCENE, ...sceneIn }));
@@ -135,7 +187,7 @@ export function mount(root, sceneIn = {}, { onChange = null } = {}) {
   const [P, Q] = Array.isArray(scene.notation) && scene.notation.length === 2 ? scene.notation.map(String) : DEFAULT_SCENE.notation;
   const reduced = typeof matchMedia === "function" && matchMedia("(prefers-reduced-motion: reduce)").matches;
   const ui = { playing: false, spf: clamp(Math.round(scene.stepsPerFrame), [1, 50]), dragging: null, focusMode: 0 };
-  const stats = { frames: 0, frameMs: [], moveToPaint: [], pendingMove: null, stepsDone: 0, firstFrameAt: null };
+  const stats = { frames: 0, frameMs: [], drawMs: [], moveToPaint: [], pendingMove: null, stepsDone: 0, firstFrameAt: null, reports: 0, layers: { bg: 0, fg: 0, loss: 0 } };
   let teacher = {
     weights: scene.teacher.weights.slice(),
     means: scene.teacher.means.slice(),
@@ -143,6 +195,9 @@ export function mount(root, sceneIn = {}, { onChange = null } = {}) {
   };
   let runs = [];
   let minimaStale = true;
+  let teacherVersion = 0; // bumped on every change of the teacher (the background layers follow)
+  let minimaVersion = 0;
+  let lastReported = JSON.stringify(teacher); // what Python last heard (or sent): a release reports only a change
 
   // -- layout -----------------------------------------------------------------------------------
   root.classList.add("kl-live");
@@ -165,9 +220,14 @@ export function mount(root, sceneIn = {}, { onChange = null } = {}) {
   const lossCard = el("div", { class: "kl-live-card kl-live-loss" }, root);
   el("div", { class: "kl-live-title", text: "Loss of every start (step on the x axis)" }, lossCard);
   const lossCanvas = el("canvas", { class: "kl-live-losscanvas", role: "img", "aria-label": "Loss curves" }, lossCard);
+  lossCanvas.style.height = `${LOSS_H}px`; // the final heights from the start: no layout shift on the first frame
+  const lossLabel = el("div", { class: "kl-live-caption" }, lossCard);
 
   const panels = [];
+  const sizes = new WeakMap(); // canvas -> its CSS width, from the ResizeObserver
+  let resizeObs = null;
   function buildPanels() {
+    if (resizeObs) for (const p of panels) resizeObs.unobserve(p.canvas);
     grid.innerHTML = "";
     panels.length = 0;
     runs.forEach((run, i) => {
@@ -177,33 +237,69 @@ export function mount(root, sceneIn = {}, { onChange = null } = {}) {
       sw.style.background = run.color;
       el("span", { text: run.label }, title);
       const wrap = el("div", { class: "kl-live-plot" }, card);
-      const canvas = el("canvas", { class: "kl-live-main", role: "img", "aria-label": `${run.label}: teacher and students` }, wrap);
+      const bg = el("canvas", { class: "kl-live-bg", "aria-hidden": "true" }, wrap);
+      const canvas = el("canvas", { class: "kl-live-main", role: "img", "aria-label": `${run.label}: teacher, students and, below, the pointwise integrand of the best start` }, wrap);
+      // the integrand strip is the lower part of the same two canvases (fewer canvases to composite per frame)
+      const cap = el("div", { class: "kl-live-caption kl-live-stripcap" }, wrap);
+      el("span", { class: "kl-live-wide", text: `where the penalty comes from: g(log ${P}, log ${Q}) of the best start` }, cap);
+      el("span", { class: "kl-live-narrow", text: "where the penalty comes from, best start" }, cap);
+      const peak = el("span", { class: "kl-live-peak" }, cap);
       const handles = el("div", { class: "kl-live-handles" }, wrap);
-      const integ = el("canvas", { class: "kl-live-integrand", role: "img", "aria-label": `${run.label}: pointwise integrand` }, card);
       const read = el("div", { class: "kl-live-read", "aria-live": "polite" }, card);
-      const panel = { card, canvas, integ, read, handles, run, index: i, modeEls: [] };
+      const note = el("div", { class: "kl-live-note", role: "status" }, card);
+      note.hidden = true;
+      for (const c of [bg, canvas]) c.style.height = `${230 + CAPTION_H + INTEGRAND_H}px`;
+      cap.style.top = "230px";
+      const panel = {
+        card, bg, canvas, cap, read, note, peak, handles, run, index: i, modeEls: [], peakText: "",
+        bgKey: "", fgKey: "", drawn: new Float64Array(run.state.theta.length), text: "", noteText: "",
+        students: Array.from({ length: run.state.S }, () => ({ weights: [], means: [], stds: [] })),
+        vals: new Float64Array(302),
+      };
       panels.push(panel);
       attachPointer(panel);
+      if (resizeObs) resizeObs.observe(canvas);
     });
     buildHandles();
   }
 
   function buildHandles() {
+    const had = handleFocused();
     panels.forEach((panel) => {
       panel.handles.innerHTML = "";
       panel.modeEls = teacher.means.map((_, k) => {
         const h = el("div", { class: "kl-live-handle", role: "slider", tabindex: panel.index === 0 ? "0" : "-1" }, panel.handles);
         h.dataset.mode = String(k);
+        h.setAttribute("aria-label", `Teacher mode ${k + 1}`);
+        h.setAttribute("aria-valuemin", String(LIMITS.mean[0]));
+        h.setAttribute("aria-valuemax", String(LIMITS.mean[1]));
         const wdt = el("div", { class: "kl-live-width", "aria-hidden": "true" }, panel.handles);
         wdt.dataset.mode = String(k);
         attachHandle(panel, h, k, "mode");
         attachHandle(panel, wdt, k, "width");
         h.addEventListener("keydown", (ev) => onKey(ev, k));
-        h.addEventListener("keyup", () => scheduleRelease());
+        h.addEventListener("keyup", () => {
+          if (ui.keyChanged) scheduleRelease(); // Tab passing through a handle changes nothing: nothing is sent
+          ui.keyChanged = false;
+        });
         h.addEventListener("focus", () => (ui.focusMode = k));
         return { h, wdt };
       });
+      panel.bgKey = ""; // the new handles are placed with the next background
     });
+    // the user was on a handle that went away (a mode was removed, or one was added): keep them there
+    if (had !== null) focusHandle(Math.min(had, teacher.means.length - 1));
+  }
+
+  /** The mode index of the focused handle of this widget, or null when the focus is elsewhere. */
+  function handleFocused() {
+    const active = typeof document !== "undefined" ? document.activeElement : null;
+    for (const p of panels) for (let k = 0; k < p.modeEls.length; k++) if (p.modeEls[k].h === active) return k;
+    return null;
+  }
+  function focusHandle(k) {
+    const target = panels[0] && panels[0].modeEls[k];
+    if (target) target.h.focus({ preventScroll: true });
   }
 
   // -- the fits -------------------------------------------------------------------------------------
@@ -225,14 +321,15 @@ export function mount(root, sceneIn = {}, { onChange = null } = {}) {
       });
       const state = E.createState(problem);
       const dir = state.objective.direction;
+      const hist = makeHistory(state.S);
+      pushHistory(hist, 0, state.loss);
       return {
         kind: o.kind,
         params: o.params || {},
         label: labelFor(o.kind, o.params || {}),
         color: colors[o.kind] || "#444",
         state,
-        steps: [0],
-        losses: [Array.from(state.loss)],
+        hist,
         minimaKind: scene.student.family === "gaussian" && dir ? `${dir}_kl` : null,
         minima: [],
       };
@@ -240,20 +337,12 @@ export function mount(root, sceneIn = {}, { onChange = null } = {}) {
     minimaStale = true;
   }
 
-  function recordLoss(run) {
-    run.steps.push(run.state.t);
-    run.losses.push(Array.from(run.state.loss));
-    if (run.steps.length > HISTORY) {
-      run.steps = run.steps.filter((_, i) => i % 2 === 0 || i === run.steps.length - 1);
-      run.losses = run.losses.filter((_, i) => i % 2 === 0 || i === run.losses.length - 1);
-    }
-  }
-
   function advance(n) {
     for (const run of runs) {
+      if (run.state.error) continue; // every start infinite at the start: nothing trains
       for (let k = 0; k < n; k++) {
         E.step(run.state, 1);
-        recordLoss(run);
+        pushHistory(run.hist, run.state.t, run.state.loss);
       }
     }
     stats.stepsDone += n;
@@ -261,6 +350,7 @@ export function mount(root, sceneIn = {}, { onChange = null } = {}) {
 
   function applyTeacher() {
     for (const run of runs) E.setTeacher(run.state, teacher);
+    teacherVersion += 1;
     minimaStale = true;
     dirty = true;
   }
@@ -271,6 +361,7 @@ export function mount(root, sceneIn = {}, { onChange = null } = {}) {
       run.minima = run.minimaKind ? gaussianMinima(teacher, run.minimaKind, { n: 80 }) : [];
     }
     minimaStale = false;
+    minimaVersion += 1;
     dirty = true;
   }
 
@@ -278,27 +369,46 @@ export function mount(root, sceneIn = {}, { onChange = null } = {}) {
   const view = scene.view.slice();
   let yMax = 0;
   let dirty = true;
+  let th = null; // the theme's colours (read when the size or the colour scheme changes, and every 30 frames)
+  let themeVersion = 0;
 
-  function theme() {
+  function readTheme() {
     const cs = getComputedStyle(root);
-    return {
+    const next = {
       fg: cs.getPropertyValue("--kl-fg").trim() || "#222",
       muted: cs.getPropertyValue("--kl-muted").trim() || "#777",
       grid: cs.getPropertyValue("--kl-grid").trim() || "rgba(128,128,128,0.25)",
+      // opacity of the thin curves and of the integrand's fill (higher on a dark background)
+      thin: Number(cs.getPropertyValue("--kl-thin-alpha")) || 0.35,
+      fill: Number(cs.getPropertyValue("--kl-fill-alpha")) || 0.45,
     };
+    if (!th || Object.keys(next).some((k) => next[k] !== th[k])) {
+      th = next;
+      themeVersion += 1;
+      dirty = true;
+    }
   }
 
-  function fitCanvas(canvas, cssHeight) {
+  function widthOf(canvas) {
+    let w = sizes.get(canvas);
+    if (w === undefined) {
+      w = canvas.clientWidth || (canvas.parentElement && canvas.parentElement.clientWidth) || 300; // once, before the observer reports
+      sizes.set(canvas, w);
+    }
+    return Math.max(120, w);
+  }
+
+  function fitCanvas(canvas, w, cssHeight) {
     const dpr = (typeof devicePixelRatio === "number" && devicePixelRatio) || 1;
-    const w = Math.max(120, canvas.clientWidth || canvas.parentElement.clientWidth || 300);
     if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(cssHeight * dpr)) {
       canvas.width = Math.round(w * dpr);
       canvas.height = Math.round(cssHeight * dpr);
-      canvas.style.height = `${cssHeight}px`;
     }
+    const px = `${cssHeight}px`;
+    if (canvas.style.height !== px) canvas.style.height = px;
     const ctx = canvas.getContext("2d");
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    return { ctx, w, h: cssHeight };
+    return ctx;
   }
 
   const PAD = { l: 8, r: 8, t: 10, b: 20 };
@@ -306,27 +416,66 @@ export function mount(root, sceneIn = {}, { onChange = null } = {}) {
   const pxToX = (px, w) => view[0] + ((px - PAD.l) / (w - PAD.l - PAD.r)) * (view[1] - view[0]);
   const yToPx = (y, h) => h - PAD.b - (y / yMax) * (h - PAD.t - PAD.b);
 
-  function plotCurve(ctx, w, h, f, n) {
-    ctx.beginPath();
+  function plotCurve(ctx, w, h, m, n) {
     for (let i = 0; i <= n; i++) {
       const x = view[0] + ((view[1] - view[0]) * i) / n;
-      const px = xToPx(x, w), py = yToPx(f(x), h);
+      const px = xToPx(x, w), py = yToPx(density(m, x), h);
       if (i === 0) ctx.moveTo(px, py);
       else ctx.lineTo(px, py);
     }
   }
 
-  function best(run) {
-    let b = 0;
-    for (let s = 1; s < run.state.S; s++) if (run.state.loss[s] < run.state.loss[b]) b = s;
-    return b;
+  /**
+   * A student's density as a path: sampled every 1.5 px where it can differ from zero by a pixel
+   * (its components' mean +- 7 std), straight along the baseline elsewhere. A narrow student keeps
+   * its peak, a wide one costs no more points than the plot is wide.
+   */
+  function plotStudent(ctx, w, h, m) {
+    let lo = Infinity, hi = -Infinity;
+    for (let k = 0; k < m.means.length; k++) {
+      lo = Math.min(lo, m.means[k] - 7 * m.stds[k]);
+      hi = Math.max(hi, m.means[k] + 7 * m.stds[k]);
+    }
+    lo = Math.max(lo, view[0]);
+    hi = Math.min(hi, view[1]);
+    const base = yToPx(0, h);
+    ctx.moveTo(xToPx(view[0], w), lo > view[0] ? base : yToPx(density(m, view[0]), h));
+    if (hi > lo) {
+      const n = Math.max(2, Math.ceil((xToPx(hi, w) - xToPx(lo, w)) / 1.5));
+      for (let i = 0; i <= n; i++) {
+        const x = lo + ((hi - lo) * i) / n;
+        ctx.lineTo(xToPx(x, w), yToPx(density(m, x), h));
+      }
+    }
+    ctx.lineTo(xToPx(view[1], w), hi < view[1] ? base : yToPx(density(m, view[1]), h));
+  }
+
+  /** Start s of a run as {weights, means, stds}, written into out (no allocation per frame). */
+  function studentInto(st, s, out) {
+    const { K, nl, P: np } = st.family;
+    const o = s * np;
+    out.weights.length = out.means.length = out.stds.length = K;
+    if (K === 1) {
+      out.weights[0] = 1;
+      out.means[0] = st.theta[o];
+      out.stds[0] = Math.exp(st.theta[o + 1]);
+      return out;
+    }
+    let top = -Infinity, sum = 0;
+    for (let k = 0; k < K; k++) top = Math.max(top, st.theta[o + k]);
+    for (let k = 0; k < K; k++) sum += Math.exp(st.theta[o + k] - top);
+    for (let k = 0; k < K; k++) {
+      out.weights[k] = Math.exp(st.theta[o + k] - top) / sum;
+      out.means[k] = st.theta[o + nl + k];
+      out.stds[k] = Math.exp(st.theta[o + nl + K + k]);
+    }
+    return out;
   }
 
   /** Live numbers of a student on the run's grid: both KLs and its mass in the teacher's gap. */
-  function liveNumbers(run, s) {
+  function liveNumbers(run, m) {
     const st = run.state;
     const { x, w } = st.grid;
-    const m = E.unpack(st.family, st.theta, s);
     let top = -Infinity;
     for (let i = 0; i < x.length; i++) top = Math.max(top, st.lp[i]);
     const level = top + Math.log(LOW_DENSITY);
@@ -342,13 +491,24 @@ export function mount(root, sceneIn = {}, { onChange = null } = {}) {
     return { fwd, rev, gap };
   }
 
-  function drawPanel(panel, th) {
-    const { ctx, w, h } = fitCanvas(panel.canvas, panel.canvas.clientWidth < 360 ? 190 : 230);
+  function plotHeight(w) {
+    return w < 360 ? 190 : 230;
+  }
+
+  /** The background layer: axis, ticks, the teacher, the optima; and the mode handles over it. */
+  function drawBackground(panel, w, h, tn) {
+    const ctx = fitCanvas(panel.bg, w, h + CAPTION_H + INTEGRAND_H);
     const run = panel.run;
-    const st = run.state;
-    const tn = normalised(teacher);
-    ctx.clearRect(0, 0, w, h);
-    // axis
+    ctx.clearRect(0, 0, w, h + CAPTION_H + INTEGRAND_H);
+    const zero = h + CAPTION_H + INTEGRAND_H / 2; // the integrand strip's zero line
+    ctx.strokeStyle = th.grid;
+    ctx.lineWidth = 1;
+    ctx.beginPath();
+    ctx.moveTo(PAD.l, zero + 0.5);
+    ctx.lineTo(w - PAD.r, zero + 0.5);
+    ctx.stroke();
+    const top = `${h}px`;
+    if (panel.cap.style.top !== top) panel.cap.style.top = top;
     ctx.strokeStyle = th.grid;
     ctx.lineWidth = 1;
     ctx.beginPath();
@@ -359,15 +519,16 @@ export function mount(root, sceneIn = {}, { onChange = null } = {}) {
     ctx.font = "11px system-ui, sans-serif";
     ctx.textAlign = "center";
     for (let v = Math.ceil(view[0] / 5) * 5; v <= view[1]; v += 5) ctx.fillText(String(v), xToPx(v, w), h - 5);
-    // teacher
     const n = Math.min(400, Math.round(w));
-    plotCurve(ctx, w, h, (x) => density(tn, x), n);
+    ctx.beginPath();
+    plotCurve(ctx, w, h, tn, n);
     ctx.lineTo(xToPx(view[1], w), yToPx(0, h));
     ctx.lineTo(xToPx(view[0], w), yToPx(0, h));
     ctx.closePath();
     ctx.fillStyle = "rgba(153,153,153,0.28)";
     ctx.fill();
-    plotCurve(ctx, w, h, (x) => density(tn, x), n);
+    ctx.beginPath();
+    plotCurve(ctx, w, h, tn, n);
     ctx.strokeStyle = colors.teacher;
     ctx.lineWidth = 2;
     ctx.stroke();
@@ -375,42 +536,51 @@ export function mount(root, sceneIn = {}, { onChange = null } = {}) {
     ctx.setLineDash([5, 4]);
     for (const m of run.minima) {
       const g = { weights: [1], means: [m.mean], stds: [m.std] };
-      plotCurve(ctx, w, h, (x) => density(g, x), n);
+      ctx.beginPath();
+      plotCurve(ctx, w, h, g, n);
+      ctx.moveTo(xToPx(m.mean, w), PAD.t);
+      ctx.lineTo(xToPx(m.mean, w), h - PAD.b);
       ctx.strokeStyle = run.color;
       ctx.globalAlpha = minimaStale ? 0.25 : m.isGlobal ? 0.9 : 0.5;
       ctx.lineWidth = 1.2;
       ctx.stroke();
-      ctx.beginPath();
-      ctx.moveTo(xToPx(m.mean, w), PAD.t);
-      ctx.lineTo(xToPx(m.mean, w), h - PAD.b);
-      ctx.stroke();
     }
     ctx.setLineDash([]);
     ctx.globalAlpha = 1;
-    // students: every start thin, the best bold
-    const b = best(run);
-    for (let s = 0; s < st.S; s++) {
-      const m = E.unpack(st.family, st.theta, s);
-      plotCurve(ctx, w, h, (x) => density(m, x), n);
-      ctx.strokeStyle = run.color;
-      ctx.globalAlpha = s === b ? 1 : 0.35;
-      ctx.lineWidth = s === b ? 2.6 : 1.2;
+    placeHandles(panel, w, h, tn);
+    stats.layers.bg += 1;
+  }
+
+  /** The students' layer: every start that was not dropped thin (one path), the best bold, start 0's mean. */
+  function drawStudents(panel, w, h, b) {
+    const ctx = fitCanvas(panel.canvas, w, h + CAPTION_H + INTEGRAND_H);
+    const run = panel.run;
+    const st = run.state;
+    ctx.clearRect(0, 0, w, h + CAPTION_H + INTEGRAND_H);
+    ctx.beginPath();
+    for (let s = 0; s < st.S; s++) if (st.alive[s] && s !== b) plotStudent(ctx, w, h, studentInto(st, s, panel.students[s]));
+    ctx.strokeStyle = run.color;
+    ctx.globalAlpha = th.thin;
+    ctx.lineWidth = 1.2;
+    ctx.stroke();
+    ctx.globalAlpha = 1;
+    if (b >= 0) {
+      ctx.beginPath();
+      plotStudent(ctx, w, h, studentInto(st, b, panel.students[b]));
+      ctx.lineWidth = 2.6;
       ctx.stroke();
     }
-    ctx.globalAlpha = 1;
     // start 0's mean
-    const start = scene.student.start.mean;
+    const start = xToPx(scene.student.start.mean, w);
     ctx.fillStyle = run.color;
     ctx.beginPath();
-    ctx.moveTo(xToPx(start, w), h - PAD.b);
-    ctx.lineTo(xToPx(start, w) - 5, h - PAD.b + 8);
-    ctx.lineTo(xToPx(start, w) + 5, h - PAD.b + 8);
+    ctx.moveTo(start, h - PAD.b);
+    ctx.lineTo(start - 5, h - PAD.b + 8);
+    ctx.lineTo(start + 5, h - PAD.b + 8);
     ctx.closePath();
     ctx.fill();
-    placeHandles(panel, w, h, tn);
-    drawIntegrand(panel, th, b);
-    const num = liveNumbers(run, b);
-    panel.read.textContent = `best start: KL(${P}‖${Q}) ${fmt(num.fwd)} · KL(${Q}‖${P}) ${fmt(num.rev)} · mass in the teacher's gap ${fmt(num.gap)} · ${run.label} ${fmt(st.loss[b], 4)}`;
+    stats.layers.fg += 1;
+    return ctx;
   }
 
   function placeHandles(panel, w, h, tn) {
@@ -421,110 +591,191 @@ export function mount(root, sceneIn = {}, { onChange = null } = {}) {
       hd.style.transform = `translate(${px}px, ${py}px)`;
       const sx = xToPx(mu + teacher.stds[k], w), sy = yToPx(density(tn, mu + teacher.stds[k]), h);
       wdt.style.transform = `translate(${sx}px, ${sy}px)`;
-      hd.setAttribute("aria-label", `Teacher mode ${k + 1}`);
       hd.setAttribute("aria-valuetext", `mean ${mu.toFixed(2)}, weight ${teacher.weights[k].toFixed(2)}, std ${teacher.stds[k].toFixed(2)}`);
       hd.setAttribute("aria-valuenow", mu.toFixed(2));
-      hd.setAttribute("aria-valuemin", String(LIMITS.mean[0]));
-      hd.setAttribute("aria-valuemax", String(LIMITS.mean[1]));
     });
   }
 
-  function drawIntegrand(panel, th, b) {
-    const { ctx, w, h } = fitCanvas(panel.integ, 70);
+  /** The best start's pointwise integrand, in the strip below the plot (y0: the strip's top). */
+  function drawIntegrand(panel, ctx, w, y0, b, tn) {
+    const h = INTEGRAND_H;
+    const zero = y0 + h / 2;
+    if (b < 0) return "";
     const st = panel.run.state;
     const { g, par } = st.objective;
-    const m = E.unpack(st.family, st.theta, b);
-    const tn = normalised(teacher);
-    ctx.clearRect(0, 0, w, h);
-    const vals = [];
+    const m = panel.students[b]; // filled by drawStudents this frame
+    const vals = panel.vals;
     let top = 1e-12;
     const n = Math.min(300, Math.round(w));
     for (let i = 0; i <= n; i++) {
       const xv = view[0] + ((view[1] - view[0]) * i) / n;
-      const lp = logDensity(tn, xv), lq = logDensity(m, xv);
-      const v = g(lp, lq, par);
-      vals.push(v);
+      const v = g(logDensity(tn, xv), logDensity(m, xv), par);
+      vals[i] = v;
       if (Number.isFinite(v)) top = Math.max(top, Math.abs(v));
     }
-    const zero = h / 2;
-    ctx.strokeStyle = th.grid;
-    ctx.beginPath();
-    ctx.moveTo(PAD.l, zero + 0.5);
-    ctx.lineTo(w - PAD.r, zero + 0.5);
-    ctx.stroke();
     ctx.beginPath();
     ctx.moveTo(xToPx(view[0], w), zero);
-    vals.forEach((v, i) => {
+    for (let i = 0; i <= n; i++) {
+      const v = vals[i];
       const xv = view[0] + ((view[1] - view[0]) * i) / n;
       ctx.lineTo(xToPx(xv, w), zero - (Number.isFinite(v) ? v / top : 1) * (h / 2 - 6));
-    });
+    }
     ctx.lineTo(xToPx(view[1], w), zero);
     ctx.closePath();
     ctx.fillStyle = panel.run.color;
-    ctx.globalAlpha = 0.45;
+    ctx.globalAlpha = th.fill;
     ctx.fill();
     ctx.globalAlpha = 1;
-    ctx.fillStyle = th.muted;
-    ctx.font = "11px system-ui, sans-serif";
-    ctx.textAlign = "left";
-    const caption = w < 420 ? "where the penalty comes from (best start)" : `where the penalty comes from: g(log ${P}, log ${Q}) of the best start (peak ${fmt(top, 3)})`;
-    ctx.fillText(caption, PAD.l, 11);
+    return ` (peak ${fmt(top, 3)})`;
   }
 
-  function drawLoss(th) {
-    const { ctx, w, h } = fitCanvas(lossCanvas, 130);
-    ctx.clearRect(0, 0, w, h);
+  /** Did any start move (by more than STILL, a small fraction of a pixel) since this panel's students were drawn? */
+  function moved(panel) {
+    const theta = panel.run.state.theta, drawn = panel.drawn;
+    for (let i = 0; i < theta.length; i++) if (!(Math.abs(theta[i] - drawn[i]) <= STILL)) return true;
+    return false;
+  }
+
+  /** Text to write now? While playing, every TEXT_EVERY frames (the digits could not be read faster); else always. */
+  const textDue = () => !ui.playing || stats.frames % TEXT_EVERY === 0;
+  function setText(node, holder, key, text) {
+    if (holder[key] !== text) {
+      node.textContent = text;
+      holder[key] = text;
+    }
+  }
+
+  function drawPanel(panel, tn) {
+    const w = widthOf(panel.canvas);
+    const h = plotHeight(w);
+    const run = panel.run;
+    const st = run.state;
+    const bgKey = `${w}|${yMax}|${teacherVersion}|${minimaVersion}|${minimaStale}|${themeVersion}`;
+    const bgChanged = bgKey !== panel.bgKey;
+    if (bgChanged) {
+      drawBackground(panel, w, h, tn);
+      panel.bgKey = bgKey;
+    }
+    const b = E.bestStart(st);
+    const fgKey = `${bgKey}|${b}|${st.alive.join("")}`;
+    if (fgKey !== panel.fgKey || moved(panel)) {
+      panel.fgKey = fgKey;
+      panel.drawn.set(st.theta);
+      const ctx = drawStudents(panel, w, h, b);
+      panel.pendingPeak = drawIntegrand(panel, ctx, w, h + CAPTION_H, b, tn);
+      panel.textStale = true;
+    }
+    if (panel.textStale && textDue()) {
+      panel.textStale = false;
+      setText(panel.peak, panel, "peakText", panel.pendingPeak);
+      let text = "";
+      if (b >= 0) {
+        const num = liveNumbers(run, panel.students[b]);
+        text = `best start: KL(${P}‖${Q}) ${fmt(num.fwd)} · KL(${Q}‖${P}) ${fmt(num.rev)} · mass in the teacher's gap ${fmt(num.gap)} · ${run.label} ${fmt(st.loss[b], 4)}`;
+      }
+      setText(panel.read, panel, "text", text);
+    }
+    const note = dropSummary(st);
+    if (note !== panel.noteText) {
+      panel.note.textContent = panel.noteText = note;
+      panel.note.hidden = note === "";
+    }
+  }
+
+  let lossKey = "", lossShape = "", lossFrame = -Infinity;
+  function drawLoss() {
+    const w = widthOf(lossCanvas);
+    const h = LOSS_H;
     let lo = Infinity, hi = -Infinity, tmax = 1;
     for (const run of runs) {
-      tmax = Math.max(tmax, run.state.t);
-      for (const row of run.losses) for (const v of row) if (Number.isFinite(v)) {
-        lo = Math.min(lo, v);
-        hi = Math.max(hi, v);
+      const { hist, state } = run;
+      tmax = Math.max(tmax, state.t);
+      for (let s = 0; s < hist.S; s++) {
+        if (!state.alive[s]) continue;
+        for (let i = 0; i < hist.n; i++) {
+          const v = hist.loss[i * hist.S + s];
+          if (v < lo) lo = v;
+          if (v > hi) hi = v;
+        }
       }
+    }
+    const shape = `${w}|${themeVersion}|${runs.map((r) => r.state.alive.join("")).join("/")}`;
+    const key = `${shape}|${tmax}|${lo}|${hi}`;
+    if (key === lossKey) return;
+    // while training plays, the curves grow by a few steps a frame: they are redrawn every LOSS_EVERY
+    // frames (a changed canvas is copied whole to the compositor each frame it changes)
+    if (ui.playing && shape === lossShape && stats.frames - lossFrame < LOSS_EVERY) return;
+    lossKey = key;
+    lossShape = shape;
+    lossFrame = stats.frames;
+    const ctx = fitCanvas(lossCanvas, w, h);
+    ctx.clearRect(0, 0, w, h);
+    if (!(hi >= lo)) {
+      lossLabel.textContent = "no start left to draw";
+      return;
     }
     if (!(hi > lo)) hi = lo + 1;
     // log scale of loss - min: the fast start and the slow tail both show
     const floor = Math.max(1e-6, (hi - lo) * 1e-4);
-    const ly = (v) => Math.log(Math.max(v - lo, 0) + floor);
-    const y0 = ly(lo), y1 = ly(hi);
-    const px = (t) => PAD.l + (t / tmax) * (w - PAD.l - PAD.r);
-    const py = (v) => h - PAD.b - ((ly(v) - y0) / (y1 - y0 || 1)) * (h - PAD.t - PAD.b);
+    const y0 = Math.log(floor), y1 = Math.log(hi - lo + floor);
+    const sx = (w - PAD.l - PAD.r) / tmax;
+    const padB = 4; // (the axis label is text below the canvas)
+    const sy = (h - PAD.t - padB) / (y1 - y0 || 1);
+    const maxPoints = Math.max(50, Math.round(w / 2)); // at most one point per 2 px of each curve
     for (const run of runs) {
-      const b = best(run);
-      for (let s = 0; s < run.state.S; s++) {
+      const { hist, state } = run;
+      const b = E.bestStart(state);
+      const stride = Math.max(1, Math.ceil(hist.n / maxPoints));
+      const curve = (s) => {
+        for (let i = 0; ; i += stride) {
+          if (i > hist.n - 1) i = hist.n - 1; // the last point always
+          const v = hist.loss[i * hist.S + s];
+          const px = PAD.l + hist.steps[i] * sx;
+          const py = h - padB - (Math.log(Math.max(v - lo, 0) + floor) - y0) * sy;
+          if (i === 0) ctx.moveTo(px, py);
+          else ctx.lineTo(px, py);
+          if (i === hist.n - 1) break;
+        }
+      };
+      ctx.beginPath();
+      for (let s = 0; s < hist.S; s++) if (state.alive[s] && s !== b) curve(s);
+      ctx.strokeStyle = run.color;
+      ctx.globalAlpha = 0.85 * th.thin;
+      ctx.lineWidth = 1;
+      ctx.stroke();
+      ctx.globalAlpha = 1;
+      if (b >= 0) {
         ctx.beginPath();
-        run.steps.forEach((t, i) => {
-          const v = run.losses[i][s];
-          if (i === 0) ctx.moveTo(px(t), py(v));
-          else ctx.lineTo(px(t), py(v));
-        });
-        ctx.strokeStyle = run.color;
-        ctx.globalAlpha = s === b ? 1 : 0.3;
-        ctx.lineWidth = s === b ? 2 : 1;
+        curve(b);
+        ctx.lineWidth = 2;
         ctx.stroke();
       }
     }
-    ctx.globalAlpha = 1;
-    ctx.fillStyle = th.muted;
-    ctx.font = "11px system-ui, sans-serif";
-    ctx.textAlign = "left";
-    ctx.fillText(`loss − ${fmt(lo, 4)} (log scale) · steps 0–${tmax}`, PAD.l, h - 5);
+    lossLabel.textContent = `loss − ${fmt(lo, 4)} (log scale) · steps 0–${tmax}`;
+    stats.layers.loss += 1;
   }
 
+  const tnPeakX = new Float64Array(201);
   function draw() {
-    const th = theme();
+    if (!th) readTheme();
     const tn = normalised(teacher);
+    for (let i = 0; i <= 200; i++) tnPeakX[i] = view[0] + ((view[1] - view[0]) * i) / 200;
     let peak = 0;
-    for (let i = 0; i <= 200; i++) peak = Math.max(peak, density(tn, view[0] + ((view[1] - view[0]) * i) / 200));
-    for (const run of runs) {
-      const m = E.unpack(run.state.family, run.state.theta, best(run));
-      for (let i = 0; i <= 200; i++) peak = Math.max(peak, Math.min(density(m, view[0] + ((view[1] - view[0]) * i) / 200), 3 * peak));
+    for (let i = 0; i <= 200; i++) peak = Math.max(peak, density(tn, tnPeakX[i]));
+    const cap = 3 * peak;
+    for (const [r, run] of runs.entries()) {
+      const b = E.bestStart(run.state);
+      if (b < 0 || !panels[r]) continue;
+      const m = studentInto(run.state, b, panels[r].students[b]);
+      for (let i = 0; i <= 200; i++) peak = Math.max(peak, Math.min(density(m, tnPeakX[i]), cap));
     }
     const target = 1.2 * peak;
-    yMax = yMax === 0 || ui.dragging === null ? target : Math.max(target, yMax); // no jumps under the pointer
-    for (const p of panels) drawPanel(p, th);
-    drawLoss(th);
-    stepOut.textContent = `step ${runs.length ? runs[0].state.t : 0}`;
+    if (yMax === 0 || (ui.dragging === null && (target > yMax || target < 0.8 * yMax))) {
+      yMax = ui.dragging === null && yMax !== 0 && target > yMax ? 1.05 * target : target; // a little headroom: fewer rescales
+    } else if (target > yMax) yMax = target; // under the pointer: grow only, no jumps
+    for (const p of panels) drawPanel(p, tn);
+    drawLoss();
+    if (textDue()) setText(stepOut, ui, "stepText", `step ${runs.reduce((t, r) => Math.max(t, r.state.t), 0)}`); // (a run with no start left stays at 0)
     dirty = false;
   }
 
@@ -533,10 +784,14 @@ export function mount(root, sceneIn = {}, { onChange = null } = {}) {
   function frame() {
     rafId = null;
     const t0 = performance.now();
+    if (stats.frames % 30 === 0) readTheme(); // the page's theme may change (Streamlit's, the system's)
     if (ui.playing) advance(ui.spf);
     if (minimaStale && ui.dragging === null && stats.frames > 0) updateMinima(); // after the first paint
+    const td = performance.now();
     if (ui.playing || dirty) draw();
     const t1 = performance.now();
+    stats.drawMs.push(t1 - td);
+    if (stats.drawMs.length > 600) stats.drawMs.shift();
     stats.frames += 1;
     stats.frameMs.push(t1 - t0);
     if (stats.frameMs.length > 600) stats.frameMs.shift();
@@ -555,6 +810,7 @@ export function mount(root, sceneIn = {}, { onChange = null } = {}) {
   // -- actions ----------------------------------------------------------------------------------------
   function setPlaying(on) {
     ui.playing = on;
+    dirty = true; // (paused, the next frame writes every number)
     playBtn.textContent = on ? "❚❚ Pause" : "▶ Play";
     playBtn.setAttribute("aria-pressed", on ? "true" : "false");
     schedule();
@@ -566,6 +822,12 @@ export function mount(root, sceneIn = {}, { onChange = null } = {}) {
     schedule();
   }
   function emit(what) {
+    if (what === "teacher") {
+      const now = JSON.stringify(teacher);
+      if (now === lastReported) return; // a click, a Tab or a key that moved nothing: no report, no rerun
+      lastReported = now;
+    }
+    stats.reports += 1;
     if (onChange) onChange({ what, teacher: normalisedCopy(), start: { ...scene.student.start }, seed: scene.seed });
   }
   function normalisedCopy() {
@@ -606,6 +868,7 @@ export function mount(root, sceneIn = {}, { onChange = null } = {}) {
     };
     if (keys[ev.key]) {
       ev.preventDefault();
+      ui.keyChanged = true;
       keys[ev.key]();
     }
   }
@@ -629,10 +892,8 @@ export function mount(root, sceneIn = {}, { onChange = null } = {}) {
     for (const key of ["weights", "means", "stds"]) teacher[key].splice(k, 1);
     ui.focusMode = Math.max(0, k - 1);
     applyTeacher();
-    buildHandles();
+    buildHandles(); // (a handle that had the focus hands it to its neighbour; a button keeps it)
     scheduleRelease();
-    const first = panels[0] && panels[0].modeEls[ui.focusMode];
-    if (first) first.h.focus();
   }
 
   // -- pointer input ----------------------------------------------------------------------------------
@@ -648,7 +909,7 @@ export function mount(root, sceneIn = {}, { onChange = null } = {}) {
     node.addEventListener("pointermove", (ev) => {
       const d = ui.dragging;
       if (!d || d.id !== ev.pointerId) return;
-      const rect = panel.canvas.getBoundingClientRect();
+      const rect = panel.canvas.getBoundingClientRect(); // (layout is clean here: frames write, events only read)
       const x = pxToX(ev.clientX - rect.left, rect.width);
       if (stats.pendingMove === null) stats.pendingMove = ev.timeStamp; // the event's own time: dispatch delay counts
       if (d.what === "mode") setMode(k, { mean: x, weight: d.w0 * Math.exp(-(ev.clientY - d.y0) / 80) });
@@ -659,6 +920,7 @@ export function mount(root, sceneIn = {}, { onChange = null } = {}) {
       ui.dragging = null;
       node.classList.remove("active");
       minimaStale = true;
+      dirty = true;
       schedule();
       emit("teacher");
     };
@@ -684,6 +946,7 @@ export function mount(root, sceneIn = {}, { onChange = null } = {}) {
       down = null;
       if (moved > 6) return;
       const rect = panel.canvas.getBoundingClientRect();
+      if (ev.clientY - rect.top > plotHeight(rect.width)) return; // a click on the integrand strip
       scene.student.start.mean = clamp(pxToX(ev.clientX - rect.left, rect.width), LIMITS.mean);
       scene.starts = null;
       reset();
@@ -734,14 +997,21 @@ export function mount(root, sceneIn = {}, { onChange = null } = {}) {
       setPlaying(!ui.playing);
     }
   }
-  let resizeObs = null;
   if (typeof ResizeObserver === "function") {
-    resizeObs = new ResizeObserver(() => {
+    resizeObs = new ResizeObserver((entries) => {
+      for (const e of entries) sizes.set(e.target, e.contentRect.width);
+      readTheme();
       dirty = true;
       schedule();
     });
-    resizeObs.observe(root);
+    resizeObs.observe(lossCanvas);
   }
+  const scheme = typeof matchMedia === "function" ? matchMedia("(prefers-color-scheme: dark)") : null;
+  const onScheme = () => {
+    readTheme();
+    schedule();
+  };
+  if (scheme && scheme.addEventListener) scheme.addEventListener("change", onScheme);
 
   reset();
   setPlaying(Boolean(scene.autoplay) && !reduced);
@@ -759,9 +1029,11 @@ export function mount(root, sceneIn = {}, { onChange = null } = {}) {
     /** n training steps of every start of every objective, without drawing (the bench's steps/s). */
     train: (n) => advance(n),
     setTeacher(t) {
+      const modes = teacher.means.length;
       teacher = { weights: t.weights.slice(), means: t.means.slice(), stds: t.stds.slice() };
+      lastReported = JSON.stringify(teacher);
       applyTeacher();
-      buildHandles();
+      if (teacher.means.length !== modes) buildHandles(); // else the handles stay (and keep the focus)
       schedule();
     },
     setStepsPerFrame(n) {
@@ -780,10 +1052,13 @@ export function mount(root, sceneIn = {}, { onChange = null } = {}) {
     },
     students: () => runs.map((r) => E.students(r.state)),
     minima: () => runs.map((r) => r.minima),
+    notes: () => panels.map((p) => p.noteText),
     stats,
     destroy() {
       if (rafId !== null) cancelAnimationFrame(rafId);
+      clearTimeout(releaseTimer);
       keyTarget.removeEventListener("keydown", onSpace);
+      if (scheme && scheme.removeEventListener) scheme.removeEventListener("change", onScheme);
       if (resizeObs) resizeObs.disconnect();
       root.innerHTML = "";
     },

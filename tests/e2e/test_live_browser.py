@@ -226,6 +226,103 @@ def test_exported_widget_follows_a_finger(browser, exported: Path):
     assert not errors, errors
 
 
+def test_exported_widget_follows_a_pen(offline_page, exported: Path):
+    """A pen drag (chromium's own pen input through CDP: pointerType "pen") moves a mode."""
+    page, requests, errors = offline_page
+    page.goto(exported.as_uri())
+    page.wait_for_function("() => window.klLive && window.klLive.runs.length === 2")
+    box = page.locator(".kl-live-handle").first.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    before = page.evaluate("() => window.klLive.teacher.means[0]")
+    count_pens = "e => window.penSeen += e.pointerType === 'pen'"
+    page.evaluate(f"() => {{ window.penSeen = 0; addEventListener('pointermove', {count_pens}, true); }}")
+    cdp = page.context.new_cdp_session(page)
+    pen = lambda kind, px, buttons: cdp.send(  # noqa: E731
+        "Input.dispatchMouseEvent",
+        {"type": kind, "x": px, "y": y, "button": "left", "buttons": buttons, "clickCount": 1, "pointerType": "pen"},
+    )
+    pen("mousePressed", x, 1)
+    for i in range(1, 9):
+        pen("mouseMoved", x + 10 * i, 1)
+    pen("mouseReleased", x + 80, 0)
+    assert page.evaluate("() => window.penSeen") >= 8  # they were pen events
+    assert page.evaluate("() => window.klLive.teacher.means[0]") > before + 1.5
+    assert requests == [] and errors == [], (requests, errors)
+
+
+FOCUSED = "() => { const a = document.activeElement; return a && (a.id || a.getAttribute('aria-label')); }"
+
+
+def test_widget_never_takes_the_focus_and_reports_only_changes(offline_page, exported: Path):
+    """The widget moves the focus only when the user does (Tab, click); a Tab through a mode handle, a
+    re-sent teacher, a reset, a resize or training report nothing and leave the focus where it was.
+    (On the 1-D lab a Tab's keyup on a handle used to send an unchanged teacher: a rerun of the page,
+    which rebuilt the replay's keyboard bar under the focus.)"""
+    page, requests, errors = offline_page
+    page.goto(exported.as_uri())
+    page.wait_for_function("() => window.klLive && window.klLive.runs[0].state.t >= 20")
+    page.evaluate("() => document.body.insertAdjacentHTML('afterbegin', '<button id=outside>outside</button>')")
+    page.locator("#outside").focus()
+    teacher = page.evaluate("() => window.klLive.teacher")
+    moved = {**teacher, "means": [m + 0.5 for m in teacher["means"]]}
+    page.evaluate("(t) => window.klLive.setTeacher(t)", moved)  # what the app does after each release
+    page.evaluate("() => window.klLive.reset()")
+    page.set_viewport_size({"width": 700, "height": 900})
+    frames = page.evaluate("() => window.klLive.stats.frames")
+    page.wait_for_function("(f) => window.klLive.stats.frames >= f + 30", arg=frames)
+    assert page.evaluate(FOCUSED) == "outside"
+    # Tab through every control of the widget and out again: nothing is reported
+    names = []
+    for _ in range(12):
+        page.keyboard.press("Tab")
+        names.append(page.evaluate(FOCUSED))
+    assert "Teacher mode 1" in names and "Teacher mode 2" in names
+    page.wait_for_timeout(400)  # (a release is reported 250 ms after the last key)
+    assert page.evaluate("() => window.klLive.stats.reports") == 0
+    # on a handle, a new teacher from outside keeps the focus on it; a key that moves the mode is reported
+    page.locator("#outside").focus()
+    while page.evaluate(FOCUSED) != "Teacher mode 1":
+        page.keyboard.press("Tab")
+    handle = page.evaluate_handle("() => document.activeElement")
+    page.evaluate("(t) => window.klLive.setTeacher(t)", teacher)
+    assert page.evaluate("(h) => document.activeElement === h", handle)
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function("() => window.klLive.stats.reports === 1")
+    # training draws only what changes: the background (teacher, optima) is not repainted every frame
+    layers, frames = page.evaluate("() => [{...window.klLive.stats.layers}, window.klLive.stats.frames]")
+    page.wait_for_function("(f) => window.klLive.stats.frames >= f + 60", arg=frames)
+    after, frames_after = page.evaluate("() => [window.klLive.stats.layers, window.klLive.stats.frames]")
+    assert after["bg"] - layers["bg"] <= 0.25 * (frames_after - frames), (layers, after)
+    assert after["fg"] > layers["fg"]  # (the students still move)
+    assert requests == [] and errors == [], (requests, errors)
+
+
+def test_widget_leaves_out_starts_kc_fit_drops(offline_page, tmp_path: Path):
+    """alpha = -0.5 from the bimodal preset: kc.fit drops 4 of 8 starts as infinite at the start; the
+    widget draws the other 4, says which were left out and why (kc.fit's words), and trains on."""
+    out = tmp_path / "alpha.html"
+    args = ["--preset", "bimodal", "--objectives", "alpha", "--alpha", "-0.5", "--format", "live", "--out", str(out)]
+    subprocess.run([sys.executable, "-m", "kl_core.cli", "export", *args], check=True, cwd=ROOT, timeout=120)
+    p = kc.PRESETS["bimodal"]
+    traj = kc.fit(p.teacher, p.student, "alpha", alpha=-0.5, steps=0, inits=8, seed=0)
+    dropped = [i for i in range(8) if traj.dropped[i]]
+    assert 0 < len(dropped) < 8
+    page, requests, errors = offline_page
+    page.goto(out.as_uri())
+    page.wait_for_function("() => window.klLive && window.klLive.runs[0].state.t >= 20")
+    alive = page.evaluate("() => Array.from(window.klLive.runs[0].state.alive)")
+    assert [i for i, a in enumerate(alive) if not a] == dropped
+    listed = str(dropped[0]) if len(dropped) == 1 else f"{', '.join(map(str, dropped[:-1]))} and {dropped[-1]}"
+    word = "Starts" if len(dropped) > 1 else "Start"
+    note = page.locator(".kl-live-note").first
+    assert note.is_visible()
+    assert note.inner_text() == (
+        f"{len(dropped)} of 8 starts left out (not drawn). {word} {listed}: {traj.reasons[dropped[0]]}."
+    )
+    assert page.evaluate("() => window.klLive.runs[0].state.theta.every(Number.isFinite)")
+    assert requests == [] and errors == [], (requests, errors)
+
+
 def test_app_hero_reports_the_teacher_on_release(page, page_errors, app_url):
     page.goto(f"{app_url}/")
     page.wait_for_selector(".kl-live-handle", timeout=TIMEOUT_MS)
