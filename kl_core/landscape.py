@@ -7,14 +7,17 @@ For a Gaussian student q = N(m, s^2) the two KLs have fast, exact-to-quadrature 
 * reverse: KL(q || p) = -H(q) - E_q[log p], and E_q[log p] for every (m, s) is a Gaussian blur of
   log p, computed for all means at once by FFT convolution on a fine uniform grid.
 
-Every other kind is integrated directly on a uniform grid (slower, same answer). Minima are
-located on the surface (cells lower than their 8 neighbours) and then polished by L-BFGS-B on
-the exact objective.
+jsd (0 < beta < 1) and alpha (0 < alpha < 1) are a constant plus an integral that lives only where
+teacher and student overlap; it is a trapezoid sum on a lattice with ``log p`` computed once per
+lattice (see :func:`_lattice_surface`). Every other kind is integrated directly on the fitting grid
+(slower, same answer). Minima are located on the surface (cells lower than their 8 neighbours) and
+then polished by BFGS (L-BFGS-B where a bound or a kink needs it) on the exact objective.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,7 +102,7 @@ def _reverse_kl_surface(teacher: _GaussianComponents, means: np.ndarray, log_std
     """
     stds = np.exp(log_stds)
     _, _, cov = teacher.components()
-    h = min(stds.min(), math.sqrt(cov[:, 0, 0].min())) / 4.0
+    h = min(stds.min() / 2.0, math.sqrt(cov[:, 0, 0].min()) / 4.0)
     spacing = np.diff(means)
     aligned = np.allclose(spacing, spacing[0], rtol=1e-9, atol=0.0)
     if aligned:
@@ -112,11 +115,13 @@ def _reverse_kl_surface(teacher: _GaussianComponents, means: np.ndarray, log_std
     x = lo + h * np.arange(n_x)
     log_p = teacher.log_prob(x)
     size = 1 << int(math.ceil(math.log2(n_x + 2 * j + 1)))
-    u = (h * np.arange(-j, j + 1))[None, :] / stds[:, None]
-    kernels = np.zeros((stds.size, size))
-    # trapezoid weights on a uniform grid, stored circularly so that the convolution is centred
-    kernels[:, np.arange(-j, j + 1) % size] = np.exp(-0.5 * u * u) * (h / (stds[:, None] * math.sqrt(2 * math.pi)))
-    blurred = np.fft.irfft(np.fft.rfft(kernels, axis=-1) * np.fft.rfft(log_p, n=size), n=size, axis=-1)
+    # The kernel h N(k h; 0, s^2) at every integer k, wrapped on the circle of `size` points, has the
+    # discrete Fourier transform exp(-2 pi^2 s^2 f^2) at f = 0 .. 1/(2h) (Poisson summation: its
+    # aliases are below exp(-pi^2 (s/h)^2 / 2) < 1e-34 for s >= 4h, and the wrapped tails, at least
+    # 2j h away, below exp(-144)), so it is written down instead of sampled and transformed.
+    freq = np.arange(size // 2 + 1) / (size * h)
+    spectrum = np.exp((-2.0 * math.pi**2) * np.square(stds)[:, None] * np.square(freq)[None, :])
+    blurred = np.fft.irfft(spectrum * np.fft.rfft(log_p, n=size), n=size, axis=-1)
     if aligned:
         expected_log_p = blurred[:, np.rint((means - lo) / h).astype(int)]
     else:
@@ -130,6 +135,7 @@ def _reverse_kl_surface(teacher: _GaussianComponents, means: np.ndarray, log_std
 
 _TAIL = 8.0  # stds: a Gaussian's density there is exp(-32) ~ 1e-14 of its peak
 _PER_STD = 4.0  # lattice points per narrowest std (teacher or student), as the fitting grid uses
+_MAX_LATTICE = 100_000  # lattice points of one row (its students use 100-300 of them each)
 
 
 def _lattice_kinds(name: str, par: dict[str, float]) -> bool:
@@ -138,7 +144,12 @@ def _lattice_kinds(name: str, par: dict[str, float]) -> bool:
 
 
 def _lattice_surface(
-    teacher: _GaussianComponents, name: str, par: dict[str, float], means: np.ndarray, log_stds: np.ndarray
+    teacher: _GaussianComponents,
+    name: str,
+    par: dict[str, float],
+    means: np.ndarray,
+    log_stds: np.ndarray,
+    direct_row: Callable[[float], np.ndarray],
 ) -> np.ndarray:
     """jsd or alpha over the grid from the part of the integral where teacher and student overlap.
 
@@ -154,7 +165,9 @@ def _lattice_surface(
     ``h = min(narrowest teacher std, s) / 4``, over the lattice points within 8 (widened) stds of
     some teacher component *and* of the student: the rule is the same as summing over the whole
     line (the left-out points add below 1e-13), but each student needs ~100-200 points instead of
-    the fitting grid's thousands, and ``log p`` is evaluated once per lattice.
+    the fitting grid's thousands, and ``log p`` is evaluated once per lattice. A row whose lattice
+    would exceed ``_MAX_LATTICE`` points (a teacher whose widths differ by orders of magnitude, a
+    student far narrower than the grid's means are apart) is computed by ``direct_row(log std)``.
     """
     w, mu, cov = teacher.components()
     mu, sd = mu[:, 0], np.sqrt(cov[:, 0, 0])
@@ -169,7 +182,7 @@ def _lattice_surface(
         widen_p, widen_q = 1.0 / math.sqrt(a), 1.0 / math.sqrt(b)
     reach_p = _TAIL * widen_p * sd
     out = np.empty((log_stds.size, means.size))
-    cache: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+    cache: dict[float, tuple[np.ndarray, np.ndarray] | None] = {}
     wide_h, s_max = float(sd.min()) / _PER_STD, math.exp(float(log_stds.max()))
     for i, ls in enumerate(log_stds):
         s = math.exp(ls)
@@ -182,13 +195,15 @@ def _lattice_surface(
         lo, hi = means[0] - reach_cut, means[-1] + reach_cut
         key = h
         if not wide or key not in cache:
-            ranges = [
-                np.arange(math.ceil(max(c - r, lo) / h), math.floor(min(c + r, hi) / h) + 1)
-                for c, r in zip(mu, reach_p)
-            ]
-            k = np.unique(np.concatenate(ranges)) if ranges else np.zeros(0, int)
-            x = h * k
-            cache[key] = (x, teacher.log_prob(x) if x.size else x)
+            bounds = [(math.ceil(max(c - r, lo) / h), math.floor(min(c + r, hi) / h)) for c, r in zip(mu, reach_p)]
+            if sum(max(b - a + 1, 0) for a, b in bounds) > _MAX_LATTICE:
+                cache[key] = None
+            else:
+                x = h * np.unique(np.concatenate([np.arange(a, b + 1) for a, b in bounds]))
+                cache[key] = (x, teacher.log_prob(x) if x.size else x)
+        if cache[key] is None:
+            out[i] = direct_row(ls)
+            continue
         x, lp = cache[key]
         if x.size == 0:  # no student of this row overlaps the teacher
             out[i] = const if name == "jsd" else 1.0 / (a * b)
@@ -215,12 +230,14 @@ def _lattice_surface(
     return out
 
 
+def _direct_row(prob: _Problem, means: np.ndarray, log_std: float) -> np.ndarray:
+    """One row of the surface integrated on the fitting grid."""
+    theta = np.stack([means, np.full_like(means, log_std)], axis=-1)
+    return prob.exact(theta, with_grad=False)[0]
+
+
 def _direct_surface(prob: _Problem, means: np.ndarray, log_stds: np.ndarray) -> np.ndarray:
-    out = np.empty((log_stds.size, means.size))
-    for i, ls in enumerate(log_stds):
-        theta = np.stack([means, np.full_like(means, ls)], axis=-1)
-        out[i] = prob.exact(theta, with_grad=False)[0]
-    return out
+    return np.stack([_direct_row(prob, means, ls) for ls in log_stds])
 
 
 def _local_minima(values: np.ndarray) -> list[tuple[int, int]]:
@@ -306,26 +323,34 @@ def landscape(
     elif direction == "reverse":
         values = _reverse_kl_surface(teacher, means, log_stds)
     elif _lattice_kinds(k.name, par):
-        values = _lattice_surface(teacher, k.name, par, means, log_stds)
+        values = _lattice_surface(teacher, k.name, par, means, log_stds, lambda ls: _direct_row(prob, means, ls))
     else:
         values = _direct_surface(prob, means, log_stds)
 
     bounds = [(None, None), _finite_log_std(teacher, par["alpha"]) if k.name == "alpha" else (None, None)]
+    # BFGS where the objective is smooth and finite everywhere: it runs in numpy, while scipy's L-BFGS-B
+    # calls a threaded BLAS whose wake-ups cost 20-60 ms per two-parameter polish on a loaded machine
+    # (for ~1 ms of work); L-BFGS-B keeps the bounds of alpha outside [0, 1] and the kinks of tv
+    smooth = k.name != "tv" and bounds[1] == (None, None)
     found = []
     for i, j in _local_minima(values):
         m, ls, v = means[j], log_stds[i], values[i, j]
         if polish and np.isfinite(v):
             lo, hi = bounds[1]
             start = np.array([m, min(max(ls, -np.inf if lo is None else lo), np.inf if hi is None else hi)])
+            fun = lambda th: tuple(a[0] for a in prob.exact(th[None]))  # noqa: E731
             with np.errstate(over="ignore", invalid="ignore"):
-                res = minimize(
-                    lambda th: tuple(a[0] for a in prob.exact(th[None])),
-                    start,
-                    jac=True,
-                    method="L-BFGS-B",
-                    bounds=bounds,
-                    options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 500},
-                )
+                if smooth:
+                    res = minimize(fun, start, jac=True, method="BFGS", options={"gtol": 1e-10, "maxiter": 500})
+                else:
+                    res = minimize(
+                        fun,
+                        start,
+                        jac=True,
+                        method="L-BFGS-B",
+                        bounds=bounds,
+                        options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 500},
+                    )
             if np.isfinite(res.fun) and res.fun <= v:
                 m, ls, v = float(res.x[0]), float(res.x[1]), float(res.fun)
         if not any(abs(m - f[0]) < 1e-3 and abs(ls - f[1]) < 1e-3 for f in found):
