@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy.fft import irfft, next_fast_len, rfft
 from scipy.interpolate import CubicSpline
 from scipy.optimize import minimize
 
@@ -102,7 +103,7 @@ def _reverse_kl_surface(teacher: _GaussianComponents, means: np.ndarray, log_std
     """
     stds = np.exp(log_stds)
     _, _, cov = teacher.components()
-    h = min(stds.min() / 2.0, math.sqrt(cov[:, 0, 0].min()) / 4.0)
+    h = min(stds.min(), math.sqrt(cov[:, 0, 0].min())) / 4.0
     spacing = np.diff(means)
     aligned = np.allclose(spacing, spacing[0], rtol=1e-9, atol=0.0)
     if aligned:
@@ -114,14 +115,15 @@ def _reverse_kl_surface(teacher: _GaussianComponents, means: np.ndarray, log_std
     n_x = int(math.ceil((means.max() - lo) / h - 1e-9)) + j + 1
     x = lo + h * np.arange(n_x)
     log_p = teacher.log_prob(x)
-    size = 1 << int(math.ceil(math.log2(n_x + 2 * j + 1)))
-    # The kernel h N(k h; 0, s^2) at every integer k, wrapped on the circle of `size` points, has the
-    # discrete Fourier transform exp(-2 pi^2 s^2 f^2) at f = 0 .. 1/(2h) (Poisson summation: its
-    # aliases are below exp(-pi^2 (s/h)^2 / 2) < 1e-34 for s >= 4h, and the wrapped tails, at least
-    # 2j h away, below exp(-144)), so it is written down instead of sampled and transformed.
+    # The kernel h N(k h; 0, s^2) at every integer k, wrapped on a circle of `size` >= n_x points, has
+    # the discrete Fourier transform exp(-2 pi^2 s^2 f^2) at f = 0 .. 1/(2h) (Poisson summation: its
+    # aliases are below exp(-pi^2 (s/h)^2 / 2) < 1e-34 for s >= 4h), so it is written down instead of
+    # sampled and transformed. An output point (j .. n_x - 1 - j) meets the wrapped copy of an input
+    # point at least j + 1 steps away, where the kernel is below exp(-8.5^2 / 2) ~ 2e-16.
+    size = next_fast_len(n_x, real=True)
     freq = np.arange(size // 2 + 1) / (size * h)
     spectrum = np.exp((-2.0 * math.pi**2) * np.square(stds)[:, None] * np.square(freq)[None, :])
-    blurred = np.fft.irfft(spectrum * np.fft.rfft(log_p, n=size), n=size, axis=-1)
+    blurred = irfft(spectrum * rfft(log_p, n=size), n=size, axis=-1)
     if aligned:
         expected_log_p = blurred[:, np.rint((means - lo) / h).astype(int)]
     else:
@@ -136,6 +138,7 @@ def _reverse_kl_surface(teacher: _GaussianComponents, means: np.ndarray, log_std
 _TAIL = 8.0  # stds: a Gaussian's density there is exp(-32) ~ 1e-14 of its peak
 _PER_STD = 4.0  # lattice points per narrowest std (teacher or student), as the fitting grid uses
 _MAX_LATTICE = 100_000  # lattice points of one row (its students use 100-300 of them each)
+_CHUNK = 1 << 18  # (students x lattice points) evaluated at once
 
 
 def _lattice_kinds(name: str, par: dict[str, float]) -> bool:
@@ -169,7 +172,7 @@ def _lattice_surface(
     would exceed ``_MAX_LATTICE`` points (a teacher whose widths differ by orders of magnitude, a
     student far narrower than the grid's means are apart) is computed by ``direct_row(log std)``.
     """
-    w, mu, cov = teacher.components()
+    _, mu, cov = teacher.components()
     mu, sd = mu[:, 0], np.sqrt(cov[:, 0, 0])
     if name == "jsd":
         beta = par["beta"]
@@ -182,7 +185,7 @@ def _lattice_surface(
         widen_p, widen_q = 1.0 / math.sqrt(a), 1.0 / math.sqrt(b)
     reach_p = _TAIL * widen_p * sd
     out = np.empty((log_stds.size, means.size))
-    cache: dict[float, tuple[np.ndarray, np.ndarray] | None] = {}
+    cache: dict[float, tuple[np.ndarray, tuple[np.ndarray, ...]] | None] = {}
     wide_h, s_max = float(sd.min()) / _PER_STD, math.exp(float(log_stds.max()))
     for i, ls in enumerate(log_stds):
         s = math.exp(ls)
@@ -196,15 +199,17 @@ def _lattice_surface(
         key = h
         if not wide or key not in cache:
             bounds = [(math.ceil(max(c - r, lo) / h), math.floor(min(c + r, hi) / h)) for c, r in zip(mu, reach_p)]
-            if sum(max(b - a + 1, 0) for a, b in bounds) > _MAX_LATTICE:
+            if sum(max(hi_k - lo_k + 1, 0) for lo_k, hi_k in bounds) > _MAX_LATTICE:
                 cache[key] = None
             else:
-                x = h * np.unique(np.concatenate([np.arange(a, b + 1) for a, b in bounds]))
-                cache[key] = (x, teacher.log_prob(x) if x.size else x)
+                x = h * np.unique(np.concatenate([np.arange(lo_k, hi_k + 1) for lo_k, hi_k in bounds]))
+                lp = teacher.log_prob(x) if x.size else x
+                # what the integrand needs of p, once per lattice: (log A, A) for jsd, a log p for alpha
+                cache[key] = (x, (lp + log_a, np.exp(lp + log_a)) if name == "jsd" else (a * lp,))
         if cache[key] is None:
             out[i] = direct_row(ls)
             continue
-        x, lp = cache[key]
+        x, pre = cache[key]
         if x.size == 0:  # no student of this row overlaps the teacher
             out[i] = const if name == "jsd" else 1.0 / (a * b)
             continue
@@ -212,22 +217,25 @@ def _lattice_surface(
         count = np.searchsorted(x, means + reach_q, side="right") - first
         width = max(int(count.max()), 1)
         start = np.minimum(first, x.size - width)
-        idx = start[:, None] + np.arange(width)[None, :]
-        xs, lps = x[idx], lp[idx]
-        z = (xs - means[:, None]) / s
-        lq = -0.5 * z * z - (ls + 0.5 * math.log(2 * math.pi))
-        if name == "jsd":
-            la = lps + log_a
-            lb = lq + log_b
-            big_a, big_b = np.exp(la), np.exp(lb)
-            m = big_a + big_b
-            with np.errstate(divide="ignore", invalid="ignore"):
-                term = np.where(m > 0, m * np.log(m), 0.0) - big_a * la - big_b * lb
-            out[i] = const - h * term.sum(-1)
-        else:
-            overlap = h * np.exp(a * lps + b * lq).sum(-1)
-            out[i] = (1.0 - overlap) / (a * b)
-    return out
+        offset = -(ls + 0.5 * math.log(2 * math.pi))  # log q = offset - z^2 / 2
+        step = max(1, _CHUNK // width)  # students at once: bounded memory on fine grids
+        for c in range(0, means.size, step):
+            cols = slice(c, c + step)
+            idx = start[cols, None] + np.arange(width)[None, :]
+            z = (x[idx] - means[cols, None]) / s
+            if name == "jsd":
+                la, big_a = pre[0][idx], pre[1][idx]
+                lb = (offset + log_b) - 0.5 * z * z
+                big_b = np.exp(lb)
+                m = big_a + big_b
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    term = np.where(m > 0, m * np.log(m), 0.0) - big_a * la - big_b * lb
+                out[i, cols] = const - h * term.sum(-1)
+            else:
+                overlap = h * np.exp(pre[0][idx] + (b * offset - 0.5 * b * z * z)).sum(-1)
+                out[i, cols] = (1.0 - overlap) / (a * b)
+    # rounding can leave a cell 1e-17 below 0 (student = teacher) or above jsd's bound H(beta)
+    return np.clip(out, 0.0, const if name == "jsd" else None)
 
 
 def _direct_row(prob: _Problem, means: np.ndarray, log_std: float) -> np.ndarray:
