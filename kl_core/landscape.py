@@ -30,6 +30,7 @@ from kl_core.distributions import Gaussian, _GaussianComponents
 from kl_core.divergences import kl_direction, resolve
 from kl_core.families import GaussianMixture1D
 from kl_core.fitting import _fit_box, _fit_grid, _Problem
+from kl_core.quadrature import uniform_grid
 
 __all__ = ["Landscape", "Minimum", "landscape", "default_ranges"]
 
@@ -141,6 +142,29 @@ _MAX_LATTICE = 100_000  # lattice points of one row (its students use 100-300 of
 _CHUNK = 1 << 18  # (students x lattice points) evaluated at once
 
 
+def _kink_spacing(mu: np.ndarray, sd: np.ndarray, power: float) -> float:
+    """A lattice spacing that resolves ``p^power`` where log p turns from one mode to the next.
+
+    Between modes i and j, log p bends over a width ``w = s_i s_j / |mu_i - mu_j|``: p has complex
+    zeros about ``pi w`` off the real axis, so the trapezoid rule's error there is about
+    ``e * exp(-2 pi^2 w / h)``, with ``e ~ exp(-power z^2 / 2)``, ``z = |mu_i - mu_j| / (s_i + s_j)``,
+    the integrand's size at the bend relative to its peak. The spacing keeps that estimate below
+    1e-7 (it overstates the error some 100-1000x: far_modes, alpha = 0.05 at h = std / 4 is predicted
+    2e-3 off and is 2e-6 off in the integral; inf where every bend is negligible). Small alpha needs
+    it: p^0.05 is still 0.16 of its peak halfway between far_modes' modes.
+    """
+    h = math.inf
+    order = np.argsort(mu, kind="stable")
+    for i, j in zip(order[:-1], order[1:]):  # neighbours in the mean: their bends are the ones on the line
+        gap = float(mu[j] - mu[i])
+        if gap == 0.0:
+            continue
+        log_size = -0.5 * power * (gap / float(sd[i] + sd[j])) ** 2
+        if log_size > math.log(1e-7):
+            h = min(h, 2 * math.pi**2 * float(sd[i] * sd[j]) / gap / (log_size - math.log(1e-7)))
+    return h
+
+
 def _lattice_kinds(name: str, par: dict[str, float]) -> bool:
     """The kinds :func:`_lattice_surface` computes: jsd with 0 < beta < 1, alpha with 0 < alpha < 1."""
     return (name == "jsd" and 0.0 < par["beta"] < 1.0) or (name == "alpha" and 0.0 < par["alpha"] < 1.0)
@@ -165,7 +189,8 @@ def _lattice_surface(
       components widened by ``1/sqrt(a)``, ``q^b`` on the student widened by ``1/sqrt(b)``).
 
     For each row (one student std s) the integral is a trapezoid sum on the lattice ``h Z`` with
-    ``h = min(narrowest teacher std, s) / 4``, over the lattice points within 8 (widened) stds of
+    ``h = min(narrowest teacher std, s) / 4`` (finer where ``log p`` bends sharply between two modes
+    and the term is not negligible there: :func:`_kink_spacing`), over the lattice points within 8 (widened) stds of
     some teacher component *and* of the student: the rule is the same as summing over the whole
     line (the left-out points add below 1e-13), but each student needs ~100-200 points instead of
     the fitting grid's thousands, and ``log p`` is evaluated once per lattice. A row whose lattice
@@ -186,10 +211,10 @@ def _lattice_surface(
     reach_p = _TAIL * widen_p * sd
     out = np.empty((log_stds.size, means.size))
     cache: dict[float, tuple[np.ndarray, tuple[np.ndarray, ...]] | None] = {}
-    wide_h, s_max = float(sd.min()) / _PER_STD, math.exp(float(log_stds.max()))
+    wide_h, s_max = min(float(sd.min()) / _PER_STD, _kink_spacing(mu, sd, 1.0 / widen_p**2)), math.exp(log_stds.max())
     for i, ls in enumerate(log_stds):
         s = math.exp(ls)
-        h = min(float(sd.min()), s) / _PER_STD
+        h = min(wide_h, s / _PER_STD)
         reach_q = _TAIL * widen_q * s
         # the teacher's lattice points that some student of this row can reach (the rows wider than the
         # narrowest teacher component share one lattice: it is cut for the widest of them)
@@ -283,6 +308,29 @@ def _finite_log_std(teacher: _GaussianComponents, alpha: float) -> tuple[float |
     return (log_widest + 0.5 * math.log((alpha - 1.0) / alpha) + 1e-6, None)
 
 
+def _polish_nearby(k, par, teacher: _GaussianComponents, family, start: np.ndarray):
+    """BFGS from ``start`` on a grid around it (8 points per narrowest std and per bend of log p
+    between modes, over the teacher and the start e-fold widened out to 8 stds: hundreds of points,
+    not the whole landscape's thousands), or None where that grid would be too large or the optimum
+    leaves it (then the landscape's grid is used)."""
+    _, mu, cov = teacher.components()
+    sd = np.sqrt(cov[:, 0, 0])
+    s = math.exp(start[1])
+    box = _fit_box(teacher, [Gaussian(float(start[0]), math.e * s)])
+    # log p's bends between modes weigh fully here (reverse KL integrates q log p): power 0
+    h = min(float(sd.min()) / 8.0, s / 8.0, _kink_spacing(mu[:, 0], sd, 0.0))
+    n = int(math.ceil((box[0, 1] - box[0, 0]) / h)) + 1
+    if not 3 <= n <= 20_000:
+        return None
+    x, w = uniform_grid(box, n)
+    prob = _Problem(k, par, teacher, family, x, w, teacher.log_prob(x))
+    fun = lambda th: tuple(a[0] for a in prob.exact(th[None]))  # noqa: E731
+    res = minimize(fun, start, jac=True, method="BFGS", options={"gtol": 1e-10, "maxiter": 500})
+    m_end, s_end = float(res.x[0]), math.exp(float(res.x[1]))
+    inside = box[0, 0] + 8.0 * s_end <= m_end <= box[0, 1] - 8.0 * s_end and s_end <= math.e * s
+    return res if inside else None
+
+
 def landscape(
     teacher: _GaussianComponents,
     objective: str = "reverse_kl",
@@ -349,16 +397,12 @@ def landscape(
             fun = lambda th: tuple(a[0] for a in prob.exact(th[None]))  # noqa: E731
             with np.errstate(over="ignore", invalid="ignore"):
                 if smooth:
-                    res = minimize(fun, start, jac=True, method="BFGS", options={"gtol": 1e-10, "maxiter": 500})
+                    res = _polish_nearby(k, par, teacher, family, start)
+                    if res is None:
+                        res = minimize(fun, start, jac=True, method="BFGS", options={"gtol": 1e-10, "maxiter": 500})
                 else:
-                    res = minimize(
-                        fun,
-                        start,
-                        jac=True,
-                        method="L-BFGS-B",
-                        bounds=bounds,
-                        options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 500},
-                    )
+                    options = {"ftol": 1e-15, "gtol": 1e-10, "maxiter": 500}
+                    res = minimize(fun, start, jac=True, method="L-BFGS-B", bounds=bounds, options=options)
             if np.isfinite(res.fun) and res.fun <= v:
                 m, ls, v = float(res.x[0]), float(res.x[1]), float(res.fun)
         if not any(abs(m - f[0]) < 1e-3 and abs(ls - f[1]) < 1e-3 for f in found):

@@ -112,16 +112,33 @@ def test_lattice_surface_equals_direct_path_and_falls_back_row_by_row(monkeypatc
     assert len(calls) == 30 and np.array_equal(rows, old)
 
 
-@pytest.mark.parametrize("objective,params", [("jsd", {"beta": 0.5}), ("alpha", {"alpha": 0.5})])
-def test_polished_minima_are_minima_of_the_exact_divergence(objective, params):
-    # FIVE's alpha=0.5 minima on the outer modes once reported value 0.0: a 0 * inf NaN in dg/dlq
-    # stopped L-BFGS-B, which then returned 0. Each minimum's value is the divergence at it, and no
-    # step of 1e-3 in mean or log std goes lower.
-    land = kc.landscape(FIVE, objective, **params)
-    assert len(land.minima) >= 4
+FAR = kc.PRESETS["far_modes"].teacher
+
+
+def test_lattice_resolves_log_p_bending_between_far_modes():
+    # p^0.05 is 0.16 of its peak halfway between far_modes' modes, where log p bends over 0.04: a
+    # lattice of std / 4 = 0.175 was 5e-6 off there; _kink_spacing refines it
+    land = kc.landscape(FAR, "alpha", n=30, polish=False, alpha=0.05)
+    for i, j in [(0, 15), (3, 14), (10, 15), (29, 15)]:
+        s = kc.Gaussian(land.means[j], math.exp(land.log_stds[i]))
+        assert land.values[i, j] == pytest.approx(kc.divergence(FAR, s, "alpha", alpha=0.05), rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    "teacher,objective,params",
+    [(FIVE, "jsd", {"beta": 0.5}), (FIVE, "alpha", {"alpha": 0.5}), (FAR, "reverse_kl", {})],
+    ids=["five-jsd", "five-alpha", "far-reverse"],
+)
+def test_polished_minima_are_minima_of_the_exact_divergence(teacher, objective, params):
+    # FIVE's alpha=0.5 minima on the outer modes once reported value 0.0 (a 0 * inf NaN in dg/dlq
+    # stopped L-BFGS-B, which returned 0); far_modes' wide reverse-KL minimum was 5e-7 off on the
+    # landscape's coarse grid. Each minimum's value is the divergence at it, and no step of 1e-3 in
+    # mean or log std goes lower.
+    land = kc.landscape(teacher, objective, **params)
+    assert len(land.minima) >= 3
     for m in land.minima:
-        value = kc.divergence(FIVE, kc.Gaussian(m.mean, m.std), objective, **params)
-        assert m.value == pytest.approx(value, rel=1e-6)
+        value = kc.divergence(teacher, kc.Gaussian(m.mean, m.std), objective, **params)
+        assert m.value == pytest.approx(value, rel=1e-9)
         for dm, dls in ((1e-3, 0), (-1e-3, 0), (0, 1e-3), (0, -1e-3)):
             s = kc.Gaussian(m.mean + dm, m.std * math.exp(dls))
-            assert kc.divergence(FIVE, s, objective, **params) > m.value
+            assert kc.divergence(teacher, s, objective, **params) > m.value
