@@ -376,7 +376,7 @@ def landscape(
     Examples:
         >>> import kl_core as kc
         >>> t = kc.GaussianMixture([0.5, 0.5], [-3.0, 3.0], [1.0, 1.0])
-        >>> [round(m.mean, 3) for m in landscape(t, "reverse_kl").minima]
+        >>> [round(m.mean, 3) + 0.0 for m in landscape(t, "reverse_kl").minima]
         [-2.984, 2.984, 0.0]
     """
     _check_teacher(teacher)
@@ -432,7 +432,9 @@ def landscape(
                 m, ls, v = float(res.x[0]), float(res.x[1]), float(res.fun)
         if not any(abs(m - f[0]) < 1e-3 and abs(ls - f[1]) < 1e-3 for f in found):
             found.append((m, ls, v))
-    found.sort(key=lambda f: f[2])
-    best = found[0][2] if found else math.nan
-    minima = tuple(Minimum(m, math.exp(ls), v, abs(v - best) <= 1e-9 * max(1.0, abs(best))) for m, ls, v in found)
+    best = min((f[2] for f in found), default=math.nan)
+    tie = 1e-9 * max(1.0, abs(best))
+    # by value; minima equal to rounding (a symmetric teacher's pair) by mean, so the order is stable
+    found.sort(key=lambda f: (round((f[2] - best) / tie), f[0]) if math.isfinite(f[2] - best) else (math.inf, f[0]))
+    minima = tuple(Minimum(m, math.exp(ls), v, abs(v - best) <= tie) for m, ls, v in found)
     return Landscape(objective, par, means, log_stds, values, minima)
