@@ -2,7 +2,8 @@
 
 For each objective (forward_kl, reverse_kl, jsd with beta = 0.5, alpha with alpha = 0.5, tv) and
 each teacher (the five-mode preset, the bimodal one the pages open with) it times the surface
-alone and the surface with polished minima (best of ``--repeat``, default 5). Two references are
+alone and the surface with polished minima (best of ``--repeat``, default 5; tv, the slow one,
+best of half as many). Two references are
 timed in the same run: the direct path that every non-KL kind used before (the integrand on the
 fitting grid for every cell: ``_direct_surface``, the jsd surface, best of 2) and a fixed numpy
 workload (exp and sum of 2**22 floats), so that timings from a loaded machine can be read as
