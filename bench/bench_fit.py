@@ -1,7 +1,7 @@
 """Benchmark: kl_core.fit against a plain torch-autograd loop and a hand-derived numpy loop.
 
 Same inputs for all three: a 5-mode 1-D teacher, a 2048-point grid, 500 Adam steps, 8 starts,
-forward and reverse KL. Also times a 120 x 120 loss landscape. Run:
+forward and reverse KL (the loss landscape is timed by bench/bench_landscape.py). Run:
 
     python bench/bench_fit.py
 
@@ -20,7 +20,6 @@ import torch
 
 import kl_core as kc
 from kl_core.fitting import _fit_box, _fit_grid
-from kl_core.landscape import landscape
 
 TEACHER = kc.GaussianMixture([0.15, 0.2, 0.3, 0.2, 0.15], [-8.0, -4.0, 0.0, 4.0, 8.0], [0.6] * 5)
 STEPS, INITS, GRID, LR = 500, 8, 2048, 0.05
@@ -132,15 +131,6 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|")
     for objective, a, b, c in rows:
         print(f"| {objective} | {a * 1e3:.1f} ms | {b * 1e3:.1f} ms | {c * 1e3:.1f} ms | {a / c:.2f}x | {b / a:.1f}x |")
-    print()
-    print("| landscape 120 x 120 | time |")
-    print("|---|---:|")
-    for objective in ("forward_kl", "reverse_kl", "jsd"):
-        t, _ = best_of(
-            lambda o=objective: landscape(TEACHER, o, polish=False), args.repeat if objective != "jsd" else 1
-        )
-        t_pol, _ = best_of(lambda o=objective: landscape(TEACHER, o), args.repeat if objective != "jsd" else 1)
-        print(f"| {objective} (surface / with polished minima) | {t * 1e3:.1f} ms / {t_pol * 1e3:.1f} ms |")
 
 
 if __name__ == "__main__":

@@ -242,9 +242,13 @@ def _d_alpha(lp: Array, lq: Array, alpha: float) -> Array:
         return _d_forward_kl(lp, lq)
     if alpha == 0.0:
         return _d_reverse_kl(lp, lq)
-    # d/dlq = (q - p^a q^b) / a = -q expm1(a (lp - lq)) / a
+    # d/dlq = (q - p^a q^b) / a = -q expm1(a (lp - lq)) / a; where a (lp - lq) is large, q underflows
+    # while expm1 overflows (0 * inf), so there it is p^a q^b expm1(-a (lp - lq)) / a
     with np.errstate(over="ignore", invalid="ignore"):
-        v = -np.exp(lq) * np.expm1(alpha * (lp - lq)) / alpha
+        t = alpha * (lp - lq)
+        small = -np.exp(lq) * np.expm1(np.minimum(t, 30.0)) / alpha
+        large = np.exp(lq + t) * np.expm1(-t) / alpha
+        v = np.where(t < 30.0, small, large)
     return np.where(np.isneginf(lq), 0.0, v)
 
 
