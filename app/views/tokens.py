@@ -83,7 +83,11 @@ else:
     if start != state["tok_start"]:
         count = plan.inits
         st.caption(f"There {'is 1 start' if count == 1 else f'are {count} starts'}: showing start {start}.")
-    figure = joint_animation(teacher, runs, labels, start=start, frame_ms=state["speed"])
+    fit_args = (specs, plan.steps, state["tok_lr"], plan.inits, state["tok_seed"])
+    figure = ui.chart(  # everything the figure depends on: the table, its labels, the fits, the start, the speed
+        ("tokens_joint", table, labels, fit_args, start, state["speed"]),
+        lambda: joint_animation(teacher, runs, labels, start=start, frame_ms=state["speed"]),
+    )
     exports["Joint distributions"] = figure
     st.plotly_chart(figure, key="tok_joint_chart", width="stretch")
     for run in runs:
