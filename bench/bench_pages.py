@@ -13,11 +13,12 @@ server does it) and times ``AppTest.run()``:
 What is not page work is timed apart: the process's imports (streamlit, the app, kl_core, plotly, pandas,
 torch: every module a page imports), and one first run of every page, which pays the costs a process pays
 once (plotly's validators, lazily imported modules, Streamlit's component scan). The measured runs come
-after. Each number is the median of ``--repeat`` runs (cold runs clear the caches each time).
+after. Each number is the median of ``--repeat`` runs, the fastest in brackets (cold runs clear the caches
+each time).
 
 This shared 2-core machine has stretches when it runs up to twice as slow. To tell such a stretch from a
-slower page, a fixed reference computation (a 1-D fit and a numpy workload) is timed before and after the
-pages, in this process. Run:
+slower page, a fixed reference computation (a 1-D fit and a numpy workload) is timed in this process before
+and after the pages and just before each page's runs (its own column). Run:
 
     python bench/bench_pages.py [--repeat 3] [--pages family,lab_2d]
 """
@@ -185,12 +186,14 @@ def timed_run(at) -> float:
 @dataclass
 class Result:
     page: Page
-    cold: float
-    warm: float
-    interaction: float | None
+    cold: list[float]
+    warm: list[float]
+    interaction: list[float]
+    reference: float  # the reference workload just before this page's runs
 
 
 def measure(session: Session, page: Page, repeat: int) -> Result:
+    reference = reference_seconds(repeats=2)
     colds, warms, moves = [], [], []
     for i in range(repeat):
         clear_caches()
@@ -201,16 +204,16 @@ def measure(session: Session, page: Page, repeat: int) -> Result:
             for _ in range(i + 1):  # the i-th repeat moves i + 1 times from the default: a fresh value each time
                 page.move(at)
             moves.append(timed_run(at))
-    median = statistics.median
-    return Result(page, median(colds), median(warms), median(moves) if moves else None)
+    return Result(page, colds, warms, moves, reference)
 
 
-def verdict(seconds: float | None, target: float | None) -> str:
-    if seconds is None:
+def verdict(seconds: list[float], target: float | None) -> str:
+    """The median (the fastest run in brackets), and whether the median meets the target."""
+    if not seconds:
         return "—"
-    if target is None:
-        return f"{seconds:.2f} s"
-    return f"{seconds:.2f} s {'✅' if seconds <= target else '❌'}"
+    median = statistics.median(seconds)
+    text = f"{median:.2f} s" + (f" ({min(seconds):.2f})" if len(seconds) > 1 else "")
+    return text if target is None else f"{text} {'✅' if median <= target else '❌'}"
 
 
 def main() -> None:
@@ -241,15 +244,15 @@ def main() -> None:
         f"{first_runs_s:.2f} s. None of these is counted below."
     )
     print(f"reference workload: {reference_before:.3f} s before the pages, {reference_after:.3f} s after")
-    print(f"median of {args.repeat} runs each; targets: cold ≤ {COLD_S} s, warm ≤ {WARM_S} s, interaction ≤ "
-          f"{INTERACTION_S} s (✅ met, ❌ not met)\n")  # fmt: skip
-    print("| page | cold (caches empty) | warm rerun | interaction | control moved |")
-    print("|---|---:|---:|---:|---|")
+    print(f"median of {args.repeat} runs each (the fastest in brackets); targets, on the median: cold ≤ {COLD_S} s, "
+          f"warm ≤ {WARM_S} s, interaction ≤ {INTERACTION_S} s (✅ met, ❌ not met)\n")  # fmt: skip
+    print("| page | cold (caches empty) | warm rerun | interaction | control moved | reference just before |")
+    print("|---|---:|---:|---:|---|---:|")
     for r in results:
         target = INTERACTION_S if r.page.interaction_target else None
         print(
             f"| {r.page.name} | {verdict(r.cold, COLD_S)} | {verdict(r.warm, WARM_S)} "
-            f"| {verdict(r.interaction, target)} | {r.page.control or '(no control)'} |"
+            f"| {verdict(r.interaction, target)} | {r.page.control or '(no control)'} | {r.reference:.3f} s |"
         )
     print(f"\nreference before / after: {reference_before:.3f} / {reference_after:.3f} s")
 
