@@ -12,7 +12,8 @@ server does it) and times ``AppTest.run()``:
 
 What is not page work is timed apart: the process's imports (streamlit, the app, kl_core, plotly, pandas,
 torch: every module a page imports), and one first run of every page, which pays the costs a process pays
-once (plotly's validators, lazily imported modules, Streamlit's component scan). The measured runs come
+once (plotly's validators, lazily imported modules, Streamlit's component scan, compiling each script: AppTest
+would recompile them on every run, a server does not). The measured runs come
 after. Each number is the median of ``--repeat`` runs, the fastest in brackets (cold runs clear the caches
 each time).
 
@@ -156,8 +157,13 @@ class Session:
     """Fresh AppTests of the app, opened on a page, that share what a server does once (the component scan)."""
 
     def __init__(self) -> None:
+        import streamlit.testing.v1.app_test as app_test
         from streamlit.testing.v1 import AppTest
 
+        # a server compiles each script once (its ScriptCache lives as long as the server); AppTest makes a new
+        # cache for every run, so each run would recompile main.py and the page (with Streamlit's magic)
+        script_cache = app_test.ScriptCache()
+        app_test.ScriptCache = lambda: script_cache
         self.AppTest = AppTest
         started = time.perf_counter()
         first = AppTest.from_file(str(MAIN), default_timeout=600)
