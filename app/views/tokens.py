@@ -113,7 +113,10 @@ try:
 except ValueError as err:
     ui.error(err)
 tokens = pair.labels[0]
-exports["Temperature sweep"] = decoding_figure(sweep, tokens, state["tok_temp"])
+decoding = (next_preset, sweep_specs, temperatures, state["tok_topk"], state["tok_topp"], state["tok_decode"])
+exports["Temperature sweep"] = ui.chart(  # the preset fixes the pair; the rest is the sweep's arguments
+    ("tokens_decoding", decoding, state["tok_temp"]), lambda: decoding_figure(sweep, tokens, state["tok_temp"])
+)
 st.plotly_chart(exports["Temperature sweep"], key="tok_decode_chart", width="stretch")
 st.markdown(decoding_caption(sweep, tokens, state["tok_temp"]))
 export_ui.export_panel(exports, "tokens")
