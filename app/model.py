@@ -7,12 +7,15 @@ No streamlit here: every function takes plain, hashable values (so the pages can
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 import kl_core as kc
-from kl_core.presets import starting_student
+from app import state as schema
+from kl_core import budget
+from kl_core.presets import PRESETS, starting_student
 from kl_core.scenario import ESTIMATOR_OPTIONS, fit_1d, fit_2d
 from kl_core.scenario import start_student as _student
 from kl_core.viz import Run, run_summaries
@@ -21,6 +24,8 @@ __all__ = [
     "TeacherSpec",
     "ObjectiveSpec",
     "teacher_spec",
+    "teacher_fields",
+    "start_state",
     "teacher_from_spec",
     "objective_specs",
     "fit_options",
@@ -30,6 +35,9 @@ __all__ = [
     "sweep_fits",
     "capacity_fits",
     "lab_2d_runs",
+    "family_calls",
+    "lab_2d_call",
+    "kept_runs",
     "summaries_1d",
     "summaries_2d",
 ]
@@ -45,6 +53,27 @@ def teacher_spec(state: Mapping[str, Any]) -> TeacherSpec:
     return tuple(
         (float(state[f"w{i}"]), float(state[f"m{i}"]), float(state[f"s{i}"])) for i in range(1, state["modes"] + 1)
     )
+
+
+def teacher_fields(spec: TeacherSpec) -> dict[str, Any]:
+    """The editor's fields for a teacher (``modes``, ``w1``, ``m1``, ``s1``, ...), clamped to the sliders' ranges."""
+    out: dict[str, Any] = {"modes": len(spec)}
+    for i, (w, m, s) in enumerate(spec, start=1):
+        out[f"w{i}"] = min(max(w, 0.05), 1.0)
+        out[f"m{i}"] = min(max(m, -10.0), 10.0)
+        out[f"s{i}"] = min(max(s, 0.2), 4.0)
+    return out
+
+
+def start_state(params: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """A session's first state from its URL's query (and the warnings about values that fell back).
+
+    A named preset defines the teacher: the mode fields follow it.
+    """
+    state, warnings = schema.parse(params)
+    if state["preset"] in PRESETS:
+        state.update(teacher_fields(spec_from_teacher(PRESETS[state["preset"]].teacher)))
+    return state, warnings
 
 
 def teacher_from_spec(spec: TeacherSpec) -> kc.GaussianMixture:
@@ -160,11 +189,34 @@ def capacity_fits(
     return out
 
 
+def family_calls(state: Mapping[str, Any]) -> tuple[tuple, tuple, budget.Plan]:
+    """The family page's work for a state: (:func:`sweep_fits` arguments, :func:`capacity_fits` arguments,
+    the budget's plan of starts and steps)."""
+    plan = budget.plan(budget.seconds_family(state["points"], state["kmax"]), state["inits"], state["steps"])
+    sweep = (teacher_spec(state), state["preset"], state["sweep"], state["points"], state["lr"])
+    sweep += (plan.steps, plan.inits, state["seed"])
+    capacity = (state["kmax"], state["lr"], plan.steps, min(plan.inits, 4), state["seed"])
+    return sweep, capacity, plan
+
+
+def lab_2d_call(state: Mapping[str, Any]) -> tuple[tuple, budget.Plan]:
+    """The 2-D lab's work for a state: (:func:`lab_2d_runs` arguments, the budget's plan of starts and steps)."""
+    kinds = state["objectives2d"]
+    plan = budget.plan(budget.seconds_2d(state["preset2d"], kinds), state["inits2d"], state["steps2d"])
+    args = (state["preset2d"], objective_specs(kinds, state), plan.steps, plan.inits, state["lr2d"], state["seed"])
+    return args, plan
+
+
 def lab_2d_runs(
     preset: str, objectives: tuple[ObjectiveSpec, ...], steps: int, inits: int, lr: float, seed: int
 ) -> list[Run]:
     """One fit per objective of a 2-D preset (kl_core.scenario.fit_2d)."""
     return fit_2d(preset, objectives, steps, inits, lr, seed)
+
+
+def kept_runs(runs: Sequence[Run]) -> list[Run]:
+    """The runs without their dropped starts (``Trajectory.kept_only``), as the pages draw and summarise them."""
+    return [replace(run, trajectory=run.trajectory.kept_only()) for run in runs]
 
 
 Summaries = list[list[kc.StudentSummary | None]]

@@ -7,12 +7,14 @@ and ends with :func:`finish`, which writes the state back to the URL.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
+import plotly.graph_objects as go
 import streamlit as st
 
-from app import controls, model
+from app import controls, model, shipped
 from app import state as schema
 from kl_core.budget import Plan
 from kl_core.presets import PRESETS, random_teacher
@@ -27,6 +29,7 @@ __all__ = [
     "teacher_editor",
     "finish",
     "cached",
+    "chart",
     "error",
     "within_budget",
 ]
@@ -41,9 +44,12 @@ _EMBED_CSS = (
     " {order: -1}</style>"
 )
 
-# cached, plain-valued kl_core calls (the results are immutable and picklable)
+# cached, plain-valued kl_core calls (the results are immutable and picklable); the default views' results
+# are shipped (app/shipped.py): a first visitor does not wait for them
 cached = {
-    name: st.cache_data(max_entries=32, show_spinner=False)(getattr(model, name))
+    name: st.cache_data(max_entries=32, show_spinner=False)(
+        shipped.served(name, getattr(model, name)) if name in shipped.NAMES else getattr(model, name)
+    )
     for name in (
         *("lab_1d_runs", "summaries_1d", "lab_2d_runs", "summaries_2d"),
         *("landscape_pair", "sweep_fits", "capacity_fits"),
@@ -51,13 +57,26 @@ cached = {
 }
 
 
+@st.cache_resource(max_entries=32, show_spinner=False)
+def _built(key: tuple, _build: Callable[[], go.Figure]) -> go.Figure:
+    return _build()
+
+
+def chart(key: tuple, build: Callable[[], go.Figure]) -> go.Figure:
+    """The figure ``build()`` makes, built once per ``key`` in this server and shared by every session.
+
+    ``key`` must hold every plain value the figure depends on (a page's cached call's arguments and its
+    drawing options); ``build`` is not hashed. A warm rerun then costs no figure build. Never modify the
+    returned figure (``st.plotly_chart`` and the export panel only read it).
+    """
+    return _built(key, build)
+
+
 def setup() -> dict[str, Any]:
     """The canonical state of this session, loaded from the URL on the first run (with warnings)."""
     if _STATE not in st.session_state:
         params = st.query_params.to_dict()
-        state, warnings = schema.parse(params)
-        if state["preset"] in PRESETS:  # a named preset defines the teacher; the mode fields follow it
-            state.update(_teacher_fields(model.spec_from_teacher(PRESETS[state["preset"]].teacher)))
+        state, warnings = model.start_state(params)
         st.session_state[_STATE] = state
         st.session_state[_HIDDEN] = schema.hidden_controls(params)
         st.session_state[_EMBED] = embedded(params)
@@ -191,18 +210,8 @@ def _set(name: str, value: Any) -> None:
     st.session_state[_key(name)] = _to_widget(schema.FIELDS[name], value)
 
 
-def _teacher_fields(spec: model.TeacherSpec) -> dict[str, Any]:
-    """The editor's fields for a teacher, clamped to the sliders' ranges."""
-    out: dict[str, Any] = {"modes": len(spec)}
-    for i, (w, m, s) in enumerate(spec, start=1):
-        out[f"w{i}"] = min(max(w, 0.05), 1.0)
-        out[f"m{i}"] = min(max(m, -10.0), 10.0)
-        out[f"s{i}"] = min(max(s, 0.2), 4.0)
-    return out
-
-
 def _apply_teacher(spec: model.TeacherSpec) -> None:
-    for name, value in _teacher_fields(spec).items():
+    for name, value in model.teacher_fields(spec).items():
         _set(name, value)
 
 

@@ -22,6 +22,7 @@ Parameters (per start):
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import log_softmax, logsumexp, ndtr
@@ -212,6 +213,19 @@ class GaussianMixture1D(Family):
         return theta
 
 
+@dataclass
+class _GridTerms:
+    """What :meth:`GaussianMixtureND.log_prob` on a shared grid keeps for its vjp."""
+
+    x: np.ndarray  # the grid (G, d)
+    monomials: np.ndarray  # (F, G): 1, u_i, u_i u_j (i <= j), u = x - the grid's centre
+    m: np.ndarray  # (S, K, d): the component means, centred like u
+    resp: np.ndarray | None  # (S, K, G) responsibilities; None for one component
+    Linv: np.ndarray  # (S, K, d, d)
+    L: np.ndarray  # (S, K, d, d)
+    logw: np.ndarray  # (S, K)
+
+
 class GaussianMixtureND(Family):
     """N-D Gaussian mixture (K = 1 is a Gaussian) with Cholesky-factor covariances."""
 
@@ -276,15 +290,70 @@ class GaussianMixtureND(Family):
             return Gaussian(mean=mu[0], cov=cov[0])
         return GaussianMixture(np.exp(logw), mu, covs=cov)
 
-    # The grid has thousands of points and d is 2 or 3: the densities are computed one coordinate
-    # at a time on contiguous (S, K, G) arrays. Batched matmuls with a 2 x 2 inner product, or
-    # sums over a last axis of length 2, cost several times more on arrays of this shape.
+    # Two ways to the log-densities. On a grid shared by every start (the exact estimator: x is (G, d)),
+    # each component's log-density is a quadratic polynomial in x, so log q = coefficients (S, K, F)
+    # times the grid's fixed monomials (F, G): one product per step instead of a dozen passes over (S, K, G)
+    # arrays, and the gradient needs only the cotangent's moments against the same monomials (one product
+    # with a vector per monomial). At per-start samples (Monte Carlo: x is (S, n, d)) the densities are
+    # computed one coordinate at a time on contiguous (S, K, n) arrays.
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_monomials", None)  # a per-grid cache: never pickled with a Trajectory
+        return state
+
+    def _grid_monomials(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(monomials (F, G), centre (d,)) of a shared grid x (G, d): rows 1, u_i, then u_i u_j (i <= j),
+        with u = x - centre (the box's centre, so the expanded quadratic loses little to cancellation).
+
+        Kept for the last grid seen (a fit passes the same array at every step)."""
+        cached = self.__dict__.get("_monomials")
+        if cached is not None and cached[0] is x:
+            return cached[1], cached[2]
+        centre = 0.5 * (x.min(0) + x.max(0))
+        u = x - centre  # (G, d)
+        rows = [np.ones(len(x))] + [u[:, i] for i in range(self.d)]
+        rows += [u[:, i] * u[:, j] for i in range(self.d) for j in range(i, self.d)]
+        monomials = np.ascontiguousarray(np.stack(rows))  # (F, G)
+        self._monomials = (x, monomials, centre)
+        return monomials, centre
+
+    def _precisions(self, Linv: np.ndarray) -> np.ndarray:
+        """Sigma^{-1} = L^{-T} L^{-1}, (S, K, d, d)."""
+        return np.swapaxes(Linv, -1, -2) @ Linv
 
     def log_prob(self, theta: np.ndarray, x: np.ndarray):
-        """theta (S, P), x (G, d) or (S, G, d) -> log q (S, G) and cached terms.
+        """theta (S, P), x (G, d) or (S, G, d) -> log q (S, G) and cached terms (see log_prob_vjp)."""
+        if x.ndim == 2:
+            return self._grid_log_prob(theta, x)
+        return self._sample_log_prob(theta, x)
 
-        The cached ``z`` is L^{-1} (x - mu) stored coordinate first, (d, S, K, G).
-        """
+    def _grid_log_prob(self, theta: np.ndarray, x: np.ndarray):
+        """log q on a shared grid: log N(x) = c0 + b^T u - 1/2 u^T P u with u = x - centre, m = mu - centre,
+        P the precision, b = P m and c0 = -1/2 m^T P m - log|L| - d/2 log 2 pi (+ log w)."""
+        logw, mu, logdiag, L = self.split(theta)
+        Linv = np.linalg.inv(L)  # (S, K, d, d), lower triangular
+        P = self._precisions(Linv)
+        monomials, centre = self._grid_monomials(x)
+        m = mu - centre  # (S, K, d)
+        b = np.einsum("skij,skj->ski", P, m)
+        c0 = -0.5 * (m * b).sum(-1) - logdiag.sum(-1) - 0.5 * self.d * _LOG_2PI + logw  # (S, K)
+        quad = [-0.5 * P[..., i, i] if i == j else -P[..., i, j] for i in range(self.d) for j in range(i, self.d)]
+        coef = np.concatenate([c0[..., None], b, np.stack(quad, -1)], -1)  # (S, K, F)
+        S = theta.shape[0]
+        # einsum, not @: a (S K, F) x (F, G) product with F = 6 is slower through a threaded BLAS on a busy machine
+        lc = np.einsum("sf,fg->sg", coef.reshape(S * self.K, -1), monomials).reshape(S, self.K, -1)  # (S, K, G)
+        aux = _GridTerms(x, monomials, m, None, Linv, L, logw)
+        if self.K == 1:
+            return lc[:, 0], aux
+        lq = logsumexp(lc, axis=1)
+        aux.resp = np.exp(lc - lq[:, None, :])
+        return lq, aux
+
+    def _sample_log_prob(self, theta: np.ndarray, x: np.ndarray):
+        """log q at per-start points x (S, n, d) (or shared ones, (n, d)).
+
+        The cached ``z`` is L^{-1} (x - mu) stored coordinate first, (d, S, K, n)."""
         logw, mu, logdiag, L = self.split(theta)
         Linv = np.linalg.inv(L)  # (S, K, d, d), lower triangular
         coords = [x[..., j] for j in range(self.d)]  # (G,) or (S, G) each
@@ -321,6 +390,8 @@ class GaussianMixtureND(Family):
         return y
 
     def log_prob_vjp(self, theta: np.ndarray, aux, c: np.ndarray) -> np.ndarray:
+        if isinstance(aux, _GridTerms):
+            return self._grid_vjp(aux, c)
         z, r, Linv, L, logw = aux
         c = np.broadcast_to(c, z.shape[1:2] + z.shape[3:4])  # (S, G)
         a = c[:, None, :] if r is None else c[:, None, :] * r  # (S, K, G)
@@ -338,6 +409,43 @@ class GaussianMixtureND(Family):
         d_logit = A - np.exp(logw) * c.sum(-1, keepdims=True)
         return self._assemble(d_logit, d_mu, np.tril(dL), L)
 
+    def _grid_vjp(self, aux: _GridTerms, c: np.ndarray) -> np.ndarray:
+        """The same vjp from the weighted moments of the grid: with a = c (times the responsibilities),
+        A = sum a, m1 = sum a u, m2 = sum a u u^T, the sums over the grid of a (x - mu) and
+        a (x - mu)(x - mu)^T are m1 - A m and m2 - m1 m^T - m m1^T + A m m^T."""
+        monomials, m, r, Linv, L, logw = aux.monomials, aux.m, aux.resp, aux.Linv, aux.L, aux.logw
+        S, K, d = m.shape
+        if r is None and c.ndim == 1:  # one cotangent for every start (forward KL: -w p)
+            moments = np.broadcast_to(monomials @ c, (S, K, monomials.shape[0]))
+        else:
+            a = np.broadcast_to(c, (S, monomials.shape[1]))[:, None, :]  # (S, 1, G)
+            a = a if r is None else a * r  # (S, K, G)
+            a = a.reshape(S * K, -1)
+            moments = np.stack([a @ row for row in monomials], -1).reshape(S, K, -1)  # (S, K, F), one gemv a row
+        A, m1 = moments[..., 0], moments[..., 1 : 1 + d]
+        m2 = np.empty((S, K, d, d))
+        col = 1 + d
+        for i in range(d):
+            for j in range(i, d):
+                m2[..., i, j] = m2[..., j, i] = moments[..., col]
+                col += 1
+        first = m1 - A[..., None] * m  # sum a (x - mu)
+        outer = m1[..., :, None] * m[..., None, :]
+        second = m2 - outer - np.swapaxes(outer, -1, -2) + A[..., None, None] * m[..., :, None] * m[..., None, :]
+        d_mu = np.einsum("skij,skj->ski", self._precisions(Linv), first)
+        # d log N / dL = L^{-T} (z z^T - I) with z = L^{-1} (x - mu), weighted by a and summed over the grid
+        M = Linv @ second @ np.swapaxes(Linv, -1, -2) - A[..., None, None] * np.eye(d)
+        dL = np.swapaxes(Linv, -1, -2) @ M
+        total = np.broadcast_to(c, (S, monomials.shape[1])).sum(-1, keepdims=True) if c.ndim > 1 else c.sum()
+        d_logit = A - np.exp(logw) * total
+        return self._assemble(d_logit, d_mu, np.tril(dL), L)
+
+    def _sample_terms(self, theta: np.ndarray, aux) -> tuple:
+        """The per-point terms of :meth:`_sample_log_prob` (recomputed when ``aux`` is a grid's)."""
+        if isinstance(aux, _GridTerms):
+            return self._sample_log_prob(theta, np.broadcast_to(aux.x, (theta.shape[0],) + aux.x.shape))[1]
+        return aux
+
     def sample(self, theta: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
         logw, mu, _, L = self.split(theta)
         S = theta.shape[0]
@@ -351,14 +459,14 @@ class GaussianMixtureND(Family):
         return mu[s_idx, comp] + np.einsum("snij,snj->sni", L[s_idx, comp], eps)
 
     def grad_x(self, theta: np.ndarray, aux) -> np.ndarray:
-        z, r, Linv, _, _ = aux
+        z, r, Linv, _, _ = self._sample_terms(theta, aux)
         g = -np.moveaxis(self._precision_z(z, Linv), 0, -1)  # (S, K, G, d)
         return g[:, 0] if r is None else (r[..., None] * g).sum(1)
 
     def path_vjp(self, theta: np.ndarray, x: np.ndarray, aux, cot: np.ndarray) -> np.ndarray:
         if self.K != 1:
             raise ValueError("gradient='pathwise' needs a single-Gaussian N-D student; use gradient='score'")
-        z, _, _, L, logw = aux
+        z, _, _, L, logw = self._sample_terms(theta, aux)
         eps = np.moveaxis(z[:, :, 0], 0, -1)  # x = mu + L eps  =>  eps = L^{-1} (x - mu) = z, (S, n, d)
         d_mu = cot.sum(1)[:, None, :]
         dL = np.tril(np.einsum("sni,snj->sij", cot, eps))[:, None]

@@ -3,7 +3,6 @@
 import streamlit as st
 
 from app import export_ui, model, ui
-from kl_core import budget
 from kl_core.presets import PRESETS
 from kl_core.viz import capacity_figure, sweep_figure
 
@@ -29,19 +28,15 @@ ui.training_controls(estimator=False)
 ui.control("kmax")
 
 try:
-    spec = model.teacher_spec(state)
-    teacher = model.teacher_from_spec(spec)
-    plan = ui.within_budget(
-        budget.plan(budget.seconds_family(state["points"], state["kmax"]), state["inits"], state["steps"])
-    )
+    teacher = model.teacher_from_spec(model.teacher_spec(state))
+    sweep_args, capacity_args, plan = model.family_calls(state)
+    ui.within_budget(plan)
     with st.spinner("Fitting the family…"):
-        fits, notes = ui.cached["sweep_fits"](
-            spec, state["preset"], sweep, state["points"], state["lr"], plan.steps, plan.inits, state["seed"]
-        )
+        fits, notes = ui.cached["sweep_fits"](*sweep_args)
 except ValueError as err:
     ui.error(err)
 
-figures = {"Sweep": sweep_figure(teacher, fits, sweep)} if fits else {}
+figures = {"Sweep": ui.chart(("sweep", sweep_args), lambda: sweep_figure(teacher, fits, sweep))} if fits else {}
 if fits:
     st.plotly_chart(figures["Sweep"], key="sweep_chart", width="stretch")
 for note in notes:
@@ -54,8 +49,10 @@ st.caption(
     "would both agree."
 )
 with st.spinner("Fitting mixtures…"):
-    cap = ui.cached["capacity_fits"](state["kmax"], state["lr"], plan.steps, min(plan.inits, 4), state["seed"])
-figures["Capacity"] = capacity_figure(PRESETS[model.CAPACITY_TEACHER].teacher, cap)
+    cap = ui.cached["capacity_fits"](*capacity_args)
+figures["Capacity"] = ui.chart(
+    ("capacity", capacity_args), lambda: capacity_figure(PRESETS[model.CAPACITY_TEACHER].teacher, cap)
+)
 st.plotly_chart(figures["Capacity"], key="capacity_chart", width="stretch")
 export_ui.export_panel(figures, "family")
 ui.finish()

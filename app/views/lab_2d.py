@@ -1,11 +1,8 @@
 """Page 4, the 2-D lab: Gaussian students against a ring, a correlated Gaussian and three clusters."""
 
-from dataclasses import replace
-
 import streamlit as st
 
 from app import export_ui, model, ui
-from kl_core import budget
 from kl_core.presets import PRESETS
 from kl_core.viz import animation_2d, caption, results_rows
 
@@ -25,9 +22,8 @@ ui.control("seed", "number")
 ui.control("speed")
 
 try:
-    specs = model.objective_specs(kinds, state)
-    plan = ui.within_budget(budget.plan(budget.seconds_2d(preset, kinds), state["inits2d"], state["steps2d"]))
-    args = (preset, specs, plan.steps, plan.inits, state["lr2d"], state["seed"])
+    args, plan = model.lab_2d_call(state)
+    ui.within_budget(plan)
     with st.spinner("Training…"):
         runs = ui.cached["lab_2d_runs"](*args)
 except ValueError as err:
@@ -36,12 +32,12 @@ except ValueError as err:
 for note in [f"{run.display_label}: {run.trajectory.drop_note()}" for run in runs if run.trajectory.dropped.any()]:
     st.info(note)  # a note, not a warning: warnings mean a URL value fell back to its default
 try:
-    runs = [replace(run, trajectory=run.trajectory.kept_only()) for run in runs]
+    runs = model.kept_runs(runs)
 except ValueError as err:
     ui.error(err)
 
 teacher = PRESETS[preset].teacher
-fig = animation_2d(teacher, runs, frame_ms=state["speed"])
+fig = ui.chart(("lab_2d", args, state["speed"]), lambda: animation_2d(teacher, runs, frame_ms=state["speed"]))
 st.plotly_chart(fig, key="lab_2d_chart", width="stretch")  # drawn while the summaries are computed
 summaries = ui.cached["summaries_2d"](args, runs)
 for run, summary in zip(runs, summaries):

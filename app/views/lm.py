@@ -20,8 +20,9 @@ from kl_core.viz.lm import (
 
 JOB, RESULTS, MESSAGE = "_lm_job", "_lm_results", "_lm_message"  # session keys: the running job, finished runs
 POLL_S = 1.0  # how often the results redraw while training
-shipped = st.cache_data(show_spinner=False)(load_comparisons)  # path -> {settings key: Comparison}
-neural_languages = st.cache_data(show_spinner=False)(shipped_neural_teachers)
+# one file of comparisons and one directory of neural teachers: a few entries suffice
+shipped = st.cache_data(max_entries=4, show_spinner=False)(load_comparisons)  # path -> {settings key: Comparison}
+neural_languages = st.cache_data(max_entries=4, show_spinner=False)(shipped_neural_teachers)
 
 
 def describe(s: Settings) -> str:

@@ -83,7 +83,11 @@ else:
     if start != state["tok_start"]:
         count = plan.inits
         st.caption(f"There {'is 1 start' if count == 1 else f'are {count} starts'}: showing start {start}.")
-    figure = joint_animation(teacher, runs, labels, start=start, frame_ms=state["speed"])
+    fit_args = (specs, plan.steps, state["tok_lr"], plan.inits, state["tok_seed"])
+    figure = ui.chart(  # everything the figure depends on: the table, its labels, the fits, the start, the speed
+        ("tokens_joint", table, labels, fit_args, start, state["speed"]),
+        lambda: joint_animation(teacher, runs, labels, start=start, frame_ms=state["speed"]),
+    )
     exports["Joint distributions"] = figure
     st.plotly_chart(figure, key="tok_joint_chart", width="stretch")
     for run in runs:
@@ -109,7 +113,10 @@ try:
 except ValueError as err:
     ui.error(err)
 tokens = pair.labels[0]
-exports["Temperature sweep"] = decoding_figure(sweep, tokens, state["tok_temp"])
+decoding = (next_preset, sweep_specs, temperatures, state["tok_topk"], state["tok_topp"], state["tok_decode"])
+exports["Temperature sweep"] = ui.chart(  # the preset fixes the pair; the rest is the sweep's arguments
+    ("tokens_decoding", decoding, state["tok_temp"]), lambda: decoding_figure(sweep, tokens, state["tok_temp"])
+)
 st.plotly_chart(exports["Temperature sweep"], key="tok_decode_chart", width="stretch")
 st.markdown(decoding_caption(sweep, tokens, state["tok_temp"]))
 export_ui.export_panel(exports, "tokens")

@@ -17,7 +17,7 @@ from kl_core.distributions import Distribution, Gaussian, GaussianMixture
 from kl_core.viz.animation import CONTROLS_MARGIN, animation_controls
 from kl_core.viz.colors import color_for, rgba
 from kl_core.viz.runs import Run, check_runs, motion_steps, students_at
-from kl_core.viz.theme import FAINT_ALPHA, compact, style
+from kl_core.viz.theme import FAINT_ALPHA, compact, style, typed_array
 
 __all__ = ["animation_2d", "ellipse"]
 
@@ -185,8 +185,8 @@ def animation_2d(
 
     frames = []
     for f, step in enumerate(steps):
-        data = [  # plain dicts: far cheaper to build than go.Scatter objects
-            {"type": "scatter", "x": compact(ex), "y": compact(ey)}
+        data = [  # plain dicts with typed-array specs: plotly neither converts nor validates them
+            {"type": "scatter", "x": typed_array(ex), "y": typed_array(ey)}
             for per_run in outlines
             for per_start in per_run[f]
             for ex, ey in per_start

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import functools
 import re
 
 import numpy as np
@@ -210,6 +211,7 @@ def contrast_ratio(foreground: str, background: str) -> float:
     return (high + 0.05) / (low + 0.05)
 
 
+@functools.lru_cache(maxsize=4096)  # a heatmap asks for every cell of every frame, from a few hundred colours
 def text_on(background: str, *, page: str = "#FFFFFF") -> str:
     """Black or white, whichever contrasts more with ``background`` (seen over ``page`` if translucent).
 
