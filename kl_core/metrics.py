@@ -80,9 +80,28 @@ class StudentSummary:
         return out
 
 
-def _grid(teacher: Distribution, student: Distribution):
+@dataclass(frozen=True)
+class _PairGrid:
+    """One quadrature grid of a (teacher, student) pair with both log-densities on it, built once per summary."""
+
+    x: np.ndarray
+    w: np.ndarray
+    lp: np.ndarray  # log p
+    lq: np.ndarray  # log q
+    resp: np.ndarray  # the teacher's responsibilities, (n, K)
+
+
+def _pair_grid(teacher: _GaussianComponents, student: Distribution) -> _PairGrid:
     x, w = panel_grid([teacher, student])
-    return x, w, teacher.log_prob(x), student.log_prob(x)
+    c = teacher.component_log_prob(x)  # (n, K): log p and the responsibilities from one evaluation
+    if c.shape[-1] == 1:
+        lp = c[..., 0]
+    else:  # as teacher.log_prob does
+        top = c.max(-1)
+        lp = top + np.log(np.exp(c - top[..., None]).sum(-1))
+    with np.errstate(invalid="ignore"):
+        resp = np.exp(c - lp[..., None])
+    return _PairGrid(x, w, lp, student.log_prob(x), np.nan_to_num(resp, nan=0.0))
 
 
 def teacher_modes(teacher: Distribution, low_density: float = LOW_DENSITY) -> tuple[np.ndarray, np.ndarray]:
@@ -98,12 +117,15 @@ def teacher_modes(teacher: Distribution, low_density: float = LOW_DENSITY) -> tu
 def mode_shares(teacher: Distribution, student: Distribution, low_density: float = LOW_DENSITY) -> np.ndarray:
     """Share of the student's mass on each teacher mode (see module docstring)."""
     _check_pair(teacher, student)
+    return _mode_shares(teacher, student, low_density, None)
+
+
+def _mode_shares(teacher: Distribution, student: Distribution, low_density: float, grid: _PairGrid | None):
     if isinstance(teacher, _GaussianComponents):
         if teacher.dim > 2:
             raise ValueError("mode shares are computed for 1-D and 2-D teachers only")
-        x, w, _, lq = _grid(teacher, student)
-        r = teacher.responsibilities(x)  # (n, K)
-        return (w * np.exp(lq)) @ r
+        g = grid or _pair_grid(teacher, student)
+        return (g.w * np.exp(g.lq)) @ g.resp
     cells, _ = teacher_modes(teacher, low_density)
     return np.exp(student.log_probs[tuple(cells.T)])
 
@@ -194,21 +216,28 @@ def low_density_mass(teacher: Distribution, student: Distribution, low_density: 
     """Student mass where the teacher is below ``low_density`` x its peak density (see module docstring)."""
     _check_fraction("low_density", low_density)
     _check_pair(teacher, student)
+    return _low_density_mass(teacher, student, low_density, None)
+
+
+def _low_density_mass(teacher: Distribution, student: Distribution, low_density: float, grid: _PairGrid | None):
     if isinstance(teacher, _GaussianComponents):
         if teacher.dim > 2:
             raise ValueError("low-density mass is computed for 1-D and 2-D teachers only")
-        x, _ = panel_grid([teacher, student])
+        g = grid or _pair_grid(teacher, student)
         # the teacher's peak: the best grid point or component mean, polished by a local search
         _, mu, _ = teacher.components()
-        candidates = np.concatenate([x, mu[:, 0]]) if teacher.univariate else np.concatenate([x, mu])
-        lp_all = teacher.log_prob(candidates)
+        means = mu[:, 0] if teacher.univariate else mu
+        candidates = np.concatenate([g.x, means])
+        lp_all = np.concatenate([g.lp, teacher.log_prob(means)])
         start = candidates[int(np.argmax(lp_all))]
         pts = (lambda t: t) if teacher.univariate else (lambda t: t[None])
         res = minimize(lambda t: -float(teacher.log_prob(pts(t))[0]), np.atleast_1d(start))
         level = max(lp_all.max(), -res.fun) + math.log(low_density)
-        breaks = roots(lambda t: teacher.log_prob(t) - level, x) if teacher.univariate else ()
-        x, w = panel_grid([teacher, student], breaks=breaks)
-        lp, lq = teacher.log_prob(x), student.log_prob(x)
+        if teacher.univariate:  # panel edges where the teacher crosses the level (2-D: the same grid)
+            x, w = panel_grid([teacher, student], breaks=roots(lambda t: teacher.log_prob(t) - level, g.x))
+            lp, lq = teacher.log_prob(x), student.log_prob(x)
+        else:
+            w, lp, lq = g.w, g.lp, g.lq
         return float(np.sum(w * np.exp(lq) * (lp < level)))
     lp, lq = teacher.log_probs, student.log_probs
     return float(np.exp(lq)[lp < lp.max() + math.log(low_density)].sum())
@@ -219,7 +248,10 @@ def summarize(
 ) -> StudentSummary:
     """All the numbers of the results table for one student."""
     _check_fraction("coverage", coverage)
-    shares = mode_shares(teacher, student, low_density)
+    _check_fraction("low_density", low_density)
+    _check_pair(teacher, student)
+    grid = _pair_grid(teacher, student) if isinstance(teacher, _GaussianComponents) and teacher.dim <= 2 else None
+    shares = _mode_shares(teacher, student, low_density, grid)
     ratios = core_ratios(teacher, student, low_density)
     covered = tuple(int(i) for i in np.nonzero(ratios >= coverage)[0])
     if isinstance(student, _GaussianComponents):
@@ -239,7 +271,7 @@ def summarize(
         core_ratios=tuple(float(r) for r in ratios),
         modes_covered=covered,
         dominant_mode=int(np.argmax(shares)),
-        low_density_mass=low_density_mass(teacher, student, low_density),
+        low_density_mass=_low_density_mass(teacher, student, low_density, grid),
     )
 
 
