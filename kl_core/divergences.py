@@ -245,6 +245,11 @@ def _d_alpha(lp: Array, lq: Array, alpha: float) -> Array:
     # d/dlq = (q - p^a q^b) / a = -q expm1(a (lp - lq)) / a
     with np.errstate(over="ignore", invalid="ignore"):
         v = -np.exp(lq) * np.expm1(alpha * (lp - lq)) / alpha
+        # where q underflows under a ratio that overflows, 0 * inf: p^a q^b from its exponent instead
+        # (a fit used to see NaN there, zero the start's whole gradient and freeze it)
+        lost = np.isnan(v) & np.isfinite(lq) & np.isfinite(lp)
+        if np.any(lost):
+            v = np.where(lost, (np.exp(lq) - np.exp(alpha * lp + (1.0 - alpha) * lq)) / alpha, v)
     return np.where(np.isneginf(lq), 0.0, v)
 
 
@@ -281,7 +286,9 @@ def _d_tv(lp: Array, lq: Array) -> Array:
 
 
 # Fused (g, dg/dlq) for finite lp and lq: the fitting hot path (one exp per density, no masks).
-_TINY = 5e-324  # the smallest subnormal: where p and q both underflow every term is 0 and log m stays finite
+# the smallest normal float (a subnormal floor is 0 under flush-to-zero): where p and q both underflow,
+# every term is 0 (their weight is below 1e-300) and log m stays finite
+_TINY = float(np.finfo(float).tiny)
 
 
 def _fused_forward_kl(lp: Array, lq: Array) -> tuple[Array, Array]:
@@ -321,23 +328,21 @@ def _fused_alpha(lp: Array, lq: Array, alpha: float) -> tuple[Array, Array]:
     if alpha == 0.0:
         return _fused_reverse_kl(lp, lq)
     a, b = alpha, 1.0 - alpha
-    p, q = np.exp(lp), np.exp(lq)
-    d = lq - lp
-    bd = b * d
-    far = bd >= 30.0
-    cross_minus_p = np.expm1(np.minimum(bd, 30.0, out=bd), out=bd)
-    cross_minus_p *= p  # p^a q^b - p = p expm1(b d), as in _alpha
-    if far.any():
-        cross_minus_p = np.where(far, np.exp(a * lp + b * lq) - p, cross_minus_p)
-    g = q - p
-    g *= b
-    g -= cross_minus_p
+    if min(abs(a), abs(b)) < 0.05:  # near forward / reverse KL: _alpha's expm1 form keeps the digits
+        return _alpha(lp, lq, alpha), _d_alpha(lp, lq, alpha)
+    # p^a q^b from its exponent (no product with an underflowing p, which is most of a wide
+    # student's grid): (a p + b q - p^a q^b) / (a b) and (q - p^a q^b) / a lose at most a factor
+    # 1 / min(a, b) of digits to cancellation, absolute eps * (p + q) per point
+    q = np.exp(lq)
+    cross = lq * b
+    cross += a * lp
+    cross = np.exp(cross, out=cross)
+    dg = q - cross
+    dg /= a
+    g = np.multiply(q, b, out=q)
+    g += a * np.exp(lp)
+    g -= cross
     g /= a * b
-    np.negative(d, out=d)
-    d *= a
-    dg = np.expm1(d, out=d)
-    dg *= q
-    dg /= -a  # -q expm1(a (lp - lq)) / a, as in _d_alpha
     return g, dg
 
 
