@@ -634,13 +634,11 @@ class _Guard:
     def check_params(self, t: int, new: np.ndarray, old: np.ndarray) -> np.ndarray:
         finite = np.isfinite(new).all(axis=-1)
         every_finite = bool(finite.all())
-        for i in np.nonzero(self.alive & ~finite)[0]:
+        for i in () if every_finite else np.nonzero(self.alive & ~finite)[0]:
             self._drop(i, f"the student's parameters stopped being finite at step {t}")
-        spread = self.family.spread(new if every_finite else np.where(finite[:, None], new, old))
-        if spread is not None and self.floor is not None:
-            w, std, _ = spread
-            narrow = np.any((w > 1e-3) & (std < self.floor), axis=-1)
-            for i in np.nonzero(self.alive & narrow)[0]:
+        if self.floor is not None:
+            narrow = self.family.narrow(new if every_finite else np.where(finite[:, None], new, old), self.floor)
+            for i in np.nonzero(self.alive & narrow)[0] if narrow.any() else ():
                 self._drop(i, f"the student's std collapsed below {self.floor:.3g} at step {t}")
         if self.alpha is not None:
             infinite = self._alpha_infinite(np.where(self.alive[:, None], new, old))
