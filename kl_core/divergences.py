@@ -353,16 +353,13 @@ def _fused_alpha(lp: Array, lq: Array, alpha: float) -> tuple[Array, Array]:
 
 
 def _fused_tv(lp: Array, lq: Array) -> tuple[Array, Array]:
-    q = _density(lq)
-    diff = _density(lp) - q
-    dg = np.multiply(q, 0.5, out=q)
-    np.copysign(dg, -diff, out=dg)  # -sign(p - q) q / 2 ...
-    tie = diff == 0.0
-    if tie.any():
-        np.putmask(dg, tie, 0.0)  # ... with sign(0) = 0
-    g = np.abs(diff, out=diff)
-    g *= 0.5
-    return g, dg
+    half_q = _density(lq)
+    half_q *= 0.5
+    gap = half_q - 0.5 * _density(lp)  # (q - p) / 2, exactly
+    dg = np.copysign(half_q, gap, out=half_q)  # -sign(p - q) q / 2 ...
+    if not gap.all():
+        np.putmask(dg, gap == 0.0, 0.0)  # ... with sign(0) = 0
+    return np.abs(gap, out=gap), dg
 
 
 _register(
