@@ -289,6 +289,7 @@ def _d_tv(lp: Array, lq: Array) -> Array:
 # numpy's vectorised exp leaves its fast path for every argument whose result is subnormal or 0
 # (3-70x slower, and a wide grid is mostly such tails): densities are taken as exp(max(l, -700)).
 # A density below e^-700 = 1e-304 then reads 1e-304, which changes no term by more than 1e-296.
+# (jsd and tv take the teacher's p = _density(lp) precomputed, when a caller has it.)
 EXP_FLOOR = -700.0
 
 
@@ -309,14 +310,14 @@ def _fused_reverse_kl(lp: Array, lq: Array) -> tuple[Array, Array]:
     return g, g + q
 
 
-def _fused_jsd(lp: Array, lq: Array, beta: float) -> tuple[Array, Array]:
+def _fused_jsd(lp: Array, lq: Array, beta: float, p: Array | None = None) -> tuple[Array, Array]:
     if beta == 0.0:
         return _fused_forward_kl(lp, lq)
     if beta == 1.0:
         return _fused_reverse_kl(lp, lq)
     # m = beta p + (1 - beta) q directly: two exps and a log instead of logaddexp's three and a
     # log1p (m >= e^-700 / 2 with the floored densities: log m is finite)
-    p, q = _density(lp), _density(lq)
+    p, q = _density(lp) if p is None else p, _density(lq)
     m = q * (1.0 - beta)
     m += beta * p
     lm = np.log(m, out=m)
@@ -352,10 +353,10 @@ def _fused_alpha(lp: Array, lq: Array, alpha: float) -> tuple[Array, Array]:
     return g, dg
 
 
-def _fused_tv(lp: Array, lq: Array) -> tuple[Array, Array]:
+def _fused_tv(lp: Array, lq: Array, p: Array | None = None) -> tuple[Array, Array]:
     half_q = _density(lq)
     half_q *= 0.5
-    gap = half_q - 0.5 * _density(lp)  # (q - p) / 2, exactly
+    gap = half_q - 0.5 * (_density(lp) if p is None else p)  # (q - p) / 2, exactly
     dg = np.copysign(half_q, gap, out=half_q)  # -sign(p - q) q / 2 ...
     if not gap.all():
         np.putmask(dg, gap == 0.0, 0.0)  # ... with sign(0) = 0

@@ -241,6 +241,7 @@ class _Problem:
             and self.x.ndim == 1
         )
         self.moments = self.alpha_sums = None
+        self.p = _density(self.lp) if self.gaussian else None
         a = self.par.get("alpha") if self.kind.name == "alpha" else None
         if self.gaussian and a is not None and min(abs(a), abs(1.0 - a)) >= 0.05:
             # alpha's loss from sums the gradient needs anyway: sum w g = (sum w dg - sum w q + sum w p) / b
@@ -296,7 +297,10 @@ class _Problem:
             return self.kind.integrand(self.lp, lq, **self.par) @ self.w, None
         w = self.w
         if self.alpha_sums is None:
-            g, dg = self.kind.value_and_d(self.lp, lq, finite=True, **self.par)
+            if self.kind.name in ("jsd", "tv") and self.kind.fused is not None:  # the teacher's p, taken once
+                g, dg = self.kind.fused(self.lp, lq, p=self.p, **self.par)
+            else:
+                g, dg = self.kind.value_and_d(self.lp, lq, finite=True, **self.par)
             loss = g @ w
         else:  # the fused alpha kernel's terms, summed without forming g
             a, b, pw = self.alpha_sums
