@@ -79,6 +79,14 @@ class Family:
         (S, K, d, d)) of every start's components; None for a discrete family."""
         return None
 
+    def narrow(self, theta: np.ndarray, floor: float) -> np.ndarray | None:
+        """(S,) True where a component of weight above 1e-3 has a std below ``floor`` (None: discrete)."""
+        spread = self.spread(theta)
+        if spread is None:
+            return None
+        w, std, _ = spread
+        return np.any((w > 1e-3) & (std < floor), axis=-1)
+
 
 class GaussianMixture1D(Family):
     """1-D Gaussian mixture (K = 1 is a Gaussian) with (weight logits, means, log stds)."""
@@ -113,6 +121,11 @@ class GaussianMixture1D(Family):
         logw, _, ls = self.split(theta)
         with np.errstate(over="ignore", under="ignore"):
             return np.exp(logw), np.exp(ls), np.exp(-2.0 * ls)[..., None, None]
+
+    def narrow(self, theta: np.ndarray, floor: float) -> np.ndarray:
+        if self.K == 1:  # one component of weight 1: only its std (the fit loop's per-step check)
+            return np.exp(theta[:, 1]) < floor
+        return super().narrow(theta, floor)
 
     def unpack(self, theta: np.ndarray) -> Distribution:
         logw, mu, ls = self.split(np.asarray(theta, float))
@@ -201,12 +214,15 @@ class GaussianMixture1D(Family):
         """Keep every component inside the integration box (mean +- 5 std, so the quadrature sees
         all but 6e-7 of its mass) and its std within [1e-4, 1e3] x the teacher's scale."""
         nl, K = self.n_logits, self.K
-        ls = np.clip(theta[:, nl + K :], math.log(1e-4 * scale), math.log(1e3 * scale))
+        # np.minimum(np.maximum(.)) is np.clip's definition, minus its per-call overhead (every fit step)
+        widest = math.log(1e3 * scale)
         if box is not None:
             lo, hi = box[0]
-            ls = np.minimum(ls, math.log((hi - lo) / (2 * _BOX_STDS)))
+            widest = min(widest, math.log((hi - lo) / (2 * _BOX_STDS)))
+        ls = np.minimum(np.maximum(theta[:, nl + K :], math.log(1e-4 * scale)), widest)
+        if box is not None:
             reach = _BOX_STDS * np.exp(ls)
-            theta[:, nl : nl + K] = np.clip(theta[:, nl : nl + K], lo + reach, hi - reach)
+            theta[:, nl : nl + K] = np.minimum(np.maximum(theta[:, nl : nl + K], lo + reach), hi - reach)
         theta[:, nl + K :] = ls
         if nl:
             theta[:, :nl] = np.clip(theta[:, :nl] - theta[:, :nl].max(-1, keepdims=True), -50.0, 0.0)

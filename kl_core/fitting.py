@@ -30,8 +30,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from kl_core.distributions import Distribution, Seed, _GaussianComponents, as_generator, short
-from kl_core.divergences import Kind, _check_pair, kl_direction, resolve
-from kl_core.families import Family, family_for
+from kl_core.divergences import Kind, _check_pair, _density, kl_direction, resolve
+from kl_core.families import Family, GaussianMixture1D, family_for
 from kl_core.quadrature import support_box, uniform_grid
 
 __all__ = ["fit", "Trajectory", "Optimizer", "adam", "sgd", "ESTIMATORS", "GRADIENTS", "MAX_MC_DRAWS"]
@@ -39,6 +39,7 @@ __all__ = ["fit", "Trajectory", "Optimizer", "adam", "sgd", "ESTIMATORS", "GRADI
 ESTIMATORS = ("exact", "mc")
 GRADIENTS = ("pathwise", "score")
 MAX_MC_DRAWS = 1 << 20  # n x inits: Monte-Carlo draws per step, all starts together (memory ~ 100 MB)
+_LOG_2PI = math.log(2.0 * math.pi)
 MAX_REACH = 1e8  # the fitting box's extent over the teacher's narrowest std, beyond which the grid is not representable
 
 
@@ -208,7 +209,14 @@ class Trajectory:
 
 @dataclass
 class _Problem:
-    """The objective on a fixed grid (continuous) or the whole table (discrete)."""
+    """The objective on a fixed grid (continuous) or the whole table (discrete).
+
+    A 1-D Gaussian student on a 1-D grid (the common case) takes a shorter road to the same grid
+    sum: forward KL from the teacher's three grid moments (``sum w p log q`` is a quadratic in x:
+    no grid pass per step), every other kind in one pass with the kind's fused integrand that keeps
+    ``z`` and ``z^2`` for the gradient and folds the weights into matrix-vector products (alpha's
+    loss, too, from those sums). tests/test_fitting.py checks both against the general path.
+    """
 
     kind: Kind
     par: dict[str, float]
@@ -225,9 +233,31 @@ class _Problem:
         if self.forward:  # forward KL only ever needs the teacher's weights: sum w p (log p - log q)
             wp = np.exp(self.lp) * (1.0 if self.w is None else self.w)
             self.wp, self.neg_entropy = wp, float(np.sum(np.where(wp > 0, wp * self.lp, 0.0)))
+        self.gaussian = (
+            isinstance(self.family, GaussianMixture1D)
+            and self.family.K == 1
+            and self.finite
+            and self.w is not None
+            and self.x.ndim == 1
+        )
+        self.moments = self.alpha_sums = None
+        self.p = _density(self.lp) if self.gaussian else None
+        a = self.par.get("alpha") if self.kind.name == "alpha" else None
+        if self.gaussian and a is not None and min(abs(a), abs(1.0 - a)) >= 0.05:
+            # alpha's loss from sums the gradient needs anyway: sum w g = (sum w dg - sum w q + sum w p) / b
+            self.alpha_sums = (a, 1.0 - a, float(_density(self.lp) @ self.w))
+        if self.gaussian and self.forward:
+            m0 = float(self.wp.sum())
+            centre = float(self.wp @ self.x) / m0  # moments about the teacher's (grid) mean: no cancellation
+            dx = self.x - centre
+            self.moments = (centre, m0, float(self.wp @ dx), float(self.wp @ (dx * dx)))
 
     def exact(self, theta: np.ndarray, with_grad: bool = True):
         """(loss (S,), grad (S, P)) from the grid or table."""
+        if self.moments is not None:
+            return self._forward_moments(theta, with_grad)
+        if self.gaussian:
+            return self._gaussian(theta, with_grad)
         lq, aux = self.family.log_prob(theta, self.x)
         if self.forward:
             loss = self.neg_entropy - lq @ self.wp
@@ -239,6 +269,52 @@ class _Problem:
         if self.w is None:
             return g.sum(-1), self.family.log_prob_vjp(theta, aux, dg)
         return g @ self.w, self.family.log_prob_vjp(theta, aux, dg * self.w)
+
+    def _forward_moments(self, theta: np.ndarray, with_grad: bool):
+        """Forward KL of a Gaussian student from the teacher's grid moments M_k = sum w p (x - c)^k:
+        ``sum w p z^2 = (M2 - 2 d M1 + d^2 M0) / sigma^2`` with ``d = mean - c`` (the grid sum, regrouped)."""
+        centre, m0, m1, m2 = self.moments
+        d, ls = theta[:, 0] - centre, theta[:, 1]
+        inv_var = np.exp(-2.0 * ls)
+        sq = (m2 - 2.0 * d * m1 + d * d * m0) * inv_var  # sum w p z^2
+        loss = self.neg_entropy + 0.5 * sq + (ls + 0.5 * _LOG_2PI) * m0
+        if not with_grad:
+            return loss, None
+        grad = np.empty((theta.shape[0], 2))
+        grad[:, 0] = (d * m0 - m1) * inv_var
+        grad[:, 1] = m0 - sq
+        return loss, grad
+
+    def _gaussian(self, theta: np.ndarray, with_grad: bool):
+        """A Gaussian student on the grid: the same sums as family.log_prob + log_prob_vjp, fewer passes."""
+        ls = theta[:, 1:]
+        sig = np.exp(ls)
+        z = (self.x - theta[:, :1]) * (1.0 / sig)  # (S, G)
+        zz = z * z
+        lq = zz * -0.5
+        lq -= ls + 0.5 * _LOG_2PI
+        if not with_grad:
+            return self.kind.integrand(self.lp, lq, **self.par) @ self.w, None
+        w = self.w
+        if self.alpha_sums is None:
+            if self.kind.name in ("jsd", "tv") and self.kind.fused is not None:  # the teacher's p, taken once
+                g, dg = self.kind.fused(self.lp, lq, p=self.p, **self.par)
+            else:
+                g, dg = self.kind.value_and_d(self.lp, lq, finite=True, **self.par)
+            loss = g @ w
+        else:  # the fused alpha kernel's terms, summed without forming g
+            a, b, pw = self.alpha_sums
+            q = _density(lq)
+            cross = lq * b
+            cross += a * self.lp
+            cross = _density(cross)
+            dg = np.subtract(q, cross, out=cross)
+            dg *= 1.0 / a  # (q - p^a q^b) / a
+            loss = (dg @ w - q @ w + pw) / b
+        grad = np.empty((theta.shape[0], 2))
+        np.divide(np.multiply(dg, z, out=z) @ w, sig[:, 0], out=grad[:, 0])
+        np.subtract(np.multiply(dg, zz, out=zz) @ w, dg @ w, out=grad[:, 1])
+        return loss, grad
 
 
 def _teacher_log_prob(teacher: Distribution, x: np.ndarray) -> np.ndarray:
@@ -420,6 +496,7 @@ def fit(
     _check_fit_domain(teacher, student)
     family = family_for(student)
     mask = family.mask(learn)
+    learn_all = bool(np.all(mask == 1.0))
     if k.integrand is None and estimator == "mc":
         raise ValueError(f"{objective} has no Monte-Carlo estimator; use estimator='exact'")
     if family.continuous and k.discrete_only:
@@ -481,8 +558,9 @@ def fit(
             params[t], losses[t] = theta, loss
             if t == steps:
                 break
-            grad = np.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0) * guard.alive[:, None]
-            new, state = opt.update(theta, grad * mask, state)
+            if not (guard.every and np.isfinite(grad).all()):  # a frozen start or a stray NaN: zero its gradient
+                grad = np.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0) * guard.alive[:, None]
+            new, state = opt.update(theta, grad if learn_all else grad * mask, state)
             new = family.clip(new, box, scale)
             theta = guard.check_params(t + 1, new, theta)
     return Trajectory(
@@ -515,6 +593,7 @@ class _Guard:
     def __init__(self, objective, k: Kind, par, teacher, family: Family, x, scale: float) -> None:
         self.objective, self.k, self.par, self.teacher, self.family = objective, k, par, teacher, family
         self.alive: np.ndarray | None = None
+        self.every = False  # every start alive (the common case: the checks below take a fast path)
         self.reasons: list[str] = []
         self.floor = None
         if family.continuous:
@@ -551,6 +630,7 @@ class _Guard:
             side = "wide" if self.alpha < 0 else "narrow"
             why += f" (alpha={self.alpha:g}: the student is too {side} for the teacher)"
         self.alive = ~bad
+        self.every = not bad.any()
         self.reasons = [why if b else "" for b in bad]
         if bad.all():
             raise ValueError(
@@ -561,7 +641,10 @@ class _Guard:
         loss[bad] = np.inf
 
     def check_loss(self, t: int, loss: np.ndarray, theta: np.ndarray, prev: np.ndarray, prev_loss: np.ndarray):
-        newly = self.alive & ~np.isfinite(loss)
+        finite = np.isfinite(loss)
+        if self.every and finite.all():
+            return
+        newly = self.alive & ~finite
         for i in np.nonzero(newly)[0]:
             self._drop(i, f"{self.objective} became infinite at step {t}")
             theta[i], loss[i] = prev[i], prev_loss[i]
@@ -569,24 +652,26 @@ class _Guard:
         loss[dead] = prev_loss[dead]
 
     def check_params(self, t: int, new: np.ndarray, old: np.ndarray) -> np.ndarray:
-        finite = np.all(np.isfinite(new), axis=-1)
-        for i in np.nonzero(self.alive & ~finite)[0]:
+        finite = np.isfinite(new).all(axis=-1)
+        every_finite = bool(finite.all())
+        for i in () if every_finite else np.nonzero(self.alive & ~finite)[0]:
             self._drop(i, f"the student's parameters stopped being finite at step {t}")
-        spread = self.family.spread(np.where(finite[:, None], new, old))
-        if spread is not None and self.floor is not None:
-            w, std, _ = spread
-            narrow = np.any((w > 1e-3) & (std < self.floor), axis=-1)
-            for i in np.nonzero(self.alive & narrow)[0]:
+        if self.floor is not None:
+            narrow = self.family.narrow(new if every_finite else np.where(finite[:, None], new, old), self.floor)
+            for i in np.nonzero(self.alive & narrow)[0] if narrow.any() else ():
                 self._drop(i, f"the student's std collapsed below {self.floor:.3g} at step {t}")
-        infinite = self._alpha_infinite(np.where(self.alive[:, None], new, old))
-        for i in np.nonzero(self.alive & infinite)[0]:
-            self._drop(i, f"{self.objective} became infinite at step {t} (alpha={self.alpha:g})")
-        new[~self.alive] = old[~self.alive]
+        if self.alpha is not None:
+            infinite = self._alpha_infinite(np.where(self.alive[:, None], new, old))
+            for i in np.nonzero(self.alive & infinite)[0]:
+                self._drop(i, f"{self.objective} became infinite at step {t} (alpha={self.alpha:g})")
+        if not self.every:
+            new[~self.alive] = old[~self.alive]
         return new
 
     def _drop(self, i: int, why: str) -> None:
         if self.alive[i]:
             self.alive[i] = False
+            self.every = False
             self.reasons[i] = why
 
 

@@ -7,7 +7,12 @@ Two kinds of grid:
   deviations out to ``tail`` marginal standard deviations, so the grid is fine wherever any of the
   densities lives and absent where all of them are below ``exp(-tail**2 / 2)`` of their peak.
   The integrands are smooth, so a few Gauss-Legendre nodes per half standard deviation reach
-  double precision; well-separated and nearly disjoint pairs are handled alike.
+  double precision; well-separated and nearly disjoint pairs are handled alike. One exception,
+  in 1-D: where two components of a mixture cross, far out in both their tails, its log-density
+  turns a corner (log(e^a + e^b) ~ max(a, b)) over a width of 1 / |slope difference|, which can be
+  much narrower than any component's std (two modes of std 0.05 at +-1 under a student of std 5:
+  a corner of width 0.001 at 0, inside a panel of width 2.5). There, :func:`_kink_breaks` puts a
+  breakpoint on the corner and a geometric ladder of them around it.
 * :func:`uniform_grid` -- an evenly spaced grid with trapezoid weights for fitting and figures,
   where the same points must serve every step of an optimisation.
 
@@ -136,6 +141,7 @@ def panel_grid(
     ``p**alpha * q**(1-alpha)`` when it lies outside both supports. ``breaks`` (1-D) adds panel
     edges where the integrand has a kink, such as the crossings of p and q for total variation.
     """
+    dists = list(dists)
     mu, cov = _components(dists, extra)
     d = mu.shape[1]
     if d > 2:
@@ -154,8 +160,8 @@ def panel_grid(
     axes = []
     for a in range(d):
         edges = _axis_breakpoints(mu[:, a], marginal[:, a], step * conditional[:, a], tail)
-        if d == 1 and len(breaks):
-            inside = np.asarray(breaks, float)
+        if d == 1:
+            inside = np.concatenate([np.asarray(breaks, float).ravel(), _kink_breaks(dists)])
             inside = inside[(inside > edges[0]) & (inside < edges[-1])]
             edges = np.unique(np.concatenate([edges, inside]))
         axes.append(_gauss_legendre_panels(edges, order))
@@ -171,6 +177,60 @@ def panel_grid(
     X0, X1 = np.meshgrid(x0, x1, indexing="ij")
     pts = np.stack([X0.ravel(), X1.ravel()], axis=-1)
     return (pts if rotation is None else pts @ rotation.T), np.outer(w0, w1).ravel()
+
+
+KINK_GAP = 40.0  # a crossing of two components is a corner of log p unless a third one is e^40 above both
+
+
+def _kink_breaks(dists: Sequence[Distribution]) -> np.ndarray:
+    """1-D breakpoints on the corners of each mixture's log-density, with a ladder around each.
+
+    Components i and j of one mixture cross where their log-densities meet, the roots of a
+    quadratic; a root is a corner of log p where both are within ``KINK_GAP`` of the largest
+    component there. The corner is smooth over ``h = 1 / |slope_i - slope_j|``: breakpoints at
+    ``c``, ``c +- h 2^k`` (k = 0, 1, ...) up to half the mixture's widest std, so each panel near
+    the corner is as wide as its distance to it, where Gauss-Legendre converges geometrically.
+    """
+    out = []
+    for dist in dists:
+        w, mu, cov = dist.components()  # type: ignore[attr-defined]
+        if len(w) < 2:
+            continue
+        m, sd = mu[:, 0], np.sqrt(cov[:, 0, 0])
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore", under="ignore"):
+            lead = np.log(w) - np.log(sd)  # log of each component's peak height (up to 1 / sqrt(2 pi))
+            widest = 0.5 * float(sd.max())
+            for i in range(len(w)):
+                for j in range(i + 1, len(w)):
+                    for c in _crossing(m[i], sd[i], lead[i], m[j], sd[j], lead[j]):
+                        lc = lead - 0.5 * ((c - m) / sd) ** 2
+                        if not np.all(np.isfinite(lc)) or min(lc[i], lc[j]) < lc.max() - KINK_GAP:
+                            continue
+                        slope = abs((c - m[j]) / sd[j] ** 2 - (c - m[i]) / sd[i] ** 2)
+                        h = 1.0 / slope
+                        if not (math.isfinite(h) and 0.0 < h < widest):
+                            continue
+                        ladder = h * 2.0 ** np.arange(0, min(60, math.ceil(math.log2(widest / h)) + 1))
+                        out.append(np.concatenate([[c], c - ladder, c + ladder]))
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def _crossing(m_i: float, s_i: float, a_i: float, m_j: float, s_j: float, a_j: float) -> list[float]:
+    """Real x where a_i - (x - m_i)^2 / (2 s_i^2) = a_j - (x - m_j)^2 / (2 s_j^2), in u = x - m_i."""
+    delta = m_j - m_i
+    a2 = 0.5 / s_j**2 - 0.5 / s_i**2
+    a1 = -delta / s_j**2
+    a0 = a_i - a_j + 0.5 * delta**2 / s_j**2
+    if not all(math.isfinite(v) for v in (a2, a1, a0)):
+        return []
+    if abs(a2) <= 1e-12 * (0.5 / s_j**2 + 0.5 / s_i**2):  # equal stds: one crossing
+        return [m_i - a0 / a1] if a1 != 0.0 else []
+    disc = a1 * a1 - 4.0 * a2 * a0
+    if disc < 0.0:
+        return []
+    q = -0.5 * (a1 + math.copysign(math.sqrt(disc), a1))
+    roots = [q / a2] + ([a0 / q] if q != 0.0 else [])
+    return [m_i + u for u in roots if math.isfinite(u)]
 
 
 def _panel_count(cov: np.ndarray, step: float, tail: float) -> float:
@@ -314,8 +374,7 @@ def integrate_pair(
     for name, mass in (("teacher", mass_p), ("student", mass_q)):
         if not abs(mass - 1.0) <= MASS_TOL:
             raise ValueError(
-                f"quadrature does not resolve the {name} (the grid integrates it to {mass:.9g}, not 1); "
-                "use method='mc'"
+                f"quadrature does not resolve the {name} (the grid integrates it to {mass:.9g}, not 1); use method='mc'"
             )
     return total
 
