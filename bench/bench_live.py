@@ -16,13 +16,14 @@ the replay's self-contained HTML export.
 
 Classroom (``--sessions N``, 0 skips it): one ``streamlit run app/main.py`` and N sessions of the 1-D lab
 in one chromium (one context each, so N websocket sessions). Each session's widget is paused after its
-first frame (Play toggled off): N pages training at 60 frames/s would starve the 2 shared cores that
-also run the server, and in a class each learner's own device does that work. A drag still repaints
-the paused widget on every pointer move. The sessions take turns, one gesture of ``--gesture-ms`` each
-(one pointer is driven at a time), for ``--class-seconds``:
+first frame (Play toggled off, before the next session opens): N pages training at 60 frames/s would
+starve the 2 shared cores that also run the server, and in a class each learner's own device does that
+work. A drag still repaints the paused widget on every pointer move. The sessions take turns, one
+gesture of ``--gesture-ms`` each (one pointer is driven at a time), for ``--class-seconds``:
 
 * live: a mode is dragged (pointer down, 12 moves spread over the gesture, up): the server hears
-  nothing until the release, then one rerun (the exact table, captions and replay figure follow);
+  nothing until the widget has rested for ``app.live_ui.REPORT_IDLE_MS`` after the release (a burst
+  of drags is one report), then one rerun (the exact table, captions and replay figure follow);
 * replay: the same gesture is one change of the "Mode 1 mean" slider (a Streamlit slider sends on
   release), then the rest of the gesture's time.
 
@@ -59,6 +60,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 from e2e.harness import CHROMIUM, CHROMIUM_ARGS, free_port, start_server, stop_server  # noqa: E402
+
+from app.live_ui import REPORT_IDLE_MS  # noqa: E402
 
 
 def pct(values: list[float], q: float) -> float:
@@ -205,9 +208,18 @@ def poll_health(url: str, stop: threading.Event, out: list[float]) -> None:
         stop.wait(0.25)
 
 
+def handle_box(page) -> dict:
+    """The first teacher handle's box (the widget redraws its handles when a rerun moves the teacher)."""
+    for _ in range(50):
+        box = page.locator(".kl-live-handle").first.bounding_box()
+        if box is not None:
+            return box
+        page.wait_for_timeout(100)
+    raise RuntimeError("the live widget's first handle has no box after 5 s")
+
+
 def live_gesture(page, turn: int, gesture_s: float) -> None:
-    handle = page.locator(".kl-live-handle").first
-    box = handle.bounding_box()
+    box = handle_box(page)
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     sign = 1 if turn % 2 == 0 else -1  # right, then back left: the mode stays in view
     page.mouse.move(x, y)
@@ -226,8 +238,9 @@ def replay_gesture(page, turn: int, gesture_s: float) -> None:
     page.wait_for_timeout(max(0.0, gesture_s - (time.perf_counter() - started)) * 1000)
 
 
-def drive(pages, gesture, url: str, pid: int, seconds: float, gesture_s: float) -> dict:
-    """Gestures round-robin over the sessions for ``seconds`` (and until the 31st user has loaded)."""
+def drive(pages, gesture, url: str, pid: int, seconds: float, gesture_s: float, settle_s: float = 0.0) -> dict:
+    """Gestures round-robin over the sessions for ``seconds`` (and until the 31st user has loaded), then
+    ``settle_s`` more (the last reports, held by the widget's debounce, reach the server)."""
     stop, health = threading.Event(), []
     poller = threading.Thread(target=poll_health, args=(f"{url}/_stcore/health", stop, health), daemon=True)
     late: dict = {}
@@ -243,6 +256,7 @@ def drive(pages, gesture, url: str, pid: int, seconds: float, gesture_s: float) 
         gesture(page, gestures // len(pages), gesture_s)
         dragging_s += time.perf_counter() - started
         gestures += 1
+    time.sleep(settle_s)
     wall, cpu = time.perf_counter() - wall0, cpu_seconds(pid) - cpu0
     stop.set()
     poller.join()
@@ -275,12 +289,12 @@ def measure_classroom(sessions: int, seconds: float, gesture_s: float) -> dict:
                     opened = []
                     while len(opened) < sessions and available_gb() > MIN_FREE_GB:
                         opened.append(open_session(browser, url))
+                        opened[-1][1].locator(".kl-live-play").first.click()  # paused (see the module docstring)
                         print(f"session {len(opened)}/{sessions} open ({opened[-1][2]:.1f} s)", file=sys.stderr)  # noqa: T201
                     pages = [page for _, page, _, _ in opened]
-                    for page in pages:  # paused between drags (see the module docstring)
-                        page.locator(".kl-live-play").first.click()
                     time.sleep(2.0)  # the last loads' reruns settle before the clock starts
-                    live = drive(pages, live_gesture, url, process.pid, seconds, gesture_s)
+                    settle = REPORT_IDLE_MS / 1000 + 2.0
+                    live = drive(pages, live_gesture, url, process.pid, seconds, gesture_s, settle)
                     time.sleep(2.0)
                     replay = drive(pages, replay_gesture, url, process.pid, seconds, gesture_s)
                 finally:
