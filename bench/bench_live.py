@@ -31,8 +31,10 @@ Measured per path: the server process's CPU time (utime + stime from /proc/PID/s
 per session-minute of dragging (the summed gesture time: one learner dragging for a minute), and per
 release; ``/_stcore/health`` latency p95 (polled every 0.25 s during the drags); and a 31st user's page
 load (its own chromium, goto -> the widget's first training frame, and -> the replay chart) during
-the drags vs the same with the server idle (before the N sessions open). Sessions stop opening when
-the machine has under 4 GB available (it is shared); the table then says how many opened. Run:
+the drags vs the same with the server idle (before the N sessions open) and with the N sessions open
+but not dragging (which tells the server's share of a slower load from the machine's). Sessions stop
+opening when the machine has under 4 GB available (it is shared); the table then says how many
+opened. Run:
 
     python bench/bench_live.py [--seconds 5] [--moves 40] [--replay-moves 6] [--sessions 10]
 
@@ -280,7 +282,7 @@ def measure_classroom(sessions: int, seconds: float, gesture_s: float) -> dict:
         process = start_server(port, Path(tmp) / "server.log")
         url = f"http://127.0.0.1:{port}"
         try:
-            warm, idle = {}, {}
+            warm, idle, still = {}, {}, {}
             user_31(url, warm)  # the first load computes and caches the default page: not a user's number
             user_31(url, idle)
             with sync_playwright() as playwright:
@@ -293,6 +295,7 @@ def measure_classroom(sessions: int, seconds: float, gesture_s: float) -> dict:
                         print(f"session {len(opened)}/{sessions} open ({opened[-1][2]:.1f} s)", file=sys.stderr)  # noqa: T201
                     pages = [page for _, page, _, _ in opened]
                     time.sleep(2.0)  # the last loads' reruns settle before the clock starts
+                    user_31(url, still)  # the N sessions open (paused, no drags): the late user's reference
                     settle = REPORT_IDLE_MS / 1000 + 2.0
                     live = drive(pages, live_gesture, url, process.pid, seconds, gesture_s, settle)
                     time.sleep(2.0)
@@ -306,13 +309,14 @@ def measure_classroom(sessions: int, seconds: float, gesture_s: float) -> dict:
         "asked": sessions,
         "open_widget_s": statistics.median(o[2] for o in opened),
         "idle": idle,
+        "still": still,
         "live": live,
         "replay": replay,
     }
 
 
 def classroom_rows(c: dict) -> list[tuple[str, str, str]]:
-    live, replay, idle = c["live"], c["replay"], c["idle"]
+    live, replay, idle, still = c["live"], c["replay"], c["idle"], c["still"]
 
     def late(d: dict, key: str) -> str:
         return f"{d[key]:.1f} s" if key in d else f"failed: {d.get('error', '?')[:60]}"
@@ -335,12 +339,14 @@ def classroom_rows(c: dict) -> list[tuple[str, str, str]]:
             f"{replay['health_p50'] * 1000:.0f} / {replay['health_p95'] * 1000:.0f} ms ({replay['health_n']} polls)",
         ),
         (
-            f"user {c['sessions'] + 1}: load -> widget's first frame (server idle: {late(idle, 'widget_s')})",
+            f"user {c['sessions'] + 1}: load -> widget's first frame (server idle: {late(idle, 'widget_s')}; "
+            f"the {c['sessions']} sessions open, not dragging: {late(still, 'widget_s')})",
             late(live["late"], "widget_s"),
             late(replay["late"], "widget_s"),
         ),
         (
-            f"user {c['sessions'] + 1}: load -> replay chart (server idle: {late(idle, 'chart_s')})",
+            f"user {c['sessions'] + 1}: load -> replay chart (server idle: {late(idle, 'chart_s')}; "
+            f"sessions open, not dragging: {late(still, 'chart_s')})",
             late(live["late"], "chart_s"),
             late(replay["late"], "chart_s"),
         ),
