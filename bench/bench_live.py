@@ -295,7 +295,10 @@ def measure_classroom(sessions: int, seconds: float, gesture_s: float) -> dict:
                         print(f"session {len(opened)}/{sessions} open ({opened[-1][2]:.1f} s)", file=sys.stderr)  # noqa: T201
                     pages = [page for _, page, _, _ in opened]
                     time.sleep(2.0)  # the last loads' reruns settle before the clock starts
-                    user_31(url, still)  # the N sessions open (paused, no drags): the late user's reference
+                    # the N sessions open (paused, no drags): the late user's reference (its own thread, as in drive)
+                    reference = threading.Thread(target=user_31, args=(url, still), daemon=True)
+                    reference.start()
+                    reference.join()
                     settle = REPORT_IDLE_MS / 1000 + 2.0
                     live = drive(pages, live_gesture, url, process.pid, seconds, gesture_s, settle)
                     time.sleep(2.0)
