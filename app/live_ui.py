@@ -1,9 +1,10 @@
 """The 1-D lab's hero: the live widget (kl_core/live) as a Streamlit component that trains in the browser.
 
 The browser trains every start of every objective itself (``engine.js``); the server sends the
-scene once per rerun and hears back only when a drag or a key press is released. Then the
-teacher is snapped to the sidebar's steps (weight 0.05, mean and std 0.1), written into the page's
-state, and the rerun recomputes the exact table and captions with kl_core; the URL follows.
+scene once per rerun and hears back only after a drag or a key press is released and the widget
+has been left alone for a second (a burst of drags is one report). Then the teacher is snapped
+to the sidebar's steps (weight 0.05, mean and std 0.1), written into the page's state, and the
+rerun recomputes the exact table and captions with kl_core; the URL follows.
 """
 
 from __future__ import annotations
@@ -26,7 +27,16 @@ _APPLIED = "_live_lab_applied"
 # Mount glue (components v2): one widget per host element. A new scene whose student family,
 # objectives and training settings are unchanged only replaces the teacher (training goes on), so
 # the rerun caused by the widget's own report (which makes the preset "custom") does not restart it.
+#
+# The report is debounced: a release (or a key press, a click on empty space, New starts) is held
+# until the learner has let go and left the widget alone for REPORT_IDLE_MS; a pointer or key going
+# down inside the widget postpones it, so a burst of drags is one report and one rerun, with the
+# last teacher. While a report is held or on its way, a scene with an older teacher (a rerun for
+# another reason) does not pull the modes back. A held report is sent at once if the widget is
+# unmounted (the page's objectives changed) or the page is being hidden.
+REPORT_IDLE_MS = 1000
 _MOUNT_JS = """
+const REPORT_IDLE_MS = __REPORT_IDLE_MS__;
 const instances = new WeakMap();
 export default function (component) {
   const { data, parentElement, setStateValue } = component;
@@ -36,35 +46,61 @@ export default function (component) {
   const teacher = JSON.stringify(scene.teacher);
   let inst = instances.get(parentElement);
   if (!inst || inst.sig !== sig) {
-    if (inst) inst.ctl.destroy();
+    if (inst) inst.close();
     let host = parentElement.querySelector(".kl-live-host");
     if (!host) {
       host = document.createElement("div");
       host.className = "kl-live-host";
       parentElement.appendChild(host);
     }
-    const box = { lastSent: 0 };
+    const box = { lastSent: 0, pending: null, timer: 0, down: new Set() };
+    const send = () => {
+      clearTimeout(box.timer);
+      box.timer = 0;
+      const ev = box.pending;
+      if (!ev) return;
+      box.pending = null;
+      // increasing across remounts and reloads, so Python never takes a new release for an old one
+      box.lastSent = Math.max(box.lastSent + 1, Math.round((performance.timeOrigin + performance.now()) * 1000));
+      setStateValue("release", { teacher: ev.teacher, start: ev.start, token: box.lastSent });
+    };
+    const hold = () => { clearTimeout(box.timer); box.timer = 0; };
+    const arm = () => {
+      hold();
+      if (box.pending && box.down.size === 0) box.timer = setTimeout(send, REPORT_IDLE_MS);
+    };
+    const onDown = (ev) => { box.down.add(ev.pointerId); hold(); };
+    const onUp = (ev) => { if (box.down.delete(ev.pointerId)) arm(); };
+    const onHide = () => { if (document.visibilityState === "hidden") send(); };
+    // pointers go down on the widget and may come up anywhere (composed events reach the document)
+    const listeners = [
+      [host, "pointerdown", onDown], [document, "pointerup", onUp], [document, "pointercancel", onUp],
+      [host, "keydown", hold], [host, "keyup", arm], [document, "visibilitychange", onHide],
+    ];
+    const report = data.report !== false;
+    if (report) for (const [target, name, fn] of listeners) target.addEventListener(name, fn, true);
     const ctl = mount(host, scene, {
-      onChange: data.report === false ? null : (ev) => {
-        // increasing across remounts and reloads, so Python never takes a new release for an old one
-        box.lastSent = Math.max(box.lastSent + 1, Math.round((performance.timeOrigin + performance.now()) * 1000));
-        setStateValue("release", { teacher: ev.teacher, start: ev.start, token: box.lastSent });
-      },
+      onChange: report ? (ev) => { box.pending = ev; arm(); } : null,
     });
-    inst = { ctl, sig, teacher, box };
+    const close = () => {
+      send();
+      if (report) for (const [target, name, fn] of listeners) target.removeEventListener(name, fn, true);
+      ctl.destroy();
+    };
+    inst = { ctl, sig, teacher, box, close };
     instances.set(parentElement, inst);
-  } else if (inst.teacher !== teacher && !(inst.box.lastSent > (data.applied || 0))) {
-    // (a scene answering an older release while a newer one is on its way would pull the mode back)
+  } else if (inst.teacher !== teacher && !inst.box.pending && !(inst.box.lastSent > (data.applied || 0))) {
+    // (a scene answering an older release while a newer one is held or on its way would pull the mode back)
     inst.ctl.setTeacher(scene.teacher);
     inst.teacher = teacher;
   }
   return () => {
     const current = instances.get(parentElement);
-    if (current) current.ctl.destroy();
+    if (current) current.close();
     instances.delete(parentElement);
   };
 }
-"""
+""".replace("__REPORT_IDLE_MS__", str(REPORT_IDLE_MS))
 
 
 @st.cache_resource
@@ -120,8 +156,8 @@ def live_lab(state: Mapping[str, Any], kinds: Sequence[str]) -> None:
     applied = st.session_state.get(_APPLIED) or 0  # the token of the last release applied
     _component()(key=KEY, data={"scene": scene, "applied": applied}, on_release_change=_on_release)
     st.caption(
-        "Live: this trains in your browser, every start at once. Drag the grey modes; on release the "
-        "sidebar, the link and the exact table below follow."
+        "Live: this trains in your browser, every start at once. Drag the grey modes; a second after you "
+        "let go, the sidebar, the link and the exact table below follow."
     )
 
 

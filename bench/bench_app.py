@@ -6,12 +6,23 @@ key's ``keyup`` event to the first animation frame at which the first chart's te
 (``_fullData[0].y``) differs from before AND the script has finished (``notRunning``). Run:
 
     python bench/bench_app.py [--moves 12]
+    python bench/bench_app.py --concurrent 10 [--rounds 3]
 
 The moves follow the pattern +step, -page, +step, +page (arrow keys and PageUp/PageDown), so the
 direction alternates and the value stays near its default, yet each move lands on a value not seen
 before in this run, so no move is a cache hit of an earlier one (for this slider, step 0.1 and page
 2.0, that holds for the first 40 moves; a revisited value is flagged). Needs Debian's chromium at
 /usr/bin/chromium and ``pip install playwright`` (never ``playwright install``).
+
+Concurrent mode (``--concurrent N``): N browser sessions (one chromium context each) on one server,
+each on its own page and control (the 1-D lab, loss landscape, divergence family, 2-D lab, token lab,
+RL page, lesson, then second controls of some; see ``CONCURRENT``). Each session moves its control
+``--rounds`` times; in a round every session presses its key at (nearly) the same moment, and each
+is timed in its own page, from its keyup to the first animation frame at which one of its charts
+shows new data and its script has finished. The single-session time of the same page and the same
+moves comes first, in the same run: one session at a time on a fresh server; then the N sessions on
+another fresh server, so both phases compute the same values from cold caches. Printed: one row per
+session (page, single-session median, concurrent median, ratio) and the median ratio (target <= 3).
 
 This shared 2-core machine runs some stretches up to twice as slow as others. To tell such a
 stretch from a slower app, the bench also times a fixed reference computation, the page's default
@@ -118,6 +129,199 @@ def measure(base_url: str, moves: int) -> tuple[float, list[Move]]:
             browser.close()
 
 
+# -- concurrent sessions ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PageMove:
+    path: str  # the page's url path ("" is the default page, the 1-D lab)
+    label: str  # the slider moved
+    key: str  # the key pressed on it (each press lands on a value not seen before on that page)
+
+
+CONCURRENT = (
+    PageMove("", "Mode 1 mean", "ArrowLeft"),
+    PageMove("landscape", "Mode 1 mean", "ArrowLeft"),
+    PageMove("family", "Mode 1 mean", "ArrowLeft"),
+    PageMove("lab_2d", "Learning rate (2-D)", "ArrowLeft"),
+    PageMove("tokens", "Learning rate (tokens)", "ArrowLeft"),
+    PageMove("rl", "Learning rate", "ArrowLeft"),
+    PageMove("lesson", "Lesson step", "ArrowRight"),
+    PageMove("", "Mode 2 std", "ArrowLeft"),
+    PageMove("family", "Values in the sweep", "ArrowLeft"),
+    PageMove("landscape", "Grid points per axis", "ArrowLeft"),
+    PageMove("tokens", "Temperature", "ArrowLeft"),
+)  # not the language-model lab: its charts change only when a training job (the Train button) ends
+LOAD_TIMEOUT_MS = 300_000
+CONCURRENT_MOVE_TIMEOUT_S = 300.0
+
+# A signature of every chart's drawn data (each trace's x, y and z: length and sum), as a string.
+SIGNATURE = """() => {
+    const sig = [];
+    for (const el of document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot')) {
+        for (const t of (el._fullData || [])) {
+            for (const k of ['x', 'y', 'z']) {
+                const v = t[k];
+                if (!v || typeof v.length !== 'number') continue;
+                let s = 0, n = 0;
+                for (let i = 0; i < v.length; i++) {
+                    const row = v[i];
+                    if (row !== null && typeof row === 'object' && typeof row.length === 'number') {
+                        for (let j = 0; j < row.length; j++) if (Number.isFinite(row[j])) { s += row[j]; n++; }
+                    } else if (Number.isFinite(row)) { s += row; n++; }
+                }
+                sig.push(`${k}${v.length}:${n}:${s.toPrecision(12)}`);
+            }
+        }
+        sig.push('|');
+    }
+    return sig.join(',');
+}"""
+
+# In the page: from now on, every animation frame, record performance.now() once a chart shows data other
+# than ``before`` and the script is not running (window.__benchDrawnAt); keyup times land in __benchKeyup.
+ARM = f"""(before) => {{
+    const signature = {SIGNATURE};
+    window.__benchDrawnAt = null;
+    if (!window.__benchKeys) {{
+        window.__benchKeys = true;
+        document.addEventListener('keyup', e => {{ window.__benchKeyup = e.timeStamp; }}, true);
+    }}
+    const tick = () => {{
+        if (document.querySelector('{APP_IDLE}') !== null && signature() !== before) {{
+            window.__benchDrawnAt = performance.now();
+            return;
+        }}
+        requestAnimationFrame(tick);
+    }};
+    requestAnimationFrame(tick);
+}}"""
+
+
+def open_move_page(browser, base_url: str, spec: PageMove):
+    """A new context (own session) on the spec's page, loaded (a chart drawn, the script idle)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(LOAD_TIMEOUT_MS)
+    page.goto(f"{base_url}/{spec.path}")
+    page.wait_for_selector(CHART)
+    page.wait_for_selector(APP_IDLE)
+    exception = page.locator('[data-testid="stException"]')
+    if exception.count():
+        raise RuntimeError(f"/{spec.path} shows an exception:\n{exception.first.inner_text()}")
+    return context, page
+
+
+def press(page, spec: PageMove) -> None:
+    """Arm the redraw recorder and press the spec's key on its slider (returns at once)."""
+    page.evaluate(ARM, page.evaluate(SIGNATURE))
+    page.get_by_role("slider", name=spec.label).focus()
+    page.keyboard.down(spec.key)
+    page.keyboard.up(spec.key)
+
+
+def drawn_seconds(page, deadline: float) -> float | None:
+    """Seconds from the last keyup to the redrawn chart, in the page's clock (None: no redraw by ``deadline``)."""
+    try:
+        page.wait_for_function(
+            "() => window.__benchDrawnAt !== null", timeout=max(1.0, deadline - time.perf_counter()) * 1000
+        )
+    except Exception:  # noqa: BLE001 (playwright's TimeoutError: the control did not redraw a chart)
+        return None
+    return page.evaluate("() => (window.__benchDrawnAt - window.__benchKeyup) / 1000")
+
+
+def single_sessions(base_url: str, specs, rounds: int) -> list[list[float | None]]:
+    """Each spec's moves with no other session on the server (one after the other)."""
+    out = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            for spec in specs:
+                context, page = open_move_page(browser, base_url, spec)
+                times = []
+                for _ in range(rounds):
+                    press(page, spec)
+                    times.append(drawn_seconds(page, time.perf_counter() + CONCURRENT_MOVE_TIMEOUT_S))
+                context.close()
+                out.append(times)
+        finally:
+            browser.close()
+    return out
+
+
+def concurrent_sessions(base_url: str, specs, rounds: int) -> list[list[float | None]]:
+    """All specs' sessions open together; in each round every session presses its key, then all are awaited."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            pages = [open_move_page(browser, base_url, spec)[1] for spec in specs]
+            time.sleep(2.0)  # the last loads settle
+            out: list[list[float | None]] = [[] for _ in specs]
+            for _ in range(rounds):
+                for page, spec in zip(pages, specs):
+                    press(page, spec)
+                deadline = time.perf_counter() + CONCURRENT_MOVE_TIMEOUT_S
+                for times, page in zip(out, pages):
+                    times.append(drawn_seconds(page, deadline))
+            return out
+        finally:
+            browser.close()
+
+
+def _median(times: list[float | None]) -> float | None:
+    done = [t for t in times if t is not None]
+    return statistics.median(done) if len(done) == len(times) else None
+
+
+def with_server(tmp: Path, name: str, work):
+    """``work(base_url)`` against a fresh ``streamlit run`` (its log printed if it fails)."""
+    port = free_port()
+    log_path = tmp / f"{name}.log"
+    server = start_server(port, log_path)
+    try:
+        return work(f"http://127.0.0.1:{port}")
+    except Exception:
+        print(f"streamlit's output:\n{log_path.read_text()[-4000:]}", file=sys.stderr)
+        raise
+    finally:
+        stop_server(server)
+
+
+def main_concurrent(sessions: int, rounds: int) -> None:
+    import os
+
+    specs = [CONCURRENT[i % len(CONCURRENT)] for i in range(sessions)]
+    reference_before = reference_seconds()
+    with tempfile.TemporaryDirectory(prefix="bench_app_") as tmp:
+        single = with_server(Path(tmp), "single", lambda url: single_sessions(url, specs, rounds))
+        load_single = os.getloadavg()[0]
+        together = with_server(Path(tmp), "concurrent", lambda url: concurrent_sessions(url, specs, rounds))
+        load_together = os.getloadavg()[0]
+    reference_after = reference_seconds()
+
+    def fmt(t: float | None) -> str:
+        return "no redraw" if t is None else f"{t:.2f} s"
+
+    print(f"| page (control moved, {rounds} moves) | single session | {sessions} sessions at once | ratio |")
+    print("|---|---:|---:|---:|")
+    ratios = []
+    for spec, one, many in zip(specs, single, together):
+        a, b = _median(one), _median(many)
+        ratio = b / a if a and b else None
+        if ratio is not None:
+            ratios.append(ratio)
+        name = f"/{spec.path} ({spec.label})"
+        print(f"| {name} | {fmt(a)} | {fmt(b)} | {'' if ratio is None else f'{ratio:.1f}x'} |")
+    if ratios:
+        print(f"median ratio over {len(ratios)} sessions: {statistics.median(ratios):.1f}x (target <= 3x)")
+    print(
+        f"reference (the default 1-D fits, in this process): {reference_before:.3f} s before, "
+        f"{reference_after:.3f} s after; load average {load_single:.1f} after the single-session phase, "
+        f"{load_together:.1f} after the concurrent one"
+    )
+
+
 def reference_seconds(repeats: int = 3) -> float:
     """The fastest of ``repeats`` runs of the default page's fits in this process (the machine's speed now)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -137,9 +341,16 @@ def reference_seconds(repeats: int = 3) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--moves", type=int, default=12, help="slider moves to time (at least 1; default 12)")
+    parser.add_argument("--concurrent", type=int, default=0, help="sessions at once, each on its own page (0: off)")
+    parser.add_argument("--rounds", type=int, default=3, help="concurrent mode: moves per session (default 3)")
     args = parser.parse_args()
     if args.moves < 1:
         parser.error("--moves must be at least 1")
+    if not 0 <= args.concurrent <= 30 or not 1 <= args.rounds <= 20:
+        parser.error("--concurrent must be in [0, 30] and --rounds in [1, 20]")
+    if args.concurrent:
+        main_concurrent(args.concurrent, args.rounds)
+        return
 
     reference_before = reference_seconds()
     port = free_port()

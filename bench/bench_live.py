@@ -16,13 +16,14 @@ the replay's self-contained HTML export.
 
 Classroom (``--sessions N``, 0 skips it): one ``streamlit run app/main.py`` and N sessions of the 1-D lab
 in one chromium (one context each, so N websocket sessions). Each session's widget is paused after its
-first frame (Play toggled off): N pages training at 60 frames/s would starve the 2 shared cores that
-also run the server, and in a class each learner's own device does that work. A drag still repaints
-the paused widget on every pointer move. The sessions take turns, one gesture of ``--gesture-ms`` each
-(one pointer is driven at a time), for ``--class-seconds``:
+first frame (Play toggled off, before the next session opens): N pages training at 60 frames/s would
+starve the 2 shared cores that also run the server, and in a class each learner's own device does that
+work. A drag still repaints the paused widget on every pointer move. The sessions take turns, one
+gesture of ``--gesture-ms`` each (one pointer is driven at a time), for ``--class-seconds``:
 
 * live: a mode is dragged (pointer down, 12 moves spread over the gesture, up): the server hears
-  nothing until the release, then one rerun (the exact table, captions and replay figure follow);
+  nothing until the widget has rested for ``app.live_ui.REPORT_IDLE_MS`` after the release (a burst
+  of drags is one report), then one rerun (the exact table, captions and replay figure follow);
 * replay: the same gesture is one change of the "Mode 1 mean" slider (a Streamlit slider sends on
   release), then the rest of the gesture's time.
 
@@ -30,8 +31,10 @@ Measured per path: the server process's CPU time (utime + stime from /proc/PID/s
 per session-minute of dragging (the summed gesture time: one learner dragging for a minute), and per
 release; ``/_stcore/health`` latency p95 (polled every 0.25 s during the drags); and a 31st user's page
 load (its own chromium, goto -> the widget's first training frame, and -> the replay chart) during
-the drags vs the same with the server idle (before the N sessions open). Sessions stop opening when
-the machine has under 4 GB available (it is shared); the table then says how many opened. Run:
+the drags vs the same with the server idle (before the N sessions open) and with the N sessions open
+but not dragging (which tells the server's share of a slower load from the machine's). Sessions stop
+opening when the machine has under 4 GB available (it is shared); the table then says how many
+opened. Run:
 
     python bench/bench_live.py [--seconds 5] [--moves 40] [--replay-moves 6] [--sessions 10]
 
@@ -59,6 +62,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 from e2e.harness import CHROMIUM, CHROMIUM_ARGS, free_port, start_server, stop_server  # noqa: E402
+
+from app.live_ui import REPORT_IDLE_MS  # noqa: E402
 
 
 def pct(values: list[float], q: float) -> float:
@@ -205,9 +210,18 @@ def poll_health(url: str, stop: threading.Event, out: list[float]) -> None:
         stop.wait(0.25)
 
 
+def handle_box(page) -> dict:
+    """The first teacher handle's box (the widget redraws its handles when a rerun moves the teacher)."""
+    for _ in range(50):
+        box = page.locator(".kl-live-handle").first.bounding_box()
+        if box is not None:
+            return box
+        page.wait_for_timeout(100)
+    raise RuntimeError("the live widget's first handle has no box after 5 s")
+
+
 def live_gesture(page, turn: int, gesture_s: float) -> None:
-    handle = page.locator(".kl-live-handle").first
-    box = handle.bounding_box()
+    box = handle_box(page)
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     sign = 1 if turn % 2 == 0 else -1  # right, then back left: the mode stays in view
     page.mouse.move(x, y)
@@ -226,8 +240,9 @@ def replay_gesture(page, turn: int, gesture_s: float) -> None:
     page.wait_for_timeout(max(0.0, gesture_s - (time.perf_counter() - started)) * 1000)
 
 
-def drive(pages, gesture, url: str, pid: int, seconds: float, gesture_s: float) -> dict:
-    """Gestures round-robin over the sessions for ``seconds`` (and until the 31st user has loaded)."""
+def drive(pages, gesture, url: str, pid: int, seconds: float, gesture_s: float, settle_s: float = 0.0) -> dict:
+    """Gestures round-robin over the sessions for ``seconds`` (and until the 31st user has loaded), then
+    ``settle_s`` more (the last reports, held by the widget's debounce, reach the server)."""
     stop, health = threading.Event(), []
     poller = threading.Thread(target=poll_health, args=(f"{url}/_stcore/health", stop, health), daemon=True)
     late: dict = {}
@@ -243,6 +258,7 @@ def drive(pages, gesture, url: str, pid: int, seconds: float, gesture_s: float) 
         gesture(page, gestures // len(pages), gesture_s)
         dragging_s += time.perf_counter() - started
         gestures += 1
+    time.sleep(settle_s)
     wall, cpu = time.perf_counter() - wall0, cpu_seconds(pid) - cpu0
     stop.set()
     poller.join()
@@ -266,7 +282,7 @@ def measure_classroom(sessions: int, seconds: float, gesture_s: float) -> dict:
         process = start_server(port, Path(tmp) / "server.log")
         url = f"http://127.0.0.1:{port}"
         try:
-            warm, idle = {}, {}
+            warm, idle, still = {}, {}, {}
             user_31(url, warm)  # the first load computes and caches the default page: not a user's number
             user_31(url, idle)
             with sync_playwright() as playwright:
@@ -275,12 +291,16 @@ def measure_classroom(sessions: int, seconds: float, gesture_s: float) -> dict:
                     opened = []
                     while len(opened) < sessions and available_gb() > MIN_FREE_GB:
                         opened.append(open_session(browser, url))
+                        opened[-1][1].locator(".kl-live-play").first.click()  # paused (see the module docstring)
                         print(f"session {len(opened)}/{sessions} open ({opened[-1][2]:.1f} s)", file=sys.stderr)  # noqa: T201
                     pages = [page for _, page, _, _ in opened]
-                    for page in pages:  # paused between drags (see the module docstring)
-                        page.locator(".kl-live-play").first.click()
                     time.sleep(2.0)  # the last loads' reruns settle before the clock starts
-                    live = drive(pages, live_gesture, url, process.pid, seconds, gesture_s)
+                    # the N sessions open (paused, no drags): the late user's reference (its own thread, as in drive)
+                    reference = threading.Thread(target=user_31, args=(url, still), daemon=True)
+                    reference.start()
+                    reference.join()
+                    settle = REPORT_IDLE_MS / 1000 + 2.0
+                    live = drive(pages, live_gesture, url, process.pid, seconds, gesture_s, settle)
                     time.sleep(2.0)
                     replay = drive(pages, replay_gesture, url, process.pid, seconds, gesture_s)
                 finally:
@@ -292,13 +312,14 @@ def measure_classroom(sessions: int, seconds: float, gesture_s: float) -> dict:
         "asked": sessions,
         "open_widget_s": statistics.median(o[2] for o in opened),
         "idle": idle,
+        "still": still,
         "live": live,
         "replay": replay,
     }
 
 
 def classroom_rows(c: dict) -> list[tuple[str, str, str]]:
-    live, replay, idle = c["live"], c["replay"], c["idle"]
+    live, replay, idle, still = c["live"], c["replay"], c["idle"], c["still"]
 
     def late(d: dict, key: str) -> str:
         return f"{d[key]:.1f} s" if key in d else f"failed: {d.get('error', '?')[:60]}"
@@ -321,12 +342,14 @@ def classroom_rows(c: dict) -> list[tuple[str, str, str]]:
             f"{replay['health_p50'] * 1000:.0f} / {replay['health_p95'] * 1000:.0f} ms ({replay['health_n']} polls)",
         ),
         (
-            f"user {c['sessions'] + 1}: load -> widget's first frame (server idle: {late(idle, 'widget_s')})",
+            f"user {c['sessions'] + 1}: load -> widget's first frame (server idle: {late(idle, 'widget_s')}; "
+            f"the {c['sessions']} sessions open, not dragging: {late(still, 'widget_s')})",
             late(live["late"], "widget_s"),
             late(replay["late"], "widget_s"),
         ),
         (
-            f"user {c['sessions'] + 1}: load -> replay chart (server idle: {late(idle, 'chart_s')})",
+            f"user {c['sessions'] + 1}: load -> replay chart (server idle: {late(idle, 'chart_s')}; "
+            f"sessions open, not dragging: {late(still, 'chart_s')})",
             late(live["late"], "chart_s"),
             late(replay["late"], "chart_s"),
         ),

@@ -8,6 +8,17 @@ from app import export_ui, live_ui, model, ui
 from kl_core import budget
 from kl_core.viz import animation_1d, caption, results_rows
 
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _replay_figure(args: tuple, frame_ms: int, _teacher, _runs):
+    """The replay animation, built once per fit (``args`` fix the teacher and the runs) and frame time.
+
+    Shared by every session (cache_resource: no copy): st.plotly_chart and the exports only read it. A
+    release of the live widget to a teacher seen before (a learner dragging a mode back and forth, or a
+    class on the same exercise) then costs no figure build."""
+    return animation_1d(_teacher, _runs, n_frames=40, frame_ms=frame_ms)
+
+
 state = ui.setup()
 st.title("Mode covering vs mode seeking")
 st.caption(
@@ -25,7 +36,7 @@ kinds = ui.control("objectives", "multiselect")
 ui.objective_controls(kinds)
 ui.training_controls()
 ui.control("speed")
-live_ui.live_lab(state, kinds)  # the hero: trains in the browser; reports the teacher on release
+live_ui.live_lab(state, kinds)  # the hero: trains in the browser; reports the teacher after a release
 
 try:
     spec = model.teacher_spec(state)
@@ -47,7 +58,7 @@ except ValueError as err:
     ui.error(err)
 
 # the figure goes out first: the browser draws it while the summaries below are computed
-fig = animation_1d(teacher, runs, n_frames=40, frame_ms=state["speed"])
+fig = _replay_figure(args, state["speed"], teacher, runs)
 st.plotly_chart(fig, key="lab_1d_chart", width="stretch")
 summaries = ui.cached["summaries_1d"](args, runs)
 

@@ -352,3 +352,54 @@ def test_app_hero_reports_the_teacher_on_release(page, page_errors, app_url):
     assert float(re.search(r"m2=(-?[\d.]+)", page.url).group(1)) > 3.0
     assert float(re.search(r"m1=(-?[\d.]+)", page.url).group(1)) == mean
     assert not page_errors, str(page_errors)
+
+
+# every change of the app's script state, with the page's clock (performance.now())
+RECORD_RUNS = """() => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    window.__runs = [];
+    new MutationObserver(() => window.__runs.push([app.getAttribute('data-test-script-state'), performance.now()]))
+        .observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
+    window.__ups = [];
+    document.addEventListener('pointerup', (e) => window.__ups.push(e.timeStamp), true);
+}"""
+
+
+def handle_centre(page, nth: int) -> tuple[float, float]:
+    box = page.locator(".kl-live-handle").nth(nth).bounding_box()
+    return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+
+def test_app_hero_reports_a_burst_of_drags_once_after_the_pointer_rests(page, page_errors, app_url):
+    """Two drags in a row are one report (one rerun), held while a pointer is down and sent REPORT_IDLE_MS
+    after the last release; it carries both drags (the first is not pulled back while the second is held)."""
+    from app.live_ui import REPORT_IDLE_MS
+
+    page.goto(f"{app_url}/")
+    page.wait_for_selector(".kl-live-handle", timeout=TIMEOUT_MS)
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=TIMEOUT_MS)
+    page.evaluate(RECORD_RUNS)
+    (x1, y1), (x2, y2) = handle_centre(page, 0), handle_centre(page, 1)
+    page.mouse.move(x1, y1)
+    page.mouse.down()
+    for i in range(1, 11):
+        page.mouse.move(x1 - 8 * i, y1)
+    page.mouse.up()
+    page.mouse.move(x2, y2)  # at once (well within REPORT_IDLE_MS): the second drag of the burst
+    page.mouse.down()
+    page.wait_for_timeout(int(1.5 * REPORT_IDLE_MS))  # held down: nothing may be reported meanwhile
+    assert page.evaluate("() => window.__runs.length") == 0, "reported while a pointer was down"
+    for i in range(1, 11):
+        page.mouse.move(x2 + 8 * i, y2)
+    page.mouse.up()
+    page.wait_for_url(re.compile(r"m2="), timeout=TIMEOUT_MS)
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]')
+    m1, m2 = (float(re.search(rf"{k}=(-?[\d.]+)", page.url).group(1)) for k in ("m1", "m2"))
+    assert m1 < -3.0 and m2 > 3.0, page.url  # both drags, in the one report
+    page.wait_for_timeout(500)
+    runs, ups = page.evaluate("() => [window.__runs.filter(([s]) => s === 'running').map(([, t]) => t), window.__ups]")
+    assert len(runs) == 1, runs  # one rerun for the burst
+    assert len(ups) == 2 and runs[0] - ups[-1] >= REPORT_IDLE_MS, (runs, ups)
+    assert float(page.get_by_role("slider", name="Mode 2 mean").input_value()) == pytest.approx(m2)
+    assert float(page.get_by_role("slider", name="Mode 1 mean").input_value()) == pytest.approx(m1)
+    assert not page_errors, str(page_errors)
