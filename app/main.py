@@ -37,4 +37,7 @@ navigation = st.navigation(
         st.Page(PAGES / "theory.py", title="Theory", url_path="theory"),
     ]
 )
+# the page this run draws: on a change of page every control starts again from the canonical state (app/ui.py)
+st.session_state["_kl_page_changed"] = st.session_state.get("_kl_page") != navigation.url_path
+st.session_state["_kl_page"] = navigation.url_path
 navigation.run()

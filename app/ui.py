@@ -156,7 +156,10 @@ def control(name: str, widget: str = "slider", container: Any = None, on_change:
         return state[name]
     box = container if container is not None else st.sidebar
     key = _key(name)
-    if key not in st.session_state:  # first draw on this page: start from the canonical state
+    # first draw, or the first run of another page: start from the canonical state. Streamlit drops the value of
+    # a widget the last run did not draw, even under a key another page shares, and the slider then opens at its
+    # minimum: the teacher became one mode at -10 after lab -> landscape -> lab
+    if key not in st.session_state or st.session_state.get("_kl_page_changed", False):
         st.session_state[key] = _to_widget(field, state[name])
     common = {"key": key, "help": field.help or None, "on_change": on_change}
     if field.kind in ("int", "float"):

@@ -94,6 +94,21 @@ def test_widgets_drive_the_figure_and_the_url():
     assert at.slider(key="w_m1").value == pytest.approx(-5.0) and at.slider(key="w_modes").value == 3
 
 
+def test_controls_keep_their_values_across_pages():
+    # Streamlit drops the value of a widget the last run did not draw: the shared sidebar controls used to
+    # open at their minimum after a change of page (one mode at -10, lr 0.005)
+    at = app()
+    at.slider(key="w_m1").set_value(-4.0).run()
+    at.slider(key="w_lr").set_value(0.1).run()
+    for page in ("views/landscape.py", "views/family.py", "views/lab_1d.py"):
+        at.switch_page(page).run()
+        assert_clean(at)
+        assert at.slider(key="w_m1").value == pytest.approx(-4.0), page
+        assert at.slider(key="w_modes").value == 2, page
+    assert at.slider(key="w_lr").value == pytest.approx(0.1)
+    assert at.query_params["m1"] == "-4" and at.query_params["lr"] == "0.1"
+
+
 def test_bad_url_warns_and_falls_back():
     at = app({"lr": "banana", "steps": "100", "objectives": "nope"})
     assert_clean(at)
