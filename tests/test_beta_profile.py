@@ -124,6 +124,8 @@ def test_figure_marks_the_kls_at_the_ends(profile):
         (jsd,) = [t for t in fig["data"] if t["meta"] == {"role": "jsd", "row": row}]
         y = decode(jsd["y"])
         assert y[0] < 0.01 * fwd and y[-1] < 0.01 * rev  # the curve falls to ~0 where the marker sits at the KL
+        (limit,) = [t for t in fig["data"] if t["meta"] == {"role": "jsd_limit", "row": row}]
+        assert (list(limit["x"]), list(limit["y"])) == ([0.0, 1.0], [0.0, 0.0])  # the open circles: its limit
     assert default_betas()[0] == pytest.approx(1e-3) and set(CAPTION_BETAS) <= set(default_betas())
 
 
