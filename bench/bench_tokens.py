@@ -19,10 +19,12 @@ logits, and ``kc.fused_token_divergence`` (never builds them). ``--teacher logit
 logits (B·T, V) are an input, allocated before the measurement. ``--teacher hidden``: the teacher is given by its
 hidden states (B·T, H) and projection (V, H); TRL and the unfused loss build its logits (under no_grad) inside
 the measured call, the fused loss projects them chunk by chunk (``teacher_hidden``/``teacher_weight``). Each
-(config, implementation) runs in a fresh subprocess, so the peaks do not mix. Before each, the process's total
-need is estimated (inputs + gradients + the implementation's (B·T, V) temporaries: 2 for the unfused loss, 16
-for TRL, measured at small sizes); a run that would need more than ``--max-gb`` (default 12) or more than the
-machine's available memory is not run, and the table says how much it would have needed.
+(config, implementation) runs in a fresh subprocess, so the peaks do not mix. ``--chunk N`` (repeatable) adds
+the fused loss with ``chunk_size=N`` positions per chunk (row ``fused@N``; the default is ~2M logits per chunk).
+Before each, the process's total need is estimated (inputs + gradients + the implementation's (B·T, V)
+temporaries: 2 for the unfused loss, 16 for TRL, measured at small sizes); a run that would need more than
+``--max-gb`` (default 12) or more than the machine's available memory is not run, and the table says how much it
+would have needed.
 
     python bench/bench_tokens.py --fused-grid [--teacher hidden] [--repeat 1]
 """
@@ -93,8 +95,9 @@ def need_bytes(bt: int, hidden: int, vocab: int, impl: str, teacher: str) -> int
     inputs = states + weight + bias + (logits if teacher == "logits" else states + weight)
     grads = states + weight + bias  # every implementation allocates these
     built_teacher = logits if teacher == "hidden" else 0  # TRL and unfused build the teacher's logits
-    if impl == "fused":
-        temps = 12 * (1 << 21) * _FLOAT  # a dozen (chunk, V) tensors of ~2M logits
+    if impl.startswith("fused"):
+        rows = int(impl.split("@")[1]) if "@" in impl else max(1, (1 << 21) // vocab)
+        temps = 12 * rows * vocab * _FLOAT  # a dozen (chunk, V) tensors (default chunk: ~2M logits)
     elif impl == "unfused":
         temps = 2 * logits + built_teacher  # student logits + their gradient buffer (+ the teacher's)
     else:
@@ -123,13 +126,16 @@ def _fused_child(bt: int, hidden: int, vocab: int, impl: str, teacher_mode: str,
         t_hidden = torch.randn(bt, hidden, generator=gen)
         t_weight = torch.randn(vocab, hidden, generator=gen) * (2 / hidden**0.5)
     reference = trl_loss() if impl == "TRL" else None
+    chunk = int(impl.split("@")[1]) if impl.startswith("fused@") else None
 
     def loss():
-        if impl == "fused":
+        if impl.startswith("fused"):
             if teacher is not None:
-                return kc.fused_token_divergence(h, w, b, teacher_logits=teacher, kind="jsd", beta=0.5)
+                return kc.fused_token_divergence(
+                    h, w, b, teacher_logits=teacher, kind="jsd", beta=0.5, chunk_size=chunk
+                )
             return kc.fused_token_divergence(
-                h, w, b, teacher_hidden=t_hidden, teacher_weight=t_weight, kind="jsd", beta=0.5
+                h, w, b, teacher_hidden=t_hidden, teacher_weight=t_weight, kind="jsd", beta=0.5, chunk_size=chunk
             )
         if teacher is None:
             with torch.no_grad():
@@ -158,11 +164,13 @@ def _fused_child(bt: int, hidden: int, vocab: int, impl: str, teacher_mode: str,
     print(f"{best_t} {best_m} {value} {_status('VmHWM')}")
 
 
-def fused_table(configs: list[str], repeat: int, skip_trl: bool, teacher: str, max_gb: float) -> None:
+def fused_table(
+    configs: list[str], repeat: int, skip_trl: bool, teacher: str, max_gb: float, chunks: list[int]
+) -> None:
     import subprocess
     import sys
 
-    impls = [i for i in IMPLS if not (skip_trl and i == "TRL")]
+    impls = [i for i in IMPLS if not (skip_trl and i == "TRL")] + [f"fused@{c}" for c in chunks]
     print(
         f"float32, CPU, {torch.get_num_threads()} threads, torch {torch.__version__}; generalized JSD beta = 0.5; "
         f"teacher given as {teacher}; best of {repeat} rounds, a fresh process per run; limit {max_gb:g} GB per run"
@@ -224,6 +232,9 @@ def main() -> None:
     parser.add_argument("--teacher", choices=("logits", "hidden"), default="logits")
     parser.add_argument("--max-gb", type=float, default=12.0, help="skip runs estimated to need more")
     parser.add_argument("--skip-trl", action="store_true")
+    parser.add_argument(
+        "--chunk", type=int, action="append", default=[], help="also the fused loss with chunk_size=N (rows)"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--batch", type=int, default=4)
@@ -236,7 +247,7 @@ def main() -> None:
         return
     if args.fused or args.fused_grid:
         configs = args.fused + (FUSED_GRID if args.fused_grid else [])
-        fused_table(configs, args.repeat, args.skip_trl, args.teacher, args.max_gb)
+        fused_table(configs, args.repeat, args.skip_trl, args.teacher, args.max_gb, args.chunk)
         return
 
     gen = torch.Generator().manual_seed(0)
