@@ -11,14 +11,22 @@ the call (inputs already allocated). Both implementations allocate the student's
     pip install -e ".[bench]"      # trl
     python bench/bench_tokens.py [--repeat 3] [--vocab 32768]
 
-``--fused BT,H,V`` (repeatable) instead compares, from last hidden states (B·T, H) and an output projection
-(V, H) with a bias, three ways to get the loss (generalized JSD, beta = 0.5) and the gradients of the student's
-hidden states, weight and bias: TRL (``h @ W.T + b`` then ``generalized_jsd_loss``), the unfused
-``kc.token_divergence`` on the same materialised logits, and ``kc.fused_token_divergence`` (never builds
-them). The teacher's logits are an input, allocated before the measurement. Each (config, implementation)
-runs in a fresh subprocess; ``--skip-trl`` leaves TRL out (its (B·T, V) temporaries may not fit).
+``--fused BT,H,V`` (repeatable; ``--fused-grid`` for B·T in {1024, 8192} x V in {32768, 128256} at H = 1024)
+instead compares, from last hidden states (B·T, H) and an output projection (V, H) with a bias, three ways to get
+the loss (generalized JSD, beta = 0.5) and the gradients of the student's hidden states, weight and bias: TRL
+(``h @ W.T + b`` then ``generalized_jsd_loss``), the unfused ``kc.token_divergence`` on the same materialised
+logits, and ``kc.fused_token_divergence`` (never builds them). ``--teacher logits`` (default): the teacher's
+logits (B·T, V) are an input, allocated before the measurement. ``--teacher hidden``: the teacher is given by its
+hidden states (B·T, H) and projection (V, H); TRL and the unfused loss build its logits (under no_grad) inside
+the measured call, the fused loss projects them chunk by chunk (``teacher_hidden``/``teacher_weight``). Each
+(config, implementation) runs in a fresh subprocess, so the peaks do not mix. ``--chunk N`` (repeatable) adds
+the fused loss with ``chunk_size=N`` positions per chunk (row ``fused@N``; the default is ~2M logits per chunk).
+Before each, the process's total need is estimated (inputs + gradients + the implementation's (B·T, V)
+temporaries: 2 for the unfused loss, 16 for TRL, measured at small sizes); a run that would need more than
+``--max-gb`` (default 12) or more than the machine's available memory is not run, and the table says how much it
+would have needed.
 
-    python bench/bench_tokens.py --fused 1024,1024,32768 --fused 8192,1024,128256
+    python bench/bench_tokens.py --fused-grid [--teacher hidden] [--repeat 1]
 """
 
 from __future__ import annotations
@@ -75,22 +83,69 @@ def run_once(fn, teacher: torch.Tensor, student: torch.Tensor) -> tuple[float, f
     return value, seconds, extra
 
 
-def _fused_child(bt: int, hidden: int, vocab: int, impl: str, repeat: int) -> None:
+FUSED_GRID = [f"{bt},1024,{v}" for bt in (1024, 8192) for v in (32768, 128256)]
+IMPLS = ("TRL", "unfused", "fused")
+_FLOAT = 4  # bytes
+_RUNTIME = 400 * 2**20  # python, torch and TRL loaded, before any tensor
+
+
+def need_bytes(bt: int, hidden: int, vocab: int, impl: str, teacher: str) -> int:
+    """Estimated peak resident bytes of one child run: runtime + inputs + gradients + the impl's temporaries."""
+    logits, weight, states, bias = bt * vocab * _FLOAT, vocab * hidden * _FLOAT, bt * hidden * _FLOAT, vocab * _FLOAT
+    inputs = states + weight + bias + (logits if teacher == "logits" else states + weight)
+    grads = states + weight + bias  # every implementation allocates these
+    built_teacher = logits if teacher == "hidden" else 0  # TRL and unfused build the teacher's logits
+    if impl.startswith("fused"):
+        rows = int(impl.split("@")[1]) if "@" in impl else max(1, (1 << 21) // vocab)
+        temps = 12 * rows * vocab * _FLOAT  # a dozen (chunk, V) tensors (default chunk: ~2M logits)
+    elif impl == "unfused":
+        temps = 2 * logits + built_teacher  # student logits + their gradient buffer (+ the teacher's)
+    else:
+        temps = 16 * logits + built_teacher  # measured: 2030 MB over the gradients at (2048, 16384)
+    return _RUNTIME + inputs + grads + temps
+
+
+def _available() -> int:
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("MemAvailable not in /proc/meminfo")
+
+
+def _fused_child(bt: int, hidden: int, vocab: int, impl: str, teacher_mode: str, repeat: int) -> None:
     """One (config, implementation) in this process: prints 'seconds extra_bytes value'."""
     gen = torch.Generator().manual_seed(0)
     h = torch.randn(bt, hidden, generator=gen).requires_grad_(True)
     w = (torch.randn(vocab, hidden, generator=gen) / hidden**0.5).requires_grad_(True)
     b = torch.zeros(vocab).requires_grad_(True)
-    teacher = torch.randn(bt, vocab, generator=gen) * 2
+    if teacher_mode == "logits":
+        teacher, t_hidden, t_weight = torch.randn(bt, vocab, generator=gen) * 2, None, None
+    else:  # teacher logits h_t @ W_t.T of the same scale (std 2), built inside the measured call
+        teacher = None
+        t_hidden = torch.randn(bt, hidden, generator=gen)
+        t_weight = torch.randn(vocab, hidden, generator=gen) * (2 / hidden**0.5)
     reference = trl_loss() if impl == "TRL" else None
+    chunk = int(impl.split("@")[1]) if impl.startswith("fused@") else None
 
     def loss():
-        if impl == "fused":
-            return kc.fused_token_divergence(h, w, b, teacher_logits=teacher, kind="jsd", beta=0.5)
+        if impl.startswith("fused"):
+            if teacher is not None:
+                return kc.fused_token_divergence(
+                    h, w, b, teacher_logits=teacher, kind="jsd", beta=0.5, chunk_size=chunk
+                )
+            return kc.fused_token_divergence(
+                h, w, b, teacher_hidden=t_hidden, teacher_weight=t_weight, kind="jsd", beta=0.5, chunk_size=chunk
+            )
+        if teacher is None:
+            with torch.no_grad():
+                t_logits = t_hidden @ t_weight.T
+        else:
+            t_logits = teacher
         logits = torch.addmm(b, h, w.T)
         if impl == "TRL":
-            return reference(logits, teacher, beta=0.5)
-        return kc.token_divergence(teacher, logits, "jsd", beta=0.5)
+            return reference(logits, t_logits, beta=0.5)
+        return kc.token_divergence(t_logits, logits, "jsd", beta=0.5)
 
     best_t, best_m, value = float("inf"), float("inf"), 0.0
     for _ in range(repeat):
@@ -106,39 +161,80 @@ def _fused_child(bt: int, hidden: int, vocab: int, impl: str, repeat: int) -> No
         best_m = min(best_m, _status("VmHWM") - before)
         value = float(out.detach())
         del out
-    print(f"{best_t} {best_m} {value}")
+    print(f"{best_t} {best_m} {value} {_status('VmHWM')}")
 
 
-def fused_table(configs: list[str], repeat: int, skip_trl: bool) -> None:
+def fused_table(
+    configs: list[str], repeat: int, skip_trl: bool, teacher: str, max_gb: float, chunks: list[int]
+) -> None:
     import subprocess
     import sys
 
-    impls = ["unfused", "fused"] if skip_trl else ["TRL", "unfused", "fused"]
-    print(f"float32, CPU, {torch.get_num_threads()} threads, torch {torch.__version__}; best of {repeat}")
-    print("| B·T | H | V | impl | loss | time (s) | extra peak MB | vs unfused: speed | vs unfused: memory |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    impls = [i for i in IMPLS if not (skip_trl and i == "TRL")] + [f"fused@{c}" for c in chunks]
+    print(
+        f"float32, CPU, {torch.get_num_threads()} threads, torch {torch.__version__}; generalized JSD beta = 0.5; "
+        f"teacher given as {teacher}; best of {repeat} rounds, a fresh process per run; limit {max_gb:g} GB per run"
+    )
+    print(
+        "| B·T | H | V | teacher | impl | loss | time (s) | extra peak MB | beyond the gradients MB "
+        "| peak GB (estimate) | speed vs unfused | memory vs unfused |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for config in configs:
         bt, hidden, vocab = (int(x) for x in config.split(","))
-        res = {}
+        grads = (bt * hidden + vocab * hidden + vocab) * _FLOAT
+        need = {impl: need_bytes(bt, hidden, vocab, impl, teacher) for impl in impls}
+        runs: dict[str, list] = {impl: [] for impl in impls}
+        skipped: dict[str, str] = {}
+        for _ in range(repeat):  # rounds: the implementations alternate, so a slow stretch hits them all
+            for impl in impls:
+                if impl in skipped:
+                    continue
+                if need[impl] > max_gb * 1e9 or need[impl] > _available() - 2**30:
+                    why = "over the limit" if need[impl] > max_gb * 1e9 else "more than was free"
+                    skipped[impl] = f"not run: needs ~{need[impl] / 1e9:.1f} GB ({why})"
+                    continue
+                cmd = [sys.executable, __file__, "--child", f"{bt},{hidden},{vocab},{impl},{teacher}"]
+                out = subprocess.run(cmd + ["--repeat", "1"], capture_output=True, text=True)
+                if out.returncode != 0:
+                    skipped[impl] = f"failed: {out.stderr.strip()[-80:]}"
+                    continue
+                runs[impl].append([float(x) for x in out.stdout.split()[-4:]])
+        res, rows = {}, []
         for impl in impls:
-            cmd = [sys.executable, __file__, "--child", f"{bt},{hidden},{vocab},{impl}", "--repeat", str(repeat)]
-            out = subprocess.run(cmd, capture_output=True, text=True)
-            if out.returncode != 0:
-                print(f"| {bt} | {hidden} | {vocab} | {impl} | failed: {out.stderr.strip()[-80:]} | | | | |")
+            head = f"| {bt} | {hidden} | {vocab} | {teacher} | {impl} |"
+            if impl in skipped and not runs[impl]:
+                rows.append(f"{head} {skipped[impl]} | | | | | | |")
                 continue
-            t, m, v = out.stdout.split()[-3:]
-            res[impl] = (float(t), float(m), float(v))
+            t, m = min(r[0] for r in runs[impl]), min(r[1] for r in runs[impl])
+            v, peak = runs[impl][0][2], max(r[3] for r in runs[impl])
+            res[impl] = (t, m)
+            rows.append((head, v, t, m, peak, need[impl]))
         base = res.get("unfused")
-        for impl, (t, m, v) in res.items():
+        for row in rows:
+            if isinstance(row, str):
+                print(row)
+                continue
+            head, v, t, m, peak, need = row
             speed = f"{base[0] / t:.2f}x" if base else "-"
             memory = f"{m / base[1]:.2f}x" if base and base[1] > 0 else "-"
-            print(f"| {bt} | {hidden} | {vocab} | {impl} | {v:.6f} | {t:.3f} | {m / 2**20:.0f} | {speed} | {memory} |")
+            print(
+                f"{head} {v:.6f} | {t:.2f} | {m / 2**20:.0f} | {(m - grads) / 2**20:.0f} "
+                f"| {peak / 1e9:.2f} ({need / 1e9:.2f}) | {speed} | {memory} |",
+                flush=True,
+            )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fused", action="append", default=[], metavar="BT,H,V")
+    parser.add_argument("--fused-grid", action="store_true", help="--fused for each of " + " ".join(FUSED_GRID))
+    parser.add_argument("--teacher", choices=("logits", "hidden"), default="logits")
+    parser.add_argument("--max-gb", type=float, default=12.0, help="skip runs estimated to need more")
     parser.add_argument("--skip-trl", action="store_true")
+    parser.add_argument(
+        "--chunk", type=int, action="append", default=[], help="also the fused loss with chunk_size=N (rows)"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--batch", type=int, default=4)
@@ -146,11 +242,12 @@ def main() -> None:
     parser.add_argument("--vocab", type=int, default=32768)
     args = parser.parse_args()
     if args.child:
-        bt, hidden, vocab, impl = args.child.split(",")
-        _fused_child(int(bt), int(hidden), int(vocab), impl, args.repeat)
+        bt, hidden, vocab, impl, teacher = args.child.split(",")
+        _fused_child(int(bt), int(hidden), int(vocab), impl, teacher, args.repeat)
         return
-    if args.fused:
-        fused_table(args.fused, args.repeat, args.skip_trl)
+    if args.fused or args.fused_grid:
+        configs = args.fused + (FUSED_GRID if args.fused_grid else [])
+        fused_table(configs, args.repeat, args.skip_trl, args.teacher, args.max_gb, args.chunk)
         return
 
     gen = torch.Generator().manual_seed(0)

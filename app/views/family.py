@@ -54,5 +54,28 @@ figures["Capacity"] = ui.chart(
     ("capacity", capacity_args), lambda: capacity_figure(PRESETS[model.CAPACITY_TEACHER].teacher, cap)
 )
 st.plotly_chart(figures["Capacity"], key="capacity_chart", width="stretch")
+
+# -- β at the endpoints: TRL's jsd against jsd_scaled (kl_core.beta_profile); one self-contained block ---------
+from kl_core.viz import beta_scale_figure  # noqa: E402  (this block's own import, kept with it)
+
+
+@st.cache_data(max_entries=1, show_spinner=False)
+def _beta_endpoints():
+    from kl_core.beta_profile import beta_caption, beta_profile, example_note
+
+    profile = beta_profile()
+    return profile, beta_caption(profile), example_note()
+
+
+beta_numbers, beta_sentence, beta_example = _beta_endpoints()
+st.header("β at the endpoints")
+st.caption(
+    "The token-level generalized JSD of GKD (TRL's jsd) tends to 0 as β → 0 or β → 1, yet at exactly β = 0 and "
+    "β = 1 it is defined as forward and reverse KL: the loss and its gradient jump there. jsd_scaled divides it by "
+    f"β(1−β) and runs continuously into forward KL at β → 0 and reverse KL at β → 1. A fixed example: {beta_example}."
+)
+figures["Beta endpoints"] = beta_scale_figure(beta_numbers)
+st.plotly_chart(figures["Beta endpoints"], key="beta_endpoints_chart", width="stretch")
+st.caption(beta_sentence)
 export_ui.export_panel(figures, "family")
 ui.finish()

@@ -4,6 +4,7 @@ Nothing here imports streamlit: the app, the exports and the tests all draw with
 """
 
 from kl_core.viz.animation import animation_controls
+from kl_core.viz.beta_scale import beta_scale_figure
 from kl_core.viz.capacity import capacity_figure
 from kl_core.viz.colors import ROLE_COLORS, color_for, label_for, mix, rgba
 from kl_core.viz.lab1d import animation_1d
@@ -30,6 +31,7 @@ __all__ = [
     "landscape_figure",
     "sweep_figure",
     "capacity_figure",
+    "beta_scale_figure",
     "loss_figure",
     "results_rows",
     "caption",
