@@ -35,7 +35,7 @@ from kl_core.distributions import (
     as_generator,
     short,
 )
-from kl_core.quadrature import integrate_pair, panel_grid, roots, standard_frame
+from kl_core.quadrature import integrate_pair, integrate_pairs, panel_grid, roots, standard_frame
 
 __all__ = [
     "Kind",
@@ -840,6 +840,20 @@ def divergence(
             raise ValueError(f"n must be an integer in [2, {MAX_MC_SAMPLES}], got {short(n)}")
         return _mc(k, teacher, student, par, int(n), seed)
     raise ValueError(f"method must be 'exact' or 'mc', got {short(method)}")
+
+
+def _kl_pair(teacher: Distribution, student: Distribution) -> tuple[float, float]:
+    """(forward KL, reverse KL), exact: ``divergence(teacher, student, "forward_kl")`` and ``"reverse_kl"`` to the
+    last bit, from one quadrature where both need one (its grid and both log-densities computed once)."""
+    _check_pair(teacher, student)
+    kinds = (KINDS["forward_kl"], KINDS["reverse_kl"])
+    if teacher.is_discrete or teacher.dim > 2 or _closed_form("forward_kl", teacher, student, {}) is not None:
+        return divergence(teacher, student, "forward_kl"), divergence(teacher, student, "reverse_kl")
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        frame = standard_frame([teacher, student])  # as _exact does
+        values = integrate_pairs([lambda lp, lq, k=k: k.integrand(lp, lq) for k in kinds], *frame)
+    out = [max(v, 0.0) if abs(v) < 1e-15 else v for v in values]
+    return _checked(kinds[0], teacher, student, {}, out[0]), _checked(kinds[1], teacher, student, {}, out[1])
 
 
 def _mc(k: Kind, teacher: Distribution, student: Distribution, par: dict[str, float], n: int, seed: Seed):

@@ -35,7 +35,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from kl_core.distributions import Distribution, _GaussianComponents
-from kl_core.divergences import _check_pair, divergence
+from kl_core.divergences import _check_pair, _kl_pair
 from kl_core.quadrature import _gauss_legendre, panel_grid, roots
 
 __all__ = [
@@ -252,6 +252,7 @@ def summarize(
     _check_pair(teacher, student)
     grid = _pair_grid(teacher, student) if isinstance(teacher, _GaussianComponents) and teacher.dim <= 2 else None
     shares = _mode_shares(teacher, student, low_density, grid)
+    kls = _kl_pair(teacher, student)  # one quadrature for both KLs
     ratios = core_ratios(teacher, student, low_density)
     covered = tuple(int(i) for i in np.nonzero(ratios >= coverage)[0])
     if isinstance(student, _GaussianComponents):
@@ -265,8 +266,8 @@ def summarize(
         mean=mean,
         std=std,
         entropy=float(student.entropy()),
-        forward_kl=float(divergence(teacher, student, "forward_kl")),
-        reverse_kl=float(divergence(teacher, student, "reverse_kl")),
+        forward_kl=float(kls[0]),
+        reverse_kl=float(kls[1]),
         mode_shares=tuple(float(s) for s in shares),
         core_ratios=tuple(float(r) for r in ratios),
         modes_covered=covered,

@@ -46,6 +46,7 @@ __all__ = [
     "uniform_grid",
     "integrate",
     "integrate_pair",
+    "integrate_pairs",
     "support_box",
     "roots",
     "standard_frame",
@@ -362,21 +363,37 @@ def integrate_pair(
     The same grid must integrate ``p`` and ``q`` to 1 within ``MASS_TOL``; otherwise it does not
     resolve them and the result could be impossible (a total variation above 1): ``ValueError``.
     """
+    return integrate_pairs((fn,), p, q, extra=extra, breaks=breaks, chunk=chunk)[0]
+
+
+def integrate_pairs(
+    fns: Sequence[Callable[[np.ndarray, np.ndarray], np.ndarray]],
+    p: Distribution,
+    q: Distribution,
+    *,
+    extra: Sequence[Components] = (),
+    breaks: Sequence[float] = (),
+    chunk: int = 1 << 18,
+) -> tuple[float, ...]:
+    """:func:`integrate_pair` of several integrands on one grid: the grid and both log-densities computed once,
+    each integral the same sums (to the last bit) as its own ``integrate_pair``."""
     x, w = panel_grid([p, q], extra=extra, breaks=breaks)
-    total, mass_p, mass_q = 0.0, 0.0, 0.0
+    totals, mass_p, mass_q = [0.0] * len(fns), 0.0, 0.0
     with np.errstate(over="ignore", invalid="ignore", under="ignore"):
         for i in range(0, len(w), chunk):
             wi, xi = w[i : i + chunk], x[i : i + chunk]
             lp, lq = p.log_prob(xi), q.log_prob(xi)
             mass_p += float(wi @ np.exp(lp))
             mass_q += float(wi @ np.exp(lq))
-            total += float(wi @ fn(lp, lq))
+            for j, fn in enumerate(fns):
+                totals[j] += float(wi @ fn(lp, lq))
     for name, mass in (("teacher", mass_p), ("student", mass_q)):
         if not abs(mass - 1.0) <= MASS_TOL:
             raise ValueError(
-                f"quadrature does not resolve the {name} (the grid integrates it to {mass:.9g}, not 1); use method='mc'"
+                f"quadrature does not resolve the {name} (the grid integrates it to {mass:.9g}, not 1); "
+                "use method='mc'"
             )
-    return total
+    return tuple(totals)
 
 
 def standard_frame(dists: Sequence[Distribution]) -> list[Distribution]:

@@ -139,3 +139,21 @@ def test_2d_coverage_against_monte_carlo():
     inside = np.mean(np.sum((x - [4.0, 0.0]) ** 2, 1) <= (0.5 * 1.5151729) ** 2)
     se = math.sqrt(inside * (1 - inside) / 200_000)
     assert s.core_ratios[0] == pytest.approx(inside / (0.6826895 / 8), abs=5 * se / (0.6826895 / 8))
+
+
+def test_kl_pair_equals_two_divergence_calls_to_the_last_bit():
+    # summarize takes both KLs from one quadrature (kl_core.divergences._kl_pair): the same sums, bit for bit
+    from kl_core.divergences import _kl_pair
+
+    ring = kc.PRESETS["ring"].teacher
+    bimodal = kc.PRESETS["bimodal"].teacher
+    pairs = [
+        (bimodal, kc.Gaussian(0.5, 2.0)),
+        (bimodal, kc.GaussianMixture([0.3, 0.7], [-2.0, 2.5], [0.5, 1.5])),
+        (kc.GaussianMixture([0.5, 0.5], [-1.0, 1.0], [0.05, 0.05]), kc.Gaussian(0.0, 5.0)),  # the kink case
+        (kc.Gaussian(1.0, 2.0), kc.Gaussian(0.0, 1.0)),  # closed form
+        (ring, kc.Gaussian([0.5, -0.3], cov=[[2.0, 0.4], [0.4, 1.5]])),
+    ]
+    for teacher, student in pairs:
+        expected = (kc.divergence(teacher, student, "forward_kl"), kc.divergence(teacher, student, "reverse_kl"))
+        assert _kl_pair(teacher, student) == expected
