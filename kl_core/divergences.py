@@ -672,14 +672,20 @@ def _alpha_diverges(teacher: _GaussianComponents, student: _GaussianComponents, 
         return False
     _, _, cp = teacher.components()
     _, _, cq = student.components()
-    d = cp.shape[-1]
-    if d == 1:
-        v = np.ones((1, 1))
-    else:
-        ang = np.linspace(0.0, np.pi, 720, endpoint=False)
-        v = np.stack([np.cos(ang), np.sin(ang)], -1) if d == 2 else np.eye(d)
+    v = _alpha_directions(cp.shape[-1])
     form = lambda covs: np.einsum("ai,kij,aj->ak", v, np.linalg.inv(covs), v).min(-1)  # noqa: E731
     return bool(np.any(alpha * form(cp) + (1.0 - alpha) * form(cq) <= 0.0))
+
+
+def _alpha_directions(d: int) -> np.ndarray:
+    """The directions v (A, d) along which :func:`_alpha_diverges` (and ``kc.fit``'s per-start check) test the
+    decay of p^a q^(1-a): the one direction of 1-D, 720 angles in 2-D, the axes beyond."""
+    if d == 1:
+        return np.ones((1, 1))
+    if d == 2:
+        ang = np.linspace(0.0, np.pi, 720, endpoint=False)
+        return np.stack([np.cos(ang), np.sin(ang)], -1)
+    return np.eye(d)
 
 
 def _crossings(teacher: _GaussianComponents, student: _GaussianComponents) -> list[float]:

@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from kl_core.distributions import Distribution, Seed, _GaussianComponents, as_generator, short
-from kl_core.divergences import Kind, _check_pair, _density, kl_direction, resolve
+from kl_core.divergences import Kind, _alpha_directions, _check_pair, _density, kl_direction, resolve
 from kl_core.families import Family, GaussianMixture1D, family_for
 from kl_core.quadrature import support_box, uniform_grid
 
@@ -613,12 +613,7 @@ class _Guard:
         a = self.alpha
         _, _, prec_q = self.family.spread(theta)  # (S, K, d, d)
         _, _, cp = self.teacher.components()
-        d = cp.shape[-1]
-        if d == 1:
-            v = np.ones((1, 1))
-        else:
-            ang = np.linspace(0.0, np.pi, 720, endpoint=False)
-            v = np.stack([np.cos(ang), np.sin(ang)], -1) if d == 2 else np.eye(d)
+        v = _alpha_directions(cp.shape[-1])
         form_p = np.einsum("ai,kij,aj->ak", v, np.linalg.inv(cp), v).min(-1)  # (A,)
         form_q = np.einsum("ai,skij,aj->sak", v, prec_q, v).min(-1)  # (S, A)
         return np.any(~(a * form_p + (1.0 - a) * form_q > 0.0), axis=-1)

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from kl_core.distributions import short
 from kl_core.lm import parallel
 from kl_core.lm.evaluation import N_SAMPLES, Evaluation, evaluate
 from kl_core.lm.languages import Language, get_language
@@ -191,8 +192,14 @@ def _resolve_teacher(
 
 def _check_int(name: str, value: Any, low: int) -> int:
     if not (isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= low):
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        raise ValueError(f"{name} must be an integer >= {low}, got {short(value)}")
     return int(value)
+
+
+def _check_lr(lr: Any) -> float:
+    if isinstance(lr, bool) or not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a finite number > 0, got {short(lr)}")
+    return float(lr)
 
 
 def distill(
@@ -243,8 +250,7 @@ def distill(
     batch_size = _check_int("batch_size", batch_size, 1)
     eval_every = _check_int("eval_every", eval_every, 1)
     seed = _check_int("seed", seed, 0)
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+    _check_lr(lr)
     dev = resolve_device(device)
     teacher_module, language = _resolve_teacher(teacher, language)
     if prompts is None:

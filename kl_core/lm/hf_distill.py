@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from kl_core.lm import parallel
-from kl_core.lm.distill import BATCH_SIZE, _Adam, _check_int, resolve_device
+from kl_core.lm.distill import BATCH_SIZE, _Adam, _check_int, _check_lr, resolve_device
 from kl_core.lm.hf import ModelPair, PromptGroups
 from kl_core.lm.methods import resolve_method
 from kl_core.lm.open_eval import N_SAMPLES, OpenEvaluation, evaluate_open
@@ -100,8 +100,7 @@ def distill_hf(
     batch_size = _check_int("batch_size", batch_size, 1)
     eval_every = _check_int("eval_every", eval_every, 1)
     length = _check_int("length", length, 1)
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+    _check_lr(lr)
     if batch_size % shards:
         raise ValueError(f"batch_size ({batch_size}) must be a multiple of shards ({shards})")
     dev = resolve_device(device)
