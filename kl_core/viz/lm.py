@@ -79,27 +79,32 @@ def method_label(method: str, params: dict[str, Any] | None = None) -> str:
     return f"{METHOD_NAMES[method]} ({', '.join(f'{_SYMBOLS[k]}={v:g}' for k, v in shown.items())})"
 
 
+def metric_trace(
+    method: str, label: str, key: str, steps: list, y: list, error: list | None, *, first: bool
+) -> go.Scatter:
+    """One method's curve of one metric over training steps (error bars: its standard errors, where given); the
+    legend entry on the ``first`` panel only. Shared by :func:`metrics_figure` and ``viz.lm_own``."""
+    color = method_color(method)
+    error_y = None if error is None else {"type": "data", "array": error, "visible": True, "color": rgba(color, 0.5)}
+    return go.Scatter(
+        x=steps, y=y, mode="lines+markers", name=label, legendgroup=method, showlegend=first,
+        line={"color": color, "width": 2}, marker={"size": 4}, error_y=error_y,
+        meta={"role": "metric", "method": method, "metric": key},
+        hovertemplate=f"{label}<br>step %{{x}}<br>{key} %{{y:.4g}}<extra></extra>",
+    )  # fmt: skip
+
+
 def metrics_figure(comparison: Comparison) -> go.Figure:
     """The metric curves over training steps, one colour per method (2 x 3 panels, see ``PANELS``)."""
     fig = make_subplots(rows=2, cols=3, subplot_titles=[title for _, title in PANELS], horizontal_spacing=0.07)
     for name, record in comparison.methods.items():
-        color, label = method_color(name), method_label(name, record.params)
+        label = method_label(name, record.params)
         steps = list(record.history["step"])
         for i, (key, _) in enumerate(PANELS):
             y = list(record.history[key])
             se = record.history.get(f"{key}_se")
-            error = None
-            if se is not None and not record.exact:
-                error = {"type": "data", "array": list(se), "visible": True, "color": rgba(color, 0.5)}
-            fig.add_trace(
-                go.Scatter(
-                    x=steps, y=y, mode="lines+markers", name=label, legendgroup=name, showlegend=i == 0,
-                    line={"color": color, "width": 2}, marker={"size": 4}, error_y=error,
-                    meta={"role": "metric", "method": name, "metric": key},
-                    hovertemplate=f"{label}<br>step %{{x}}<br>{key} %{{y:.4g}}<extra></extra>",
-                ),
-                row=i // 3 + 1, col=i % 3 + 1,
-            )  # fmt: skip
+            error = list(se) if se is not None and not record.exact else None
+            fig.add_trace(metric_trace(name, label, key, steps, y, error, first=i == 0), row=i // 3 + 1, col=i % 3 + 1)
     for i, (key, _) in enumerate(PANELS):
         if key in ("validity", "mode_coverage", "answer_coverage"):
             fig.update_yaxes(range=[-0.03, 1.03], row=i // 3 + 1, col=i % 3 + 1)

@@ -15,8 +15,7 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from kl_core.viz.colors import rgba
-from kl_core.viz.lm import method_color, method_label
+from kl_core.viz.lm import method_label, metric_trace
 from kl_core.viz.theme import style
 
 __all__ = ["OWN_PANELS", "own_metrics_figure"]
@@ -37,23 +36,13 @@ def own_metrics_figure(
     """Curves of every method's evaluation records (``OpenEvaluation.as_dict()``), 2 x 3 panels (``OWN_PANELS``)."""
     fig = make_subplots(rows=2, cols=3, subplot_titles=[t for _, t in OWN_PANELS], horizontal_spacing=0.07)
     for name, records in histories.items():
-        color, label = method_color(name), method_label(name, (params or {}).get(name))
+        label = method_label(name, (params or {}).get(name))
         steps = [int(r["step"]) for r in records]
         for i, (key, _) in enumerate(OWN_PANELS):
             y = [float(r[key]) for r in records]
-            error = None
-            if f"{key}_se" in (records[0] if records else {}):
-                se = [float(r[f"{key}_se"]) for r in records]
-                error = {"type": "data", "array": se, "visible": True, "color": rgba(color, 0.5)}
-            fig.add_trace(
-                go.Scatter(
-                    x=steps, y=y, mode="lines+markers", name=label, legendgroup=name, showlegend=i == 0,
-                    line={"color": color, "width": 2}, marker={"size": 4}, error_y=error,
-                    meta={"role": "metric", "method": name, "metric": key},
-                    hovertemplate=f"{label}<br>step %{{x}}<br>{key} %{{y:.4g}}<extra></extra>",
-                ),
-                row=i // 3 + 1, col=i % 3 + 1,
-            )  # fmt: skip
+            has_se = f"{key}_se" in (records[0] if records else {})
+            error = [float(r[f"{key}_se"]) for r in records] if has_se else None
+            fig.add_trace(metric_trace(name, label, key, steps, y, error, first=i == 0), row=i // 3 + 1, col=i % 3 + 1)
     for i, (key, _) in enumerate(OWN_PANELS):
         if key in ("validity", "ngram_diversity"):
             fig.update_yaxes(range=[-0.03, 1.03], row=i // 3 + 1, col=i % 3 + 1)
