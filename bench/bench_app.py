@@ -6,7 +6,7 @@ key's ``keyup`` event to the first animation frame at which the first chart's te
 (``_fullData[0].y``) differs from before AND the script has finished (``notRunning``). Run:
 
     python bench/bench_app.py [--moves 12]
-    python bench/bench_app.py --concurrent 10 [--rounds 3]
+    python bench/bench_app.py --concurrent 10 [--rounds 3] [--pin]
 
 The moves follow the pattern +step, -page, +step, +page (arrow keys and PageUp/PageDown), so the
 direction alternates and the value stays near its default, yet each move lands on a value not seen
@@ -22,7 +22,15 @@ is timed in its own page, from its keyup to the first animation frame at which o
 shows new data and its script has finished. The single-session time of the same page and the same
 moves comes first, in the same run: one session at a time on a fresh server; then the N sessions on
 another fresh server, so both phases compute the same values from cold caches. Printed: one row per
-session (page, single-session median, concurrent median, ratio) and the median ratio (target <= 3).
+session (page, single-session median, concurrent median, ratio) and the median ratio (target <= 3),
+and the server's own CPU time (utime + stime from /proc) over each phase.
+
+``--pin`` (concurrent mode, Linux, at least 2 CPUs) runs the server on CPU 0 and this driver, playwright and
+every chromium process on the others, in both phases. In a class each learner's browser runs on its own
+device; on this 2-core machine without ``--pin`` the N renderers share the server's cores, so a concurrent
+move also waits for N - 1 other pages' plotly draws. Pinned, the server has one core to itself (a Streamlit
+server's scripts share one GIL; numpy releases it in its loops) and the browsers share the rest: the ratio
+then measures what the server's queue adds, with the browsers' own slowdown still counted against it.
 
 This shared 2-core machine runs some stretches up to twice as slow as others. To tell such a
 stretch from a slower app, the bench also times a fixed reference computation, the page's default
@@ -32,6 +40,7 @@ fits (``app.model.lab_1d_runs`` on the default state), in its own process before
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -231,40 +240,44 @@ def drawn_seconds(page, deadline: float) -> float | None:
     return page.evaluate("() => (window.__benchDrawnAt - window.__benchKeyup) / 1000")
 
 
-def single_sessions(base_url: str, specs, rounds: int) -> list[list[float | None]]:
-    """Each spec's moves with no other session on the server (one after the other)."""
-    out = []
+def single_sessions(base_url: str, specs, rounds: int, pid: int) -> tuple[list[list[float | None]], float]:
+    """Each spec's moves with no other session on the server (one after the other); also the server's CPU
+    seconds over the moves (page loads not counted)."""
+    out, cpu = [], 0.0
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             for spec in specs:
                 context, page = open_move_page(browser, base_url, spec)
-                times = []
+                times, cpu0 = [], cpu_seconds(pid)
                 for _ in range(rounds):
                     press(page, spec)
                     times.append(drawn_seconds(page, time.perf_counter() + CONCURRENT_MOVE_TIMEOUT_S))
+                cpu += cpu_seconds(pid) - cpu0
                 context.close()
                 out.append(times)
         finally:
             browser.close()
-    return out
+    return out, cpu
 
 
-def concurrent_sessions(base_url: str, specs, rounds: int) -> list[list[float | None]]:
-    """All specs' sessions open together; in each round every session presses its key, then all are awaited."""
+def concurrent_sessions(base_url: str, specs, rounds: int, pid: int) -> tuple[list[list[float | None]], float]:
+    """All specs' sessions open together; in each round every session presses its key, then all are awaited.
+    Also the server's CPU seconds over the rounds (page loads not counted)."""
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             pages = [open_move_page(browser, base_url, spec)[1] for spec in specs]
             time.sleep(2.0)  # the last loads settle
             out: list[list[float | None]] = [[] for _ in specs]
+            cpu0 = cpu_seconds(pid)
             for _ in range(rounds):
                 for page, spec in zip(pages, specs):
                     press(page, spec)
                 deadline = time.perf_counter() + CONCURRENT_MOVE_TIMEOUT_S
                 for times, page in zip(out, pages):
                     times.append(drawn_seconds(page, deadline))
-            return out
+            return out, cpu_seconds(pid) - cpu0
         finally:
             browser.close()
 
@@ -274,13 +287,20 @@ def _median(times: list[float | None]) -> float | None:
     return statistics.median(done) if len(done) == len(times) else None
 
 
-def with_server(tmp: Path, name: str, work):
-    """``work(base_url)`` against a fresh ``streamlit run`` (its log printed if it fails)."""
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process so far (proc(5): fields 14 and 15, in clock ticks), in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()  # after "pid (comm)": field 3 is fields[0]
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def with_server(tmp: Path, name: str, work, cpus: set[int] | None = None):
+    """``work(base_url, pid)`` against a fresh ``streamlit run`` (its log printed if it fails)."""
     port = free_port()
     log_path = tmp / f"{name}.log"
-    server = start_server(port, log_path)
+    server = start_server(port, log_path, cpus=cpus)
     try:
-        return work(f"http://127.0.0.1:{port}")
+        return work(f"http://127.0.0.1:{port}", server.pid)
     except Exception:
         print(f"streamlit's output:\n{log_path.read_text()[-4000:]}", file=sys.stderr)
         raise
@@ -288,15 +308,24 @@ def with_server(tmp: Path, name: str, work):
         stop_server(server)
 
 
-def main_concurrent(sessions: int, rounds: int) -> None:
-    import os
-
+def main_concurrent(sessions: int, rounds: int, pin: bool = False) -> None:
     specs = [CONCURRENT[i % len(CONCURRENT)] for i in range(sessions)]
+    server_cpus = None
+    if pin:
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            raise SystemExit("--pin needs at least 2 CPUs")
+        server_cpus = {cpus[0]}
+        os.sched_setaffinity(0, set(cpus[1:]))  # playwright's driver and chromium, started below, inherit it
     reference_before = reference_seconds()
     with tempfile.TemporaryDirectory(prefix="bench_app_") as tmp:
-        single = with_server(Path(tmp), "single", lambda url: single_sessions(url, specs, rounds))
+        single, cpu_single = with_server(
+            Path(tmp), "single", lambda url, pid: single_sessions(url, specs, rounds, pid), server_cpus
+        )
         load_single = os.getloadavg()[0]
-        together = with_server(Path(tmp), "concurrent", lambda url: concurrent_sessions(url, specs, rounds))
+        together, cpu_together = with_server(
+            Path(tmp), "concurrent", lambda url, pid: concurrent_sessions(url, specs, rounds, pid), server_cpus
+        )
         load_together = os.getloadavg()[0]
     reference_after = reference_seconds()
 
@@ -315,6 +344,11 @@ def main_concurrent(sessions: int, rounds: int) -> None:
         print(f"| {name} | {fmt(a)} | {fmt(b)} | {'' if ratio is None else f'{ratio:.1f}x'} |")
     if ratios:
         print(f"median ratio over {len(ratios)} sessions: {statistics.median(ratios):.1f}x (target <= 3x)")
+    where = f"server on CPU {min(server_cpus)}, browsers on the others" if pin else "server and browsers unpinned"
+    print(
+        f"server CPU over the {len(specs) * rounds} moves ({where}): {cpu_single:.2f} s one session at a time, "
+        f"{cpu_together:.2f} s with {sessions} at once ({cpu_together / rounds:.2f} s per round of {sessions} moves)"
+    )
     print(
         f"reference (the default 1-D fits, in this process): {reference_before:.3f} s before, "
         f"{reference_after:.3f} s after; load average {load_single:.1f} after the single-session phase, "
@@ -343,13 +377,14 @@ def main() -> None:
     parser.add_argument("--moves", type=int, default=12, help="slider moves to time (at least 1; default 12)")
     parser.add_argument("--concurrent", type=int, default=0, help="sessions at once, each on its own page (0: off)")
     parser.add_argument("--rounds", type=int, default=3, help="concurrent mode: moves per session (default 3)")
+    parser.add_argument("--pin", action="store_true", help="concurrent mode: server on CPU 0, browsers on the rest")
     args = parser.parse_args()
     if args.moves < 1:
         parser.error("--moves must be at least 1")
     if not 0 <= args.concurrent <= 30 or not 1 <= args.rounds <= 20:
         parser.error("--concurrent must be in [0, 30] and --rounds in [1, 20]")
     if args.concurrent:
-        main_concurrent(args.concurrent, args.rounds)
+        main_concurrent(args.concurrent, args.rounds, pin=args.pin)
         return
 
     reference_before = reference_seconds()

@@ -34,9 +34,20 @@ load (its own chromium, goto -> the widget's first training frame, and -> the re
 the drags vs the same with the server idle (before the N sessions open) and with the N sessions open
 but not dragging (which tells the server's share of a slower load from the machine's). Sessions stop
 opening when the machine has under 4 GB available (it is shared); the table then says how many
-opened. Run:
+opened.
 
-    python bench/bench_live.py [--seconds 5] [--moves 40] [--replay-moves 6] [--sessions 10]
+By default every session makes the same drags (right, then back left, by the same distance), so after the
+first session's the server answers from its caches: a class on one exercise. ``--fresh`` makes session k's
+drags its own length (12 moves of 2 + k/4 px, back by half of it), so that, snapped to the sidebar's steps,
+every release is a teacher no session made before: each learner building their own, the worst case for the
+server (the replay path's slider steps are not changed: they repeat).
+
+``--pin`` (Linux, at least 2 CPUs) separates the server's effect on the late user from the machine's: the
+server and the late user's chromium run on CPU 0, this driver and the N sessions' chromium on the others.
+The late user then waits only for the server and for its own browser, as in a class where every learner
+brings a device. Run:
+
+    python bench/bench_live.py [--seconds 5] [--moves 40] [--replay-moves 6] [--sessions 10] [--fresh] [--pin]
 
 Headless chromium paces animation frames itself (about 60 Hz); this shared 2-core machine is noisy,
 so treat the numbers as preliminary and compare the two paths within one run.
@@ -185,9 +196,14 @@ def open_session(browser, url: str):
     return context, page, widget_s, chart_s
 
 
+LATE_CPUS: set[int] | None = None  # --pin: the CPUs of the server and the late user's chromium
+
+
 def user_31(url: str, out: dict) -> None:
     """A late user's page load in its own chromium (run in a thread: sync Playwright, one per thread)."""
     try:
+        if LATE_CPUS is not None:  # this thread's affinity: the driver and chromium it starts inherit it
+            os.sched_setaffinity(0, LATE_CPUS)
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             try:
@@ -220,19 +236,22 @@ def handle_box(page) -> dict:
     raise RuntimeError("the live widget's first handle has no box after 5 s")
 
 
-def live_gesture(page, turn: int, gesture_s: float) -> None:
+def live_gesture(page, turn: int, gesture_s: float, session: int | None = None) -> None:
+    """Drag the first mode right (even turns) or back left, 12 moves of 4 px; with ``session`` (--fresh)
+    12 moves of 2 + session/4 px, and back by half of that, so no two sessions' teachers coincide."""
     box = handle_box(page)
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    sign = 1 if turn % 2 == 0 else -1  # right, then back left: the mode stays in view
+    right = turn % 2 == 0  # right, then back left: the mode stays in view
+    step = 4.0 if session is None else (2.0 + session / 4) * (1.0 if right else 0.5)
     page.mouse.move(x, y)
     page.mouse.down()
     for k in range(1, 13):
-        page.mouse.move(x + sign * 4 * k, y)
+        page.mouse.move(x + (1 if right else -1) * step * k, y)
         page.wait_for_timeout(gesture_s * 1000 / 13)
     page.mouse.up()
 
 
-def replay_gesture(page, turn: int, gesture_s: float) -> None:
+def replay_gesture(page, turn: int, gesture_s: float, session: int | None = None) -> None:
     started = time.perf_counter()
     slider = page.get_by_role("slider", name=SLIDER_LABEL)
     slider.focus()
@@ -240,9 +259,21 @@ def replay_gesture(page, turn: int, gesture_s: float) -> None:
     page.wait_for_timeout(max(0.0, gesture_s - (time.perf_counter() - started)) * 1000)
 
 
-def drive(pages, gesture, url: str, pid: int, seconds: float, gesture_s: float, settle_s: float = 0.0) -> dict:
+def drive(
+    pages,
+    gesture,
+    url: str,
+    pid: int,
+    seconds: float,
+    gesture_s: float,
+    settle_s: float = 0.0,
+    fresh: bool = False,
+    late_cpu_s: float = 0.0,
+) -> dict:
     """Gestures round-robin over the sessions for ``seconds`` (and until the 31st user has loaded), then
-    ``settle_s`` more (the last reports, held by the widget's debounce, reach the server)."""
+    ``settle_s`` more (the last reports, held by the widget's debounce, reach the server). The server's CPU
+    over that time, less ``late_cpu_s`` (the late user's own page load, measured with the server idle), is
+    what the drags cost."""
     stop, health = threading.Event(), []
     poller = threading.Thread(target=poll_health, args=(f"{url}/_stcore/health", stop, health), daemon=True)
     late: dict = {}
@@ -253,13 +284,13 @@ def drive(pages, gesture, url: str, pid: int, seconds: float, gesture_s: float, 
     while time.perf_counter() - wall0 < seconds or loader.ident is None or loader.is_alive():
         if gestures == len(pages):  # every session has dragged once: the late user arrives
             loader.start()
-        page = pages[gestures % len(pages)]
+        index = gestures % len(pages)
         started = time.perf_counter()
-        gesture(page, gestures // len(pages), gesture_s)
+        gesture(pages[index], gestures // len(pages), gesture_s, index if fresh else None)
         dragging_s += time.perf_counter() - started
         gestures += 1
     time.sleep(settle_s)
-    wall, cpu = time.perf_counter() - wall0, cpu_seconds(pid) - cpu0
+    wall, cpu = time.perf_counter() - wall0, max(0.0, cpu_seconds(pid) - cpu0 - late_cpu_s)
     stop.set()
     poller.join()
     return {
@@ -276,15 +307,25 @@ def drive(pages, gesture, url: str, pid: int, seconds: float, gesture_s: float, 
     }
 
 
-def measure_classroom(sessions: int, seconds: float, gesture_s: float) -> dict:
+def measure_classroom(sessions: int, seconds: float, gesture_s: float, fresh: bool = False, pin: bool = False) -> dict:
+    global LATE_CPUS
+    server_cpus = None
+    if pin:
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            raise SystemExit("--pin needs at least 2 CPUs")
+        server_cpus = LATE_CPUS = {cpus[0]}
+        os.sched_setaffinity(0, set(cpus[1:]))  # this driver, and the sessions' chromium started below
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
-        process = start_server(port, Path(tmp) / "server.log")
+        process = start_server(port, Path(tmp) / "server.log", cpus=server_cpus)
         url = f"http://127.0.0.1:{port}"
         try:
             warm, idle, still = {}, {}, {}
             user_31(url, warm)  # the first load computes and caches the default page: not a user's number
+            cpu0 = cpu_seconds(process.pid)
             user_31(url, idle)
+            late_cpu_s = cpu_seconds(process.pid) - cpu0  # a late user's own load: not the drags' cost
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 try:
@@ -300,9 +341,9 @@ def measure_classroom(sessions: int, seconds: float, gesture_s: float) -> dict:
                     reference.start()
                     reference.join()
                     settle = REPORT_IDLE_MS / 1000 + 2.0
-                    live = drive(pages, live_gesture, url, process.pid, seconds, gesture_s, settle)
+                    live = drive(pages, live_gesture, url, process.pid, seconds, gesture_s, settle, fresh, late_cpu_s)
                     time.sleep(2.0)
-                    replay = drive(pages, replay_gesture, url, process.pid, seconds, gesture_s)
+                    replay = drive(pages, replay_gesture, url, process.pid, seconds, gesture_s, late_cpu_s=late_cpu_s)
                 finally:
                     browser.close()
         finally:
@@ -310,8 +351,11 @@ def measure_classroom(sessions: int, seconds: float, gesture_s: float) -> dict:
     return {
         "sessions": len(opened),
         "asked": sessions,
+        "fresh": fresh,
+        "pin": pin,
         "open_widget_s": statistics.median(o[2] for o in opened),
         "idle": idle,
+        "late_cpu_s": late_cpu_s,
         "still": still,
         "live": live,
         "replay": replay,
@@ -325,6 +369,8 @@ def classroom_rows(c: dict) -> list[tuple[str, str, str]]:
         return f"{d[key]:.1f} s" if key in d else f"failed: {d.get('error', '?')[:60]}"
 
     short = "" if c["sessions"] == c["asked"] else f" (of {c['asked']} asked: memory ran short)"
+    short += "; live: every release a new teacher (--fresh)" if c["fresh"] else "; the same drags in every session"
+    short += "; server and user N + 1 on CPU 0 (--pin)" if c["pin"] else ""
     return [
         (
             f"{c['sessions']} sessions{short}: server CPU per session-minute of dragging",
@@ -332,7 +378,7 @@ def classroom_rows(c: dict) -> list[tuple[str, str, str]]:
             f"{replay['cpu_per_session_min']:.1f} s ({replay['gestures']} slider changes)",
         ),
         (
-            "server CPU per release (one rerun each)",
+            f"server CPU per release (one rerun each; the late user's own load, {c['late_cpu_s']:.2f} s, not counted)",
             f"{live['cpu_ms_per_release']:.0f} ms (0 while the pointer moves: nothing is sent)",
             f"{replay['cpu_ms_per_release']:.0f} ms",
         ),
@@ -365,6 +411,8 @@ def main() -> None:
     parser.add_argument("--class-seconds", type=float, default=60.0, help="classroom: seconds of drags per path")
     parser.add_argument("--gesture-ms", type=float, default=1000.0, help="classroom: one drag's duration")
     parser.add_argument("--only-classroom", action="store_true", help="skip the single-user measures")
+    parser.add_argument("--fresh", action="store_true", help="classroom: every release a teacher not seen before")
+    parser.add_argument("--pin", action="store_true", help="classroom: server + late user on CPU 0, sessions elsewhere")
     args = parser.parse_args()
     if args.seconds <= 0 or args.moves < 1 or args.replay_moves < 0:
         parser.error("--seconds must be > 0, --moves >= 1, --replay-moves >= 0")
@@ -382,7 +430,8 @@ def main() -> None:
         replay = measure_replay(args.replay_moves) if args.replay_moves else None
         rows += single_user_rows(live, replay, size)
     if args.sessions:
-        rows += classroom_rows(measure_classroom(args.sessions, args.class_seconds, args.gesture_ms / 1000))
+        classroom = measure_classroom(args.sessions, args.class_seconds, args.gesture_ms / 1000, args.fresh, args.pin)
+        rows += classroom_rows(classroom)
     print("| measure | live (in the browser) | replay (server round trip) |")  # noqa: T201
     print("|---|---|---|")  # noqa: T201
     for row in rows:

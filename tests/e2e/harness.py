@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -44,8 +45,11 @@ def health_ok(url: str) -> bool:
         return False
 
 
-def start_server(port: int, log_path: Path) -> subprocess.Popen:
+def start_server(port: int, log_path: Path, cpus: set[int] | None = None) -> subprocess.Popen:
     """``streamlit run app/main.py`` from the repo root, output to ``log_path``; returns once healthy.
+
+    ``cpus``: the CPUs the server may run on (Linux ``sched_setaffinity``, set before it starts, so every
+    thread it creates inherits it); None leaves it to the scheduler.
 
     Raises RuntimeError (with the server's log) if it exits or is not healthy within 60 s.
     """
@@ -58,7 +62,8 @@ def start_server(port: int, log_path: Path) -> subprocess.Popen:
         "--server.fileWatcherType", "none",
     ]  # fmt: skip
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+        pin = None if cpus is None else (lambda: os.sched_setaffinity(0, cpus))
+        process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, preexec_fn=pin)
     deadline = time.monotonic() + SERVER_START_TIMEOUT_S
     while not health_ok(f"http://127.0.0.1:{port}/_stcore/health"):
         if process.poll() is not None or time.monotonic() > deadline:
