@@ -91,7 +91,7 @@ export default function (component) {
     instances.set(parentElement, inst);
   } else if (inst.teacher !== teacher && !inst.box.pending && !(inst.box.lastSent > (data.applied || 0))) {
     // (a scene answering an older release while a newer one is held or on its way would pull the mode back)
-    inst.ctl.setTeacher(scene.teacher);
+    inst.ctl.setTeacher(scene.teacher, scene.starts);  // training goes on; Reset then uses the table's starts
     inst.teacher = teacher;
   }
   return () => {
@@ -157,7 +157,10 @@ def live_lab(state: Mapping[str, Any], kinds: Sequence[str]) -> None:
     _component()(key=KEY, data={"scene": scene, "applied": applied}, on_release_change=_on_release)
     st.caption(
         "Live: this trains in your browser, every start at once. Drag the grey modes; a second after you "
-        "let go, the sidebar, the link and the exact table below follow."
+        "let go, the sidebar, the link and the exact results below follow. Those train every start from its "
+        "beginning on the new teacher, while the live panels keep training from where the students are: "
+        "after a big change a mode-seeking student (reverse KL) can sit on another mode, because where it "
+        "ends depends on where it starts. **Reset** trains the panels from the table's starts."
     )
 
 

@@ -1028,8 +1028,14 @@ export function mount(root, sceneIn = {}, { onChange = null } = {}) {
     reset,
     /** n training steps of every start of every objective, without drawing (the bench's steps/s). */
     train: (n) => advance(n),
-    setTeacher(t) {
+    /**
+     * A new teacher; training goes on from where the students are. ``starts`` (optional): kc.fit's starts
+     * for this teacher (the app's new scene), kept for the next Reset, which then trains from the same
+     * starts as the app's exact table.
+     */
+    setTeacher(t, starts) {
       const modes = teacher.means.length;
+      if (starts !== undefined) scene.starts = starts ? starts.map((row) => row.slice()) : null;
       teacher = { weights: t.weights.slice(), means: t.means.slice(), stds: t.stds.slice() };
       lastReported = JSON.stringify(teacher);
       applyTeacher();

@@ -297,6 +297,36 @@ def test_widget_never_takes_the_focus_and_reports_only_changes(offline_page, exp
     assert requests == [] and errors == [], (requests, errors)
 
 
+def test_reset_after_a_new_teacher_trains_from_the_tables_starts(offline_page, exported: Path):
+    """After a release the app sends the new teacher with kc.fit's starts for it (``setTeacher(t, starts)``):
+    training goes on from where the students are, and Reset then trains from those starts, so that after
+    the table's steps the panels hold the table's students, the exact fits of ``kl_core.scenario.fit_1d``
+    (what the 1-D lab's caption promises)."""
+    from kl_core.live.export import scene_from_scenario
+    from kl_core.scenario import Scenario, fit_1d
+
+    page, requests, errors = offline_page
+    page.goto(exported.as_uri())
+    page.wait_for_function("() => window.klLive && window.klLive.runs[0].state.t >= 5")
+    page.evaluate("() => window.klLive.pause()")
+    modes = ((0.5, -3.0, 1.0), (0.5, 4.0, 1.0))
+    scenario = Scenario(preset="custom", teacher=modes)  # the exported scene's settings, a dragged teacher
+    scene = scene_from_scenario(scenario)
+    page.evaluate("(s) => window.klLive.setTeacher(s.teacher, s.starts)", scene)
+    kept = page.evaluate("() => window.klLive.runs.map(r => r.state.t)")
+    assert min(kept) >= 5  # training went on from where it was
+    got = page.evaluate("() => { window.klLive.reset(); window.klLive.train(400); return window.klLive.runs"
+                        ".map(r => [r.kind, r.state.t, Array.from(r.state.theta)]); }")  # fmt: skip
+    runs = fit_1d(modes, "custom", "gaussian", 2, scenario.objectives, "exact", 256, scenario.lr, 400,
+                  scenario.inits, scenario.seed)  # fmt: skip
+    assert [kind for kind, _, _ in got] == [run.objective for run in runs]
+    for run, (_, t, theta) in zip(runs, got):
+        want = run.trajectory.params[-1]
+        err = np.abs(np.reshape(theta, want.shape) - want) / np.maximum(np.abs(want), 1.0)
+        assert t == 400 and err.max() <= 1e-6, (run.objective, err.max())
+    assert requests == [] and errors == [], (requests, errors)
+
+
 def test_widget_leaves_out_starts_kc_fit_drops(offline_page, tmp_path: Path):
     """alpha = -0.5 from the bimodal preset: kc.fit drops 4 of 8 starts as infinite at the start; the
     widget draws the other 4, says which were left out and why (kc.fit's words), and trains on."""
