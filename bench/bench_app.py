@@ -240,10 +240,10 @@ def drawn_seconds(page, deadline: float) -> float | None:
     return page.evaluate("() => (window.__benchDrawnAt - window.__benchKeyup) / 1000")
 
 
-def single_sessions(base_url: str, specs, rounds: int, pid: int) -> tuple[list[list[float | None]], float]:
+def single_sessions(base_url: str, specs, rounds: int, pid: int) -> tuple[list[list[float | None]], list[float]]:
     """Each spec's moves with no other session on the server (one after the other); also the server's CPU
-    seconds over the moves (page loads not counted)."""
-    out, cpu = [], 0.0
+    seconds over each spec's moves (its page load not counted)."""
+    out, cpu = [], []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -253,7 +253,7 @@ def single_sessions(base_url: str, specs, rounds: int, pid: int) -> tuple[list[l
                 for _ in range(rounds):
                     press(page, spec)
                     times.append(drawn_seconds(page, time.perf_counter() + CONCURRENT_MOVE_TIMEOUT_S))
-                cpu += cpu_seconds(pid) - cpu0
+                cpu.append(cpu_seconds(pid) - cpu0)
                 context.close()
                 out.append(times)
         finally:
@@ -332,21 +332,24 @@ def main_concurrent(sessions: int, rounds: int, pin: bool = False) -> None:
     def fmt(t: float | None) -> str:
         return "no redraw" if t is None else f"{t:.2f} s"
 
-    print(f"| page (control moved, {rounds} moves) | single session | {sessions} sessions at once | ratio |")
-    print("|---|---:|---:|---:|")
+    print(
+        f"| page (control moved, {rounds} moves) | single session | server CPU per move (single) "
+        f"| {sessions} sessions at once | ratio |"
+    )
+    print("|---|---:|---:|---:|---:|")
     ratios = []
-    for spec, one, many in zip(specs, single, together):
+    for spec, one, many, cpu in zip(specs, single, together, cpu_single):
         a, b = _median(one), _median(many)
         ratio = b / a if a and b else None
         if ratio is not None:
             ratios.append(ratio)
         name = f"/{spec.path} ({spec.label})"
-        print(f"| {name} | {fmt(a)} | {fmt(b)} | {'' if ratio is None else f'{ratio:.1f}x'} |")
+        print(f"| {name} | {fmt(a)} | {cpu / rounds:.2f} s | {fmt(b)} | {'' if ratio is None else f'{ratio:.1f}x'} |")
     if ratios:
         print(f"median ratio over {len(ratios)} sessions: {statistics.median(ratios):.1f}x (target <= 3x)")
     where = f"server on CPU {min(server_cpus)}, browsers on the others" if pin else "server and browsers unpinned"
     print(
-        f"server CPU over the {len(specs) * rounds} moves ({where}): {cpu_single:.2f} s one session at a time, "
+        f"server CPU over the {len(specs) * rounds} moves ({where}): {sum(cpu_single):.2f} s one session at a time, "
         f"{cpu_together:.2f} s with {sessions} at once ({cpu_together / rounds:.2f} s per round of {sessions} moves)"
     )
     print(
