@@ -25,6 +25,10 @@ another fresh server, so both phases compute the same values from cold caches. P
 session (page, single-session median, concurrent median, ratio) and the median ratio (target <= 3),
 and the server's own CPU time (utime + stime from /proc) over each phase.
 
+``--spread S`` (concurrent mode): in each round the sessions press at seeded random moments within S seconds
+instead of all at once (a class whose learners move their controls within a few seconds of each other);
+each move is still timed from its own keyup.
+
 ``--pin`` (concurrent mode, Linux, at least 2 CPUs) runs the server on CPU 0 and this driver, playwright and
 every chromium process on the others, in both phases. In a class each learner's browser runs on its own
 device; on this 2-core machine without ``--pin`` the N renderers share the server's cores, so a concurrent
@@ -41,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -261,9 +266,13 @@ def single_sessions(base_url: str, specs, rounds: int, pid: int) -> tuple[list[l
     return out, cpu
 
 
-def concurrent_sessions(base_url: str, specs, rounds: int, pid: int) -> tuple[list[list[float | None]], float]:
-    """All specs' sessions open together; in each round every session presses its key, then all are awaited.
-    Also the server's CPU seconds over the rounds (page loads not counted)."""
+def concurrent_sessions(
+    base_url: str, specs, rounds: int, pid: int, spread_s: float = 0.0
+) -> tuple[list[list[float | None]], float]:
+    """All specs' sessions open together; in each round every session presses its key (all at once, or with
+    ``spread_s`` at seeded uniform random moments within that many seconds), then all are awaited. Also the
+    server's CPU seconds over the rounds (page loads not counted)."""
+    rng = random.Random(0)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -272,8 +281,11 @@ def concurrent_sessions(base_url: str, specs, rounds: int, pid: int) -> tuple[li
             out: list[list[float | None]] = [[] for _ in specs]
             cpu0 = cpu_seconds(pid)
             for _ in range(rounds):
-                for page, spec in zip(pages, specs):
-                    press(page, spec)
+                at = sorted((rng.uniform(0.0, spread_s), i) for i in range(len(specs)))
+                started = time.perf_counter()
+                for offset, i in at:
+                    time.sleep(max(0.0, started + offset - time.perf_counter()))
+                    press(pages[i], specs[i])
                 deadline = time.perf_counter() + CONCURRENT_MOVE_TIMEOUT_S
                 for times, page in zip(out, pages):
                     times.append(drawn_seconds(page, deadline))
@@ -308,7 +320,7 @@ def with_server(tmp: Path, name: str, work, cpus: set[int] | None = None):
         stop_server(server)
 
 
-def main_concurrent(sessions: int, rounds: int, pin: bool = False) -> None:
+def main_concurrent(sessions: int, rounds: int, pin: bool = False, spread_s: float = 0.0) -> None:
     specs = [CONCURRENT[i % len(CONCURRENT)] for i in range(sessions)]
     server_cpus = None
     if pin:
@@ -323,9 +335,8 @@ def main_concurrent(sessions: int, rounds: int, pin: bool = False) -> None:
             Path(tmp), "single", lambda url, pid: single_sessions(url, specs, rounds, pid), server_cpus
         )
         load_single = os.getloadavg()[0]
-        together, cpu_together = with_server(
-            Path(tmp), "concurrent", lambda url, pid: concurrent_sessions(url, specs, rounds, pid), server_cpus
-        )
+        phase = lambda url, pid: concurrent_sessions(url, specs, rounds, pid, spread_s)  # noqa: E731
+        together, cpu_together = with_server(Path(tmp), "concurrent", phase, server_cpus)
         load_together = os.getloadavg()[0]
     reference_after = reference_seconds()
 
@@ -348,6 +359,8 @@ def main_concurrent(sessions: int, rounds: int, pin: bool = False) -> None:
     if ratios:
         print(f"median ratio over {len(ratios)} sessions: {statistics.median(ratios):.1f}x (target <= 3x)")
     where = f"server on CPU {min(server_cpus)}, browsers on the others" if pin else "server and browsers unpinned"
+    when = f"pressed at random moments within {spread_s:g} s" if spread_s else "pressed at once"
+    print(f"(each round: the {sessions} sessions' keys {when})")
     print(
         f"server CPU over the {len(specs) * rounds} moves ({where}): {sum(cpu_single):.2f} s one session at a time, "
         f"{cpu_together:.2f} s with {sessions} at once ({cpu_together / rounds:.2f} s per round of {sessions} moves)"
@@ -381,13 +394,16 @@ def main() -> None:
     parser.add_argument("--concurrent", type=int, default=0, help="sessions at once, each on its own page (0: off)")
     parser.add_argument("--rounds", type=int, default=3, help="concurrent mode: moves per session (default 3)")
     parser.add_argument("--pin", action="store_true", help="concurrent mode: server on CPU 0, browsers on the rest")
+    parser.add_argument(
+        "--spread", type=float, default=0.0, help="concurrent mode: press within this many seconds (default 0: at once)"
+    )
     args = parser.parse_args()
     if args.moves < 1:
         parser.error("--moves must be at least 1")
-    if not 0 <= args.concurrent <= 30 or not 1 <= args.rounds <= 20:
-        parser.error("--concurrent must be in [0, 30] and --rounds in [1, 20]")
+    if not 0 <= args.concurrent <= 30 or not 1 <= args.rounds <= 20 or not 0 <= args.spread <= 60:
+        parser.error("--concurrent must be in [0, 30], --rounds in [1, 20] and --spread in [0, 60]")
     if args.concurrent:
-        main_concurrent(args.concurrent, args.rounds, pin=args.pin)
+        main_concurrent(args.concurrent, args.rounds, pin=args.pin, spread_s=args.spread)
         return
 
     reference_before = reference_seconds()
