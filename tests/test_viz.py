@@ -466,6 +466,7 @@ def test_animation_2d_draws_every_start_in_four_traces_per_run():
     fig = kv.animation_2d(teacher, runs, n_frames=3)
     steps = kv.motion_steps(runs, 3)
     assert len(fig.data) == len(runs) * 5  # the teacher's contours and four outline traces per run
+    assert fig.layout.yaxis2.range == fig.layout.yaxis.range and fig.layout.yaxis2.showticklabels is False
     for c, run in enumerate(runs):
         assert len(traces(fig, "ellipse", run=c)) == 4
         for sigma in (1.0, 2.0):

@@ -231,6 +231,8 @@ def animation_2d(
         layout[y_axis].update(range=list(box[1]), scaleanchor=axes["xaxis"], scaleratio=1.0)
         if c == 0:
             layout[y_axis]["title"] = {"text": "x₂"}
+        else:  # every panel has the same y range: its tick labels would stand in the panel to its left on a phone
+            layout[y_axis]["showticklabels"] = False
 
     frames = []  # their arrays as typed-array specs: plotly neither converts nor validates them
     for f, step in enumerate(steps):
