@@ -61,6 +61,17 @@ def _frozen(a: np.ndarray) -> np.ndarray:
     return a
 
 
+def _max_last(c: np.ndarray) -> np.ndarray:
+    """``c.max(-1)``, the same numbers (NaN propagates), column by column: numpy's reduction over a short last
+    axis (a mixture's K components at every point) is ~8x slower than K - 1 elementwise maxima."""
+    if c.shape[-1] <= 1:
+        return c.max(-1)
+    top = c[..., 0].copy()
+    for k in range(1, c.shape[-1]):
+        np.maximum(top, c[..., k], out=top)
+    return top
+
+
 def _as_float_array(name: str, value: Any, ndim: int | None = None) -> np.ndarray:
     try:
         a = np.asarray(value, dtype=float)
@@ -251,7 +262,7 @@ class _GaussianComponents(Distribution):
         c = self.component_log_prob(x)
         if self.n_components == 1:
             return c[..., 0]
-        top = c.max(-1)
+        top = _max_last(c)
         return top + np.log(np.exp(c - top[..., None]).sum(-1))
 
     def prob(self, x: Any) -> np.ndarray:

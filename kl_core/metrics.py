@@ -28,13 +28,14 @@ Definitions (teacher p with components or cells k, student q):
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import minimize
 
-from kl_core.distributions import Distribution, _GaussianComponents
+from kl_core.distributions import Distribution, _GaussianComponents, _max_last
 from kl_core.divergences import _check_pair, _kl_pair
 from kl_core.quadrature import _gauss_legendre, panel_grid, roots
 
@@ -97,7 +98,7 @@ def _pair_grid(teacher: _GaussianComponents, student: Distribution) -> _PairGrid
     if c.shape[-1] == 1:
         lp = c[..., 0]
     else:  # as teacher.log_prob does
-        top = c.max(-1)
+        top = _max_last(c)
         lp = top + np.log(np.exp(c - top[..., None]).sum(-1))
     with np.errstate(invalid="ignore"):
         resp = np.exp(c - lp[..., None])
@@ -125,7 +126,7 @@ def _mode_shares(teacher: Distribution, student: Distribution, low_density: floa
         if teacher.dim > 2:
             raise ValueError("mode shares are computed for 1-D and 2-D teachers only")
         g = grid or _pair_grid(teacher, student)
-        return (g.w * np.exp(g.lq)) @ g.resp
+        return np.einsum("n,nk->k", g.w * np.exp(g.lq), g.resp)  # not BLAS: see quadrature._dot
     cells, _ = teacher_modes(teacher, low_density)
     return np.exp(student.log_probs[tuple(cells.T)])
 
@@ -170,21 +171,42 @@ def _core_masses(teacher: _GaussianComponents, dists: list[Distribution]) -> np.
             for i, d in enumerate(dists):
                 out[i, k] = float(np.diff(d.cdf(edges))[own].sum())
         return out
+    for k, (x, weights) in enumerate(_core_nodes(teacher)):
+        for i, d in enumerate(dists):
+            out[i, k] = float(weights @ d.prob(x))
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _core_nodes(teacher: _GaussianComponents) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    """2-D: per teacher mode k, the nodes (n, 2) and weights (n,) of its core's quadrature (zero weight where
+    component k is not the largest). They depend on the teacher only: kept for the last few teachers (a page
+    summarises every start's student against one teacher)."""
+    w, mu, cov = teacher.components()
     radius = _CORE_RADIUS[2]
     t, wt = _gauss_legendre(_RADIAL_NODES)
     r, wr = 0.5 * radius * (t + 1.0), 0.5 * radius * wt
     theta = 2.0 * np.pi * np.arange(_ANGLES) / _ANGLES
     u = np.stack([np.outer(r, np.cos(theta)).ravel(), np.outer(r, np.sin(theta)).ravel()], -1)  # (n, 2)
     wu = np.outer(wr * r, np.full(_ANGLES, 2.0 * np.pi / _ANGLES)).ravel()  # (n,) polar area element
+    nodes = []
     for k in range(len(w)):
         chol = np.linalg.cholesky(cov[k])
         x = mu[k] + u @ chol.T  # (n, 2)
         own = np.argmax(teacher.component_log_prob(x), -1) == k
         own |= not own.any()
         weights = wu * abs(float(np.linalg.det(chol))) * own
-        for i, d in enumerate(dists):
-            out[i, k] = float(weights @ d.prob(x))
-    return out
+        x.flags.writeable = weights.flags.writeable = False
+        nodes.append((x, weights))
+    return tuple(nodes)
+
+
+@functools.lru_cache(maxsize=8)
+def _teacher_core_masses(teacher: _GaussianComponents) -> np.ndarray:
+    """The teacher's own mass in each of its modes' cores, (K,): the denominators of :func:`core_ratios`."""
+    masses = _core_masses(teacher, [teacher])[0]
+    masses.flags.writeable = False
+    return masses
 
 
 def core_ratios(teacher: Distribution, student: Distribution, low_density: float = LOW_DENSITY) -> np.ndarray:
@@ -198,8 +220,7 @@ def core_ratios(teacher: Distribution, student: Distribution, low_density: float
     """
     _check_pair(teacher, student)
     if isinstance(teacher, _GaussianComponents):
-        masses = _core_masses(teacher, [teacher, student])
-        return masses[1] / masses[0]
+        return _core_masses(teacher, [student])[0] / _teacher_core_masses(teacher)
     cells, weights = teacher_modes(teacher, low_density)
     return np.exp(student.log_probs[tuple(cells.T)]) / weights
 

@@ -366,6 +366,12 @@ def integrate_pair(
     return integrate_pairs((fn,), p, q, extra=extra, breaks=breaks, chunk=chunk)[0]
 
 
+def _dot(w: np.ndarray, values: np.ndarray) -> float:
+    """``w @ values`` in numpy's own loop: BLAS would spread a long dot product over threads, which on a
+    busy machine wait for a free core (and the sum would depend on the thread count)."""
+    return float(np.einsum("i,i->", w, values))
+
+
 def integrate_pairs(
     fns: Sequence[Callable[[np.ndarray, np.ndarray], np.ndarray]],
     p: Distribution,
@@ -383,10 +389,10 @@ def integrate_pairs(
         for i in range(0, len(w), chunk):
             wi, xi = w[i : i + chunk], x[i : i + chunk]
             lp, lq = p.log_prob(xi), q.log_prob(xi)
-            mass_p += float(wi @ np.exp(lp))
-            mass_q += float(wi @ np.exp(lq))
+            mass_p += _dot(wi, np.exp(lp))
+            mass_q += _dot(wi, np.exp(lq))
             for j, fn in enumerate(fns):
-                totals[j] += float(wi @ fn(lp, lq))
+                totals[j] += _dot(wi, fn(lp, lq))
     for name, mass in (("teacher", mass_p), ("student", mass_q)):
         if not abs(mass - 1.0) <= MASS_TOL:
             raise ValueError(

@@ -80,6 +80,17 @@ def test_mixture_2d_entropy_and_gradient():
     assert abs(m.entropy() - terms.mean()) < 4 * terms.std() / math.sqrt(len(terms))
 
 
+def test_max_over_components_is_numpys_max():
+    """log_prob's column-by-column max over components: the very numbers of ``max(-1)``, NaN and -inf included."""
+    from kl_core.distributions import _max_last
+
+    c = np.random.default_rng(2).normal(size=(50, 20))
+    c[3, 5], c[7] = np.nan, -np.inf
+    for k in (1, 2, 3, 8, 20):
+        np.testing.assert_array_equal(_max_last(c[:, :k]), c[:, :k].max(-1))
+    assert np.isnan(_max_last(c)[3]) and _max_last(c)[7] == -np.inf
+
+
 @pytest.mark.parametrize(
     "dist",
     [

@@ -431,7 +431,7 @@ def test_animation_2d_frames_follow_the_trajectory(correlated_run):
     assert [f.name for f in fig.frames] == [str(s) for s in steps]
     assert fig.layout.sliders[0].active == 4
     assert fig.layout.yaxis.scaleanchor == "x"  # equal aspect
-    k = traces(fig, "ellipse", run=0, start=1, sigma=1.0)[0]
+    k = traces(fig, "ellipse", run=0, starts=[1], sigma=1.0)[0]  # the other starts' trace: here start 1 only
     for f, step in enumerate(steps):
         xs = frame_value(fig, f, k, "x").astype(float)
         centre = (xs.max() + xs.min()) / 2.0  # an ellipse is symmetric about its mean
@@ -451,6 +451,47 @@ def test_animation_2d_mixture_student_draws_every_component():
     first, second = np.split(xs, np.flatnonzero(np.isnan(xs)))
     assert (first.max() - first.min()) / 2 == pytest.approx(1.0, rel=1e-5)  # std 1
     assert (np.nanmax(second) - np.nanmin(second)) / 2 == pytest.approx(0.5, rel=1e-5)  # std 0.5
+
+
+def test_animation_2d_draws_every_start_in_four_traces_per_run():
+    """Start 0's 1σ and 2σ outlines, and every other start's in ONE NaN-broken trace per σ (not one per start:
+    plotly's cost grows with the traces); each piece is that start's :func:`ellipse`, in the initial data and
+    in every frame, and the hover names its start (customdata)."""
+    teacher = kc.get_preset("three_clusters").teacher
+    mixture = kc.GaussianMixture([0.5, 0.5], [[-1.0, 0.0], [1.0, 0.0]], covs=[np.eye(2), 0.25 * np.eye(2)])
+    runs = [
+        kv.Run("reverse_kl", {}, kc.fit(teacher, kc.Gaussian(mean=[0.0, 0.0]), "reverse_kl", steps=8, inits=3)),
+        kv.Run("forward_kl", {}, kc.fit(teacher, mixture, "forward_kl", steps=8, inits=3, seed=1)),
+    ]
+    fig = kv.animation_2d(teacher, runs, n_frames=3)
+    steps = kv.motion_steps(runs, 3)
+    assert len(fig.data) == len(runs) * 5  # the teacher's contours and four outline traces per run
+    assert fig.layout.yaxis2.range == fig.layout.yaxis.range and fig.layout.yaxis2.showticklabels is False
+    for c, run in enumerate(runs):
+        assert len(traces(fig, "ellipse", run=c)) == 4
+        for sigma in (1.0, 2.0):
+            (first,) = traces(fig, "ellipse", run=c, start=0, sigma=sigma)
+            (rest,) = traces(fig, "ellipse", run=c, starts=[1, 2], sigma=sigma)
+            assert fig.data[rest].hovertemplate.startswith("start %{customdata}")
+            x_rest = decode(fig.data[rest].x).astype(float)
+            labels = decode(fig.data[rest].customdata)[~np.isnan(x_rest)]
+            outlines = run.trajectory.student(0, 0).n_components * kv.lab2d.ELLIPSE_POINTS  # points per start
+            np.testing.assert_array_equal(labels, np.repeat([1, 2], outlines))
+            # (step, trace, x, y): the initial data shows the last step, then what every frame sets
+            drawn = [(steps[-1], k, fig.data[k].x, fig.data[k].y) for k in (first, rest)]
+            for f, t in enumerate(steps):
+                drawn += [(t, k, frame_value(fig, f, k, "x"), frame_value(fig, f, k, "y")) for k in (first, rest)]
+            for step, k, xs, ys in drawn:
+                expected = [  # every component's outline of every start this trace draws, in order
+                    kv.ellipse(m, cov, sigma)
+                    for i in ([0] if k == first else [1, 2])
+                    for _, means, covs in [run.trajectory.student(int(step), i).components()]
+                    for m, cov in zip(means, covs)
+                ]
+                got = list(zip(pieces(decode(xs)), pieces(decode(ys))))
+                assert len(got) == len(expected)
+                for (gx, gy), want in zip(got, expected):
+                    np.testing.assert_allclose(np.stack([gx, gy], -1), want, rtol=1e-6, atol=1e-6)
 
 
 # ----------------------------------------------------------------------------------------------
