@@ -294,32 +294,25 @@ class _Problem:
         grad[:, 1] = m0 - sq
         return loss, grad
 
-    def _forward_moments_into(self, mu: np.ndarray, ls: np.ndarray, sig, out: np.ndarray) -> None:
-        """:meth:`_forward_moments` into out (3, S): loss, d/d mean, d/d log std (mu, ls (S, 1); sig unused)."""
-        centre, m0, m1, m2 = self.moments
-        d, ls = mu[:, 0] - centre, ls[:, 0]
-        inv_var = np.exp(-2.0 * ls)
-        sq = (m2 - 2.0 * d * m1 + d * d * m0) * inv_var
-        np.add(self.neg_entropy + 0.5 * sq, (ls + 0.5 * _LOG_2PI) * m0, out=out[0])
-        np.multiply(d * m0 - m1, inv_var, out=out[1])
-        np.subtract(m0, sq, out=out[2])
-
     def _gaussian(self, theta: np.ndarray, with_grad: bool):
         """A Gaussian student on the grid: the same sums as family.log_prob + log_prob_vjp, fewer passes."""
-        grid = self.grid_sums(theta.shape[0]) if with_grad else None
-        if grid is None:
+        grid = self.sums_for(theta.shape[0]) if with_grad else None
+        if not isinstance(grid, _GaussianGrid):
             return self._gaussian_general(theta, with_grad)
-        out = np.empty((3, theta.shape[0]))
+        grid.theta[...] = theta
+        np.exp(grid.theta[:, 1:], out=grid.sig)
         with np.errstate(over="ignore"):  # tv's sign overflows to inf by design; fit's loop ignores it too
-            grid.sums(theta[:, :1], theta[:, 1:], np.exp(theta[:, 1:]), out)
-        return out[0], out[1:].T.copy()
+            grid.sums()
+        return grid.out[2].copy(), grid.out[:2].T.copy()
 
-    def grid_sums(self, S: int) -> _GaussianGrid | None:
-        """The buffered kernel of a Gaussian student's kind for S starts (None: the general code)."""
-        if self._grid is not None and self._grid.S == S:
-            return self._grid
-        kernel = self._kernel()
-        self._grid = None if kernel is None else _GaussianGrid(self, kernel, S)
+    def sums_for(self, S: int) -> _GaussianGrid | _MomentSums | None:
+        """The buffered sums of a Gaussian student for S starts (None: not a Gaussian student's kind)."""
+        if self._grid is None or self._grid.S != S:
+            kernel = self._kernel()
+            if self.moments is not None:
+                self._grid = _MomentSums(self, S)
+            else:
+                self._grid = None if kernel is None else _GaussianGrid(self, kernel, S)
         return self._grid
 
     def _kernel(self) -> str | None:
@@ -366,16 +359,39 @@ class _Problem:
         return loss, grad
 
 
-class _GaussianGrid:
-    """A Gaussian student's grid sums for S starts: preallocated buffers, full-shape operands.
+class _MomentSums:
+    """:meth:`_Problem._forward_moments` on buffers, for fit's loop: set ``theta`` (S, 2) and ``sig``
+    (``exp`` of its log stds, not needed here), call :meth:`sums`; ``out`` (3, S) then holds
+    d/d mean, d/d log std and the loss (the same expressions: the same numbers)."""
 
-    The same float operations in the same order as :meth:`_Problem._gaussian_general` with the
-    fused integrands of kl_core.divergences (so the same numbers, bit for bit), only cheaper: no
-    allocation per step and four (S, G) work buffers (with the teacher's rows, the working set
-    stays in a core's L2 cache at 8 x 2048); the teacher's terms broadcast to (S, G) once per fit
-    (numpy's loops over a broadcast row or a scalar ``maximum`` are 2-4x slower than over two
-    contiguous arrays); the density floor as one ``maximum`` against a constant array (it changes
-    nothing where ``log q >= -700``); alpha's ``sum w dg`` taken once for the loss and the gradient.
+    def __init__(self, prob: _Problem, S: int) -> None:
+        self.S, self.moments, self.neg_entropy = S, prob.moments, prob.neg_entropy
+        self.theta, self.sig, self.out = np.empty((S, 2)), np.empty((S, 1)), np.empty((3, S))
+
+    def sums(self) -> None:
+        centre, m0, m1, m2 = self.moments
+        d, ls, out = self.theta[:, 0] - centre, self.theta[:, 1], self.out
+        inv_var = np.exp(-2.0 * ls)
+        sq = (m2 - 2.0 * d * m1 + d * d * m0) * inv_var
+        np.multiply(d * m0 - m1, inv_var, out[0])
+        np.subtract(m0, sq, out[1])
+        np.add(self.neg_entropy + 0.5 * sq, (ls + 0.5 * _LOG_2PI) * m0, out[2])
+
+
+class _GaussianGrid:
+    """A Gaussian student's grid sums for S starts, on preallocated buffers: set ``theta`` (S, 2) and
+    ``sig = exp(log std)`` (S, 1), call :meth:`sums`; ``out`` rows 0-2 then hold d/d mean, d/d log std
+    and the loss (rows 3-5: the weighted sums of dg, dg z and dg z^2 they come from).
+
+    The same float operations in the same order as :meth:`_Problem._gaussian_general` with the fused
+    integrands of kl_core.divergences (the same numbers, bit for bit), only cheaper: no allocation per
+    step and four (S, G) work buffers (with the teacher's rows the working set stays in a core's L2
+    cache at 8 x 2048); the teacher's terms broadcast to (S, G) once per fit and the per-start shifts
+    and scales applied row by row with 0-d operands (numpy's loops over an (S, 1) broadcast or a scalar
+    ``maximum`` are 2-4x slower than over contiguous arrays); the density floor as one ``maximum``
+    against a constant array (it changes nothing where ``log q >= -700``); alpha's ``sum w dg`` taken
+    once for the loss and the gradient; tv's sign from a clip instead of numpy's slow ``copysign``,
+    its halving after the sums (exact: a power of two).
     """
 
     FULL_CAP = 1 << 20  # points x starts up to which the teacher's rows are stored in full (8 MB each)
@@ -390,10 +406,17 @@ class _GaussianGrid:
             return rows.copy() if copy else rows
 
         self.kernel, self.S, self.w = kernel, S, prob.w
+        self.theta, self.sig, self.out = np.empty((S, 2)), np.empty((S, 1)), np.empty((6, S))
         self.x, self.floor = full(x), full(EXP_FLOOR)
         self.z, self.zz, self.lq, self.q = (np.empty(shape) for _ in range(4))
         self.inv, self.shift = np.empty((S, 1)), np.empty((S, 1))
-        self.one, self.half_log_2pi = np.array(1.0), np.array(0.5 * _LOG_2PI)
+        self.one, self.half_log_2pi, self.minus_one = np.array(1.0), np.array(0.5 * _LOG_2PI), np.array(-1.0)
+        # (x, z, lq, mean, 1 / sig, log sig + log(2 pi) / 2) of each start: rows and 0-d views
+        scalars = [
+            [a[s, j : j + 1].reshape(()) for a, j in ((self.theta, 0), (self.inv, 0), (self.shift, 0))]
+            for s in range(S)
+        ]
+        self.rows = [(self.x[s], self.z[s], self.lq[s], *scalars[s]) for s in range(S)]
         if kernel in ("reverse", "jsd"):
             self.lp = full(lp)
         if kernel == "jsd":
@@ -401,77 +424,83 @@ class _GaussianGrid:
             self.beta_p = full(prob.par["beta"] * prob.p)
             self.m = np.empty(shape)
         elif kernel == "tv":
-            self.half_p = full(0.5 * prob.p)
+            self.p = full(prob.p)
             self.sign = np.empty(shape)
         elif kernel == "alpha":
             self.alpha, self.b_alpha, self.pw = prob.alpha_sums
             self.alpha_lp = full(self.alpha * lp)
 
-    def sums(self, mu: np.ndarray, ls: np.ndarray, sig: np.ndarray, out: np.ndarray) -> None:
-        """out (3, S) <- loss, d/d mean, d/d log std, for means ``mu``, log stds ``ls`` and
-        ``sig = exp(ls)``, each (S, 1)."""
-        w, z, zz, lq, q = self.w, self.z, self.zz, self.lq, self.q
-        np.subtract(self.x, mu, out=z)
-        np.multiply(z, np.divide(self.one, sig, out=self.inv), out=z)  # z = (x - mu) * (1 / sig)
-        np.multiply(z, z, out=zz)
-        np.multiply(zz, -0.5, out=lq)
-        np.subtract(lq, np.add(ls, self.half_log_2pi, out=self.shift), out=lq)  # lq = -z^2 / 2 - (ls + log(2 pi) / 2)
-        np.exp(np.maximum(lq, self.floor, out=q), out=q)  # q = _density(lq)
+    def sums(self) -> None:
+        w, z, zz, lq, q, out = self.w, self.z, self.zz, self.lq, self.q, self.out
+        grad_mu, grad_ls, loss, s_dg, s_z, s_zz = out
+        subtract, multiply, matmul = np.subtract, np.multiply, np.matmul
+        np.divide(self.one, self.sig, self.inv)
+        np.add(self.theta[:, 1:], self.half_log_2pi, self.shift)
+        for x_s, z_s, _, mu_s, inv_s, _ in self.rows:  # z = (x - mu) * (1 / sig)
+            multiply(subtract(x_s, mu_s, z_s), inv_s, z_s)
+        multiply(z, z, zz)
+        multiply(zz, -0.5, lq)
+        for _, _, lq_s, _, _, shift_s in self.rows:  # lq = -z^2 / 2 - (log sig + log(2 pi) / 2)
+            subtract(lq_s, shift_s, lq_s)
+        np.exp(np.maximum(lq, self.floor, out=q), q)  # q = _density(lq)
         kernel = self.kernel
         if kernel == "reverse":  # g = q (lq - lp), dg = g + q
-            g = np.subtract(lq, self.lp, out=lq)
+            g = subtract(lq, self.lp, lq)
             g *= q
-            np.matmul(g, w, out=out[0])
-            dg = np.add(g, q, out=g)
-            s_dg = dg @ w
+            matmul(g, w, loss)
+            dg = np.add(g, q, g)
+            matmul(dg, w, s_dg)
         elif kernel == "jsd":  # m = (1 - beta) q + beta p; dg = (1 - beta) q (lq - lm), g = beta p (lp - lm) + dg
-            m = np.multiply(q, self.c, out=self.m)
+            m = multiply(q, self.c, self.m)
             m += self.beta_p
-            lm = np.log(m, out=m)
-            dg = np.subtract(lq, lm, out=lq)
+            lm = np.log(m, m)
+            dg = subtract(lq, lm, lq)
             dg *= q
             dg *= self.c
-            g = np.subtract(self.lp, lm, out=lm)
+            g = subtract(self.lp, lm, lm)
             g *= self.beta_p
             g += dg
-            np.matmul(g, w, out=out[0])
-            s_dg = dg @ w
-        elif kernel == "tv":  # g = |q - p| / 2, dg = -sign(p - q) q / 2 (sign(0) = 0)
-            q *= 0.5
-            gap = np.subtract(q, self.half_p, out=lq)
-            # sign(gap) without numpy's slow sign/copysign loops, exactly: q / 2 and p / 2 are at least
-            # e^-700 / 2 > 2^-1011, so a nonzero gap is at least 2^-1063 and 2^1200 times it at least 2^137
-            sign = np.multiply(gap, 2.0**600, out=self.sign)
+            matmul(g, w, loss)
+            matmul(dg, w, s_dg)
+        elif kernel == "tv":  # g = |q - p| / 2, dg = -sign(p - q) q / 2 (sign(0) = 0); halved after the sums
+            gap = subtract(q, self.p, lq)
+            # sign(q - p) without numpy's slow sign/copysign loops, exactly: q and p are at least
+            # e^-700 > 2^-1010, so a nonzero gap is at least 2^-1062 and 2^1200 times it at least 2^138
+            sign = multiply(gap, 2.0**600, self.sign)
             sign *= 2.0**600
-            np.clip(sign, -1.0, 1.0, out=sign)
-            np.matmul(np.abs(gap, out=gap), w, out=out[0])
-            dg = np.multiply(q, sign, out=q)
-            s_dg = dg @ w
+            sign.clip(self.minus_one, self.one, sign)
+            matmul(np.abs(gap, gap), w, loss)
+            dg = multiply(q, sign, q)  # 2 dg
+            matmul(dg, w, s_dg)
         else:  # alpha: dg = (q - p^a q^b) / a; sum w g = (sum w dg - sum w q + sum w p) / b
-            cross = np.multiply(lq, self.b_alpha, out=lq)
+            cross = multiply(lq, self.b_alpha, lq)
             cross += self.alpha_lp
-            cross = np.exp(np.maximum(cross, self.floor, out=cross), out=cross)
+            cross = np.exp(np.maximum(cross, self.floor, out=cross), cross)
             q_w = q @ w
-            dg = np.subtract(q, cross, out=cross)
+            dg = subtract(q, cross, cross)
             dg *= 1.0 / self.alpha
-            s_dg = dg @ w
-            np.divide(s_dg - q_w + self.pw, self.b_alpha, out=out[0])
-        np.divide(np.multiply(dg, z, out=z) @ w, sig[:, 0], out=out[1])
-        np.subtract(np.multiply(dg, zz, out=zz) @ w, s_dg, out=out[2])
+            matmul(dg, w, s_dg)
+            np.divide(s_dg - q_w + self.pw, self.b_alpha, loss)
+        matmul(multiply(dg, z, z), w, s_z)
+        matmul(multiply(dg, zz, zz), w, s_zz)
+        if kernel == "tv":  # the loss and dg were doubled: halving them is exact
+            out[2:] *= 0.5
+        np.divide(s_z, self.sig[:, 0], grad_mu)
+        subtract(s_zz, s_dg, grad_ls)
 
 
 class _GaussianAdamLoop:
     """fit's loop for its common case, the same arithmetic as the general loop (bit for bit) in fewer
     numpy calls: a Gaussian student on a 1-D grid, every parameter learned, :func:`adam`, every start
-    alive. Per step: the grid sums into one buffer, Adam's two moments as one (2, 2, S) array, the
-    keep-in-box clip in place on the next row of ``params``, and one finiteness / std-floor check
-    that stands for the guard's (which then has nothing to do). Anything else (a non-finite loss or
-    gradient, a start to drop) hands the step back to the general loop, which does it as always.
+    alive. Per step: the buffered grid sums, Adam's two moments as one (2, 2, S) array, the
+    keep-in-box clip in place, and one finiteness / std-floor check that stands for the guard's
+    (which then has nothing to do). Anything else (a non-finite loss or gradient, a start to drop)
+    hands the step back to the general loop, which does it as always.
     """
 
-    def __init__(self, prob: _Problem, hyper: tuple[float, float, float, float], box, scale, floor, S) -> None:
+    def __init__(self, sums: _GaussianGrid | _MomentSums, hyper, box, scale: float, floor: float) -> None:
+        self.kernel = sums
         self.lr, self.b1, self.b2, self.eps = hyper
-        self.sums = prob.grid_sums(S).sums if prob.moments is None else prob._forward_moments_into
         lo, hi = box[0]
         self.lo, self.hi, self.floor = lo, hi, floor
         # the log-std bounds GaussianMixture1D.clip takes per step, taken once (the same expressions)
@@ -480,23 +509,24 @@ class _GaussianAdamLoop:
     @classmethod
     def make(cls, prob: _Problem, opt: Optimizer, family: Family, learn_all: bool, box, scale, guard: _Guard, S):
         hyper = getattr(opt.update, "adam_hyper", None)
-        fits = prob.moments is not None or (prob.gaussian and prob._kernel() is not None)
-        ok = fits and hyper is not None and learn_all and box is not None and guard.alpha is None
-        if not ok or guard.floor is None or not (isinstance(family, GaussianMixture1D) and family.K == 1):
+        ok = hyper is not None and learn_all and box is not None and guard.alpha is None and guard.floor is not None
+        if not (ok and isinstance(family, GaussianMixture1D) and family.K == 1):
             return None
-        return cls(prob, hyper, box, scale, guard.floor, S)
+        sums = prob.sums_for(S)
+        return None if sums is None else cls(sums, hyper, box, scale, guard.floor)
 
     def run(self, t: int, theta: np.ndarray, state, params: np.ndarray, losses: np.ndarray, guard: _Guard):
         """Steps t.. (theta: step t's parameters, not yet recorded) until the end or until the general
         loop must take over; returns (the step it is to do next, its parameters, Adam's state)."""
-        steps, S = params.shape[0] - 1, theta.shape[0]
-        lr, b1, b2, floor, sums = self.lr, self.b1, self.b2, self.floor, self.sums
+        steps, S, kernel = params.shape[0] - 1, theta.shape[0], self.kernel
+        lr, b1, b2, floor, sums = self.lr, self.b1, self.b2, self.floor, kernel.sums
         # 0-d arrays and full rows, not Python floats or broadcasts: numpy's fastest loops
-        eps, five, lo, hi, ls_lo, ls_hi = (
-            np.array(v) for v in (self.eps, _BOX_STDS, self.lo, self.hi, *self.ls_bounds)
-        )
-        cur = np.array(theta, dtype=float)  # (S, 2), updated in place; views of it, taken once
-        cur_t, mu, ls, mu_col, ls_col = cur.T, cur[:, 0], cur[:, 1], cur[:, :1], cur[:, 1:]
+        constants = (self.eps, _BOX_STDS, self.lo, self.hi, *self.ls_bounds)
+        eps, five, lo, hi, ls_lo, ls_hi = (np.array(v) for v in constants)
+        cur, sig = kernel.theta, kernel.sig  # the kernel's inputs, updated in place; views of them
+        cur[...] = theta
+        cur_t, mu, ls, ls_col, sig_row = cur.T, cur[:, 0], cur[:, 1], cur[:, 1:], sig[:, 0]
+        np.exp(ls_col, sig)
         m, v, n = state
         mv = np.stack([m.T, v.T])  # (2, 2, S): Adam's first and second moments, parameters by row
         m_t, v_t = mv
@@ -504,10 +534,8 @@ class _GaussianAdamLoop:
         mix_m, mix_v = np.full((2, S), 1 - b1), np.full((2, S), 1 - b2)
         tmp, den, upd = np.empty_like(mv), np.empty((2, S)), np.empty((2, S))
         tmp_m, tmp_v = tmp
-        out = np.empty((3, S))  # loss, d/d mean, d/d log std
-        loss, grad, flat, ones = out[0], out[1:], out.reshape(-1), np.ones(3 * S)
-        sig = np.exp(ls_col)
-        sig_row = sig[:, 0]
+        out = kernel.out[:3]  # d/d mean, d/d log std, loss
+        grad, loss, flat, ones = out[:2], out[2], out.reshape(-1), np.ones(3 * S)
         reach, low, high = np.empty(S), np.empty(S), np.empty(S)
         finite, add, minimum, maximum, multiply = math.isfinite, np.add, np.minimum, np.maximum, np.multiply
 
@@ -516,27 +544,27 @@ class _GaussianAdamLoop:
 
         while True:
             params[t] = cur
-            sums(mu_col, ls_col, sig, out)
+            sums()
             if not finite(flat.dot(ones)):  # a non-finite loss or gradient: the general loop's case
                 return hand_back(t, params[t])
             losses[t] = loss
             if t == steps:
                 return hand_back(t + 1, params[t])
             # Adam: m = b1 m + (1 - b1) g, v = b2 v + ((1 - b2) g) g, params - (step m) / (sqrt(v) + eps)
-            multiply(mv, decay, out=mv)
-            multiply(grad, mix_m, out=tmp_m)
-            multiply(multiply(grad, mix_v, out=tmp_v), grad, out=tmp_v)
-            add(mv, tmp, out=mv)
+            multiply(mv, decay, mv)
+            multiply(grad, mix_m, tmp_m)
+            multiply(multiply(grad, mix_v, tmp_v), grad, tmp_v)
+            add(mv, tmp, mv)
             n += 1
             step = lr * math.sqrt(1 - b2**n) / (1 - b1**n)
-            add(np.sqrt(v_t, out=den), eps, out=den)
-            np.divide(multiply(m_t, step, out=upd), den, out=upd)
-            np.subtract(cur_t, upd, out=cur_t)
+            add(np.sqrt(v_t, den), eps, den)
+            np.divide(multiply(m_t, step, upd), den, upd)
+            np.subtract(cur_t, upd, cur_t)
             # GaussianMixture1D.clip: the log std into its bounds, the mean 5 stds inside the box
             minimum(maximum(ls, ls_lo, out=ls), ls_hi, out=ls)
-            np.exp(ls_col, out=sig)
-            multiply(sig_row, five, out=reach)
-            minimum(maximum(mu, add(reach, lo, out=low), out=mu), np.subtract(hi, reach, out=high), out=mu)
+            np.exp(ls_col, sig)
+            multiply(sig_row, five, reach)
+            minimum(maximum(mu, add(reach, lo, low), out=mu), np.subtract(hi, reach, high), out=mu)
             # the guard's check: finite parameters (clipped: only a NaN is left to catch), every std >= floor
             if not (finite(mu.dot(sig_row)) and min(sig_row.tolist()) >= floor):
                 return hand_back(t + 1, guard.check_params(t + 1, cur.copy(), params[t]))
