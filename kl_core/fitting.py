@@ -405,24 +405,35 @@ class _GaussianGrid:
             rows = np.broadcast_to(a, shape)
             return rows.copy() if copy else rows
 
-        self.kernel, self.S, self.w = kernel, S, prob.w
+        self.kernel, self.S, self.w, self.x = kernel, S, prob.w, x
         self.theta, self.sig, self.out = np.empty((S, 2)), np.empty((S, 1)), np.empty((6, S))
-        self.x, self.floor = full(x), full(EXP_FLOOR)
-        self.z, self.zz, self.lq, self.q = (np.empty(shape) for _ in range(4))
+        self.floor, self.inf = np.array(EXP_FLOOR), np.array(np.inf)
+        # the four terms summed against w, stacked (4, S, G): g (or q for alpha), dg, dg z, dg z^2; lq and
+        # q live in the first two (or in an extra buffer) as the kernel allows
+        self.stack = np.empty((4,) + shape)
+        a, b, self.z, self.zz = self.stack
+        self.lq, self.q = {"reverse": (a, b), "jsd": (b, np.empty(shape)), "tv": (a, b), "alpha": (b, a)}[kernel]
+        # one matrix-vector product for the four (OpenBLAS's dgemv takes rows in blocks of 4: with S a
+        # multiple of 4 each row's sum is the one four products over S rows give, bit for bit)
+        self.flat = self.stack.reshape(4 * S, G) if S % 4 == 0 else None
         self.inv, self.shift = np.empty((S, 1)), np.empty((S, 1))
         self.one, self.half_log_2pi, self.minus_one = np.array(1.0), np.array(0.5 * _LOG_2PI), np.array(-1.0)
-        # (x, z, lq, mean, 1 / sig, log sig + log(2 pi) / 2) of each start: rows and 0-d views
+        # views taken once: the output rows, log std and std by start, and of each start the rows of
+        # z and lq with 0-d views of its mean, 1 / sig and log sig + log(2 pi) / 2
+        self.rows_out, self.weighted = tuple(self.out), self.out[2:]
+        self.weighted_flat = self.weighted.reshape(-1)
+        self.ls_col, self.sig_row = self.theta[:, 1:], self.sig[:, 0]
         scalars = [
             [a[s, j : j + 1].reshape(()) for a, j in ((self.theta, 0), (self.inv, 0), (self.shift, 0))]
             for s in range(S)
         ]
-        self.rows = [(self.x[s], self.z[s], self.lq[s], *scalars[s]) for s in range(S)]
+        self.rows = [(self.z[s], self.lq[s], *scalars[s]) for s in range(S)]
         if kernel in ("reverse", "jsd"):
             self.lp = full(lp)
         if kernel == "jsd":
             self.c = 1.0 - prob.par["beta"]
             self.beta_p = full(prob.par["beta"] * prob.p)
-            self.m = np.empty(shape)
+            self.m = a
         elif kernel == "tv":
             self.p = full(prob.p)
             self.sign = np.empty(shape)
@@ -431,25 +442,23 @@ class _GaussianGrid:
             self.alpha_lp = full(self.alpha * lp)
 
     def sums(self) -> None:
-        w, z, zz, lq, q, out = self.w, self.z, self.zz, self.lq, self.q, self.out
-        grad_mu, grad_ls, loss, s_dg, s_z, s_zz = out
+        w, x, z, zz, lq, q = self.w, self.x, self.z, self.zz, self.lq, self.q
+        grad_mu, grad_ls, loss, s_dg, s_z, s_zz = self.rows_out
         subtract, multiply, matmul = np.subtract, np.multiply, np.matmul
         np.divide(self.one, self.sig, self.inv)
-        np.add(self.theta[:, 1:], self.half_log_2pi, self.shift)
-        for x_s, z_s, _, mu_s, inv_s, _ in self.rows:  # z = (x - mu) * (1 / sig)
-            multiply(subtract(x_s, mu_s, z_s), inv_s, z_s)
+        np.add(self.ls_col, self.half_log_2pi, self.shift)
+        for z_s, _, mu_s, inv_s, _ in self.rows:  # z = (x - mu) * (1 / sig)
+            multiply(subtract(x, mu_s, z_s), inv_s, z_s)
         multiply(z, z, zz)
         multiply(zz, -0.5, lq)
-        for _, _, lq_s, _, _, shift_s in self.rows:  # lq = -z^2 / 2 - (log sig + log(2 pi) / 2)
+        for _, lq_s, _, _, shift_s in self.rows:  # lq = -z^2 / 2 - (log sig + log(2 pi) / 2)
             subtract(lq_s, shift_s, lq_s)
-        np.exp(np.maximum(lq, self.floor, out=q), q)  # q = _density(lq)
+        np.exp(lq.clip(self.floor, self.inf, q), q)  # q = _density(lq)
         kernel = self.kernel
         if kernel == "reverse":  # g = q (lq - lp), dg = g + q
             g = subtract(lq, self.lp, lq)
             g *= q
-            matmul(g, w, loss)
-            dg = np.add(g, q, g)
-            matmul(dg, w, s_dg)
+            dg = np.add(g, q, q)
         elif kernel == "jsd":  # m = (1 - beta) q + beta p; dg = (1 - beta) q (lq - lm), g = beta p (lp - lm) + dg
             m = multiply(q, self.c, self.m)
             m += self.beta_p
@@ -460,8 +469,6 @@ class _GaussianGrid:
             g = subtract(self.lp, lm, lm)
             g *= self.beta_p
             g += dg
-            matmul(g, w, loss)
-            matmul(dg, w, s_dg)
         elif kernel == "tv":  # g = |q - p| / 2, dg = -sign(p - q) q / 2 (sign(0) = 0); halved after the sums
             gap = subtract(q, self.p, lq)
             # sign(q - p) without numpy's slow sign/copysign loops, exactly: q and p are at least
@@ -469,23 +476,26 @@ class _GaussianGrid:
             sign = multiply(gap, 2.0**600, self.sign)
             sign *= 2.0**600
             sign.clip(self.minus_one, self.one, sign)
-            matmul(np.abs(gap, gap), w, loss)
+            np.abs(gap, gap)
             dg = multiply(q, sign, q)  # 2 dg
-            matmul(dg, w, s_dg)
         else:  # alpha: dg = (q - p^a q^b) / a; sum w g = (sum w dg - sum w q + sum w p) / b
             cross = multiply(lq, self.b_alpha, lq)
             cross += self.alpha_lp
-            cross = np.exp(np.maximum(cross, self.floor, out=cross), cross)
-            q_w = q @ w
+            cross = np.exp(cross.clip(self.floor, self.inf, cross), cross)
             dg = subtract(q, cross, cross)
             dg *= 1.0 / self.alpha
-            matmul(dg, w, s_dg)
-            np.divide(s_dg - q_w + self.pw, self.b_alpha, loss)
-        matmul(multiply(dg, z, z), w, s_z)
-        matmul(multiply(dg, zz, zz), w, s_zz)
-        if kernel == "tv":  # the loss and dg were doubled: halving them is exact
-            out[2:] *= 0.5
-        np.divide(s_z, self.sig[:, 0], grad_mu)
+        multiply(dg, z, z)
+        multiply(dg, zz, zz)
+        if self.flat is not None:
+            matmul(self.flat, w, self.weighted_flat)
+        else:
+            for terms, total in zip(self.stack, self.weighted):
+                matmul(terms, w, total)
+        if kernel == "alpha":  # the first sum was sum w q
+            np.divide(s_dg - loss + self.pw, self.b_alpha, loss)
+        elif kernel == "tv":  # the loss and dg were doubled: halving them is exact
+            multiply(self.weighted, 0.5, self.weighted)
+        np.divide(s_z, self.sig_row, grad_mu)
         subtract(s_zz, s_dg, grad_ls)
 
 
