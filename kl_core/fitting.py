@@ -224,7 +224,9 @@ class _Problem:
     sum: forward KL from the teacher's three grid moments (``sum w p log q`` is a quadratic in x:
     no grid pass per step), every other kind in one pass with the kind's fused integrand that keeps
     ``z`` and ``z^2`` for the gradient and folds the weights into matrix-vector products (alpha's
-    loss, too, from those sums). tests/test_fitting.py checks both against the general path.
+    loss, too, from those sums), on buffers kept for the fit (:class:`_GaussianGrid`, and
+    :class:`_GaussianAdamLoop` for fit's steps). tests/test_fitting.py checks both against the
+    general path.
     """
 
     kind: Kind
@@ -384,14 +386,14 @@ class _GaussianGrid:
     and the loss (rows 3-5: the weighted sums of dg, dg z and dg z^2 they come from).
 
     The same float operations in the same order as :meth:`_Problem._gaussian_general` with the fused
-    integrands of kl_core.divergences (the same numbers, bit for bit), only cheaper: no allocation per
-    step and four (S, G) work buffers (with the teacher's rows the working set stays in a core's L2
-    cache at 8 x 2048); the teacher's terms broadcast to (S, G) once per fit and the per-start shifts
-    and scales applied row by row with 0-d operands (numpy's loops over an (S, 1) broadcast or a scalar
-    ``maximum`` are 2-4x slower than over contiguous arrays); the density floor as one ``maximum``
-    against a constant array (it changes nothing where ``log q >= -700``); alpha's ``sum w dg`` taken
-    once for the loss and the gradient; tv's sign from a clip instead of numpy's slow ``copysign``,
-    its halving after the sums (exact: a power of two).
+    integrands of kl_core.divergences (the same numbers: bit for bit in every case tested), only
+    cheaper: no allocation per step; five or six (S, G) buffers (at 8 x 2048 the working set stays in
+    a core's L2 cache); the teacher's terms broadcast to (S, G) once per fit and the per-start shifts
+    and scales applied row by row with 0-d operands (numpy's loops over an (S, 1) broadcast, a scalar
+    ``maximum`` or ``copysign`` are 2-4x slower than over contiguous arrays); the density floor as a
+    ``clip`` with 0-d bounds (it changes nothing where ``log q >= -700``); the four weighted sums as
+    one matrix-vector product where that rounds as four do; alpha's ``sum w dg`` taken once for the
+    loss and the gradient; tv's sign from a clip, its halving after the sums (exact: a power of two).
     """
 
     FULL_CAP = 1 << 20  # points x starts up to which the teacher's rows are stored in full (8 MB each)
@@ -413,8 +415,8 @@ class _GaussianGrid:
         self.stack = np.empty((4,) + shape)
         a, b, self.z, self.zz = self.stack
         self.lq, self.q = {"reverse": (a, b), "jsd": (b, np.empty(shape)), "tv": (a, b), "alpha": (b, a)}[kernel]
-        # one matrix-vector product for the four (OpenBLAS's dgemv takes rows in blocks of 4: with S a
-        # multiple of 4 each row's sum is the one four products over S rows give, bit for bit)
+        # one matrix-vector product for the four where S is a multiple of 4 (OpenBLAS's x86 dgemv takes
+        # rows in blocks of 4: each row's sum is then the one of four products over S rows, bit for bit)
         self.flat = self.stack.reshape(4 * S, G) if S % 4 == 0 else None
         self.inv, self.shift = np.empty((S, 1)), np.empty((S, 1))
         self.one, self.half_log_2pi, self.minus_one = np.array(1.0), np.array(0.5 * _LOG_2PI), np.array(-1.0)
@@ -424,7 +426,7 @@ class _GaussianGrid:
         self.weighted_flat = self.weighted.reshape(-1)
         self.ls_col, self.sig_row = self.theta[:, 1:], self.sig[:, 0]
         scalars = [
-            [a[s, j : j + 1].reshape(()) for a, j in ((self.theta, 0), (self.inv, 0), (self.shift, 0))]
+            [v[s, j : j + 1].reshape(()) for v, j in ((self.theta, 0), (self.inv, 0), (self.shift, 0))]
             for s in range(S)
         ]
         self.rows = [(self.z[s], self.lq[s], *scalars[s]) for s in range(S)]
