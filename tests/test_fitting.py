@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import kl_core as kc
+from kl_core import fitting
 from kl_core.divergences import KINDS, d_integrand, resolve
 from kl_core.families import family_for
 from kl_core.fitting import _fit_box, _fit_grid, _mc_student_samples, _mc_teacher_samples, _Problem
@@ -309,6 +310,36 @@ def test_gaussian_student_shortcuts_are_the_general_grid_sums(kind, params):
     finite = np.isfinite(loss_g)
     scale = np.abs(grad_g[finite]).max()
     np.testing.assert_allclose(grad[finite], grad_g[finite], rtol=1e-11, atol=1e-13 * scale)
+
+
+@pytest.mark.parametrize(
+    "kind,params,inits,lr",
+    [
+        ("forward_kl", {}, 8, 0.05),
+        ("reverse_kl", {}, 8, 0.05),
+        ("reverse_kl", {}, 3, 0.05),  # S not a multiple of 4: four matrix-vector products, not one
+        ("jsd", {"beta": 0.3}, 8, 0.05),
+        ("alpha", {"alpha": 0.5}, 5, 0.05),
+        ("tv", {}, 8, 0.05),
+        ("reverse_kl", {}, 5, 2.0),  # stds collapse from step 5 on: the loop hands back to the general one
+    ],
+)
+def test_gaussian_student_loop_is_the_general_loop(monkeypatch, kind, params, inits, lr):
+    """fit's loop for a Gaussian student under adam (buffered sums, Adam, clip and guard in place) takes
+    the general loop's steps, bit for bit, and hands a start to drop back to it."""
+    runs = []
+    run = fitting._GaussianAdamLoop.run
+    monkeypatch.setattr(fitting._GaussianAdamLoop, "run", lambda self, t, *a: runs.append(t) or run(self, t, *a))
+    args = dict(steps=60, lr=lr, inits=inits, seed=1, **params)
+    fast = kc.fit(FIVE_MODES, kc.Gaussian(3.0, 1.0), kind, **args)
+    assert runs == [1]
+    monkeypatch.setattr(fitting._GaussianAdamLoop, "make", classmethod(lambda cls, *a: None))
+    general = kc.fit(FIVE_MODES, kc.Gaussian(3.0, 1.0), kind, **args)
+    assert runs == [1]
+    np.testing.assert_array_equal(fast.params, general.params)
+    np.testing.assert_array_equal(fast.loss, general.loss)
+    assert fast.reasons == general.reasons
+    assert fast.dropped.any() == (lr > 1.0)
 
 
 def test_alpha_gradient_where_the_student_underflows_under_an_overflowing_ratio():
