@@ -201,6 +201,7 @@ LATE_CPUS: set[int] | None = None  # --pin: the CPUs of the server and the late 
 
 def user_31(url: str, out: dict) -> None:
     """A late user's page load in its own chromium (run in a thread: sync Playwright, one per thread)."""
+    before = os.sched_getaffinity(0)  # this thread's (the main thread runs the first two loads itself)
     try:
         if LATE_CPUS is not None:  # this thread's affinity: the driver and chromium it starts inherit it
             os.sched_setaffinity(0, LATE_CPUS)
@@ -212,6 +213,8 @@ def user_31(url: str, out: dict) -> None:
                 browser.close()
     except Exception as err:  # noqa: BLE001 (reported in the table, not lost in a thread)
         out["error"] = repr(err)
+    finally:
+        os.sched_setaffinity(0, before)  # else the sessions the main thread opens next would share CPU 0
 
 
 def poll_health(url: str, stop: threading.Event, out: list[float]) -> None:
