@@ -56,7 +56,7 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from e2e.harness import CHROMIUM, CHROMIUM_ARGS, free_port, start_server, stop_server  # noqa: E402
+from e2e.harness import CHROMIUM, CHROMIUM_ARGS, cpu_seconds, free_port, start_server, stop_server  # noqa: E402
 
 SLIDER_LABEL = "Mode 1 mean"
 CHART = '[data-testid="stPlotlyChart"] .js-plotly-plot'
@@ -297,13 +297,6 @@ def concurrent_sessions(
 def _median(times: list[float | None]) -> float | None:
     done = [t for t in times if t is not None]
     return statistics.median(done) if len(done) == len(times) else None
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process so far (proc(5): fields 14 and 15, in clock ticks), in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()  # after "pid (comm)": field 3 is fields[0]
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def with_server(tmp: Path, name: str, work, cpus: set[int] | None = None):

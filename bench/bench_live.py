@@ -72,7 +72,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
-from e2e.harness import CHROMIUM, CHROMIUM_ARGS, free_port, start_server, stop_server  # noqa: E402
+from e2e.harness import CHROMIUM, CHROMIUM_ARGS, cpu_seconds, free_port, start_server, stop_server  # noqa: E402
 
 from app.live_ui import REPORT_IDLE_MS  # noqa: E402
 
@@ -164,13 +164,6 @@ WIDGET_TRAINED = re.compile(r"step [1-9]")  # the widget's step counter after it
 REPLAY_CHART = '[data-testid="stPlotlyChart"] .js-plotly-plot .main-svg'
 SLIDER_LABEL = "Mode 1 mean"
 LOAD_TIMEOUT_MS = 180_000
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (proc(5): fields 14 and 15, in clock ticks), in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()  # after "pid (comm)": field 3 is fields[0]
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def available_gb() -> float:

@@ -73,6 +73,13 @@ def start_server(port: int, log_path: Path, cpus: set[int] | None = None) -> sub
     return process
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process so far (proc(5): fields 14 and 15, in clock ticks), in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()  # after "pid (comm)": field 3 is fields[0]
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def stop_server(process: subprocess.Popen) -> None:
     """SIGTERM by PID, then kill if it has not gone within 10 s."""
     if process.poll() is not None:
