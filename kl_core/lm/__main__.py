@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import sys
 from collections.abc import Sequence
 
@@ -45,13 +46,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.device = device
     try:
         if rank == 0:
-            return run_command(handlers["distill"], args)
-        with contextlib.redirect_stdout(io.StringIO()):
-            return run_command(handlers["distill"], args)
+            code = run_command(handlers["distill"], args)
+        else:
+            with contextlib.redirect_stdout(io.StringIO()):
+                code = run_command(handlers["distill"], args)
     finally:
         if dist.is_initialized():
             dist.barrier()  # every rank is done (rank 0 evaluated and saved) before the group goes away
             dist.destroy_process_group()
+    if rank != 0:
+        # A rank other than 0 has nothing left to write (rank 0 evaluates and saves), so it leaves without the
+        # interpreter's teardown: there gloo's helper threads could still be joinable when C++'s statics are
+        # destroyed, which calls std::terminate (SIGABRT) after the work is done, about one run in ten on a
+        # loaded machine, and torchrun then reports the whole run failed.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":
